@@ -1,0 +1,257 @@
+// Command tenantry is the Tenantry server and its administration commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/tenantry/tenantry/keys"
+	"github.com/tenantry/tenantry/migrations"
+	"github.com/tenantry/tenantry/server"
+)
+
+const usage = `Usage:
+  tenantry serve [--addr HOST:PORT] [--database PATH] [--bootstrap-key-file PATH]
+  tenantry migrate [--database PATH]
+  tenantry partner create --name NAME [--database PATH]
+
+Environment: TENANTRY_ADDR, TENANTRY_DATABASE, TENANTRY_BOOTSTRAP_KEY_FILE.
+`
+
+const (
+	defaultAddr     = "127.0.0.1:8080"
+	defaultDatabase = "./data/tenantry.db"
+	bootstrapName   = "Bootstrap partner"
+)
+
+// errUsage marks a mistake in the command line (exit status 2).
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := &Main{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+	if err := m.Run(ctx, os.Args[1:]); err != nil {
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
+		fmt.Fprintln(os.Stderr, "tenantry:", err)
+		os.Exit(1)
+	}
+	if m.Serving() {
+		<-ctx.Done()
+		if err := m.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "tenantry:", err)
+			os.Exit(1)
+		}
+	}
+}
+
+// Main is the program, as a value an end-to-end test can start (Run) and stop (Close).
+type Main struct {
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+
+	log  *slog.Logger
+	db   *sqlx.DB
+	http *http.Server
+	ln   net.Listener
+	done chan error
+}
+
+// Run executes one command. For serve it returns once the server is listening; Close stops it.
+func (m *Main) Run(ctx context.Context, args []string) error {
+	m.log = slog.New(slog.NewJSONHandler(m.Stderr, nil))
+	if len(args) == 0 {
+		fmt.Fprint(m.Stderr, usage)
+		return errUsage
+	}
+	switch cmd, rest := args[0], args[1:]; {
+	case cmd == "serve":
+		return m.serve(ctx, rest)
+	case cmd == "migrate":
+		return m.migrate(ctx, rest)
+	case cmd == "partner" && len(rest) > 0 && rest[0] == "create":
+		return m.createPartner(ctx, rest[1:])
+	case cmd == "help" || cmd == "-h" || cmd == "--help":
+		fmt.Fprint(m.Stdout, usage)
+		return nil
+	default:
+		fmt.Fprintf(m.Stderr, "unknown command %q\n%s", args[0], usage)
+		return errUsage
+	}
+}
+
+// Addr is the address the server listens on (useful with port 0).
+func (m *Main) Addr() string { return m.ln.Addr().String() }
+
+// Serving reports whether Run started a server.
+func (m *Main) Serving() bool { return m.http != nil }
+
+// Close stops accepting connections, lets requests in flight finish (up to 10 s) and closes
+// the database.
+func (m *Main) Close() error {
+	var err error
+	if m.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err = m.http.Shutdown(ctx)
+		if serveErr := <-m.done; !errors.Is(serveErr, http.ErrServerClosed) {
+			err = errors.Join(err, serveErr)
+		}
+	}
+	if m.db != nil {
+		err = errors.Join(err, m.db.Close())
+	}
+	return err
+}
+
+func (m *Main) flags(name string) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet("tenantry "+name, flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	db := fs.String("database", m.env("TENANTRY_DATABASE", defaultDatabase), "SQLite database file")
+	return fs, db
+}
+
+func (m *Main) env(name, fallback string) string {
+	if m.Getenv != nil {
+		if v := m.Getenv(name); v != "" {
+			return v
+		}
+	}
+	return fallback
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected argument %q\n", fs.Arg(0))
+		return errUsage
+	}
+	return nil
+}
+
+func (m *Main) serve(ctx context.Context, args []string) error {
+	fs, dbPath := m.flags("serve")
+	addr := fs.String("addr", m.env("TENANTRY_ADDR", defaultAddr), "address to listen on")
+	keyFile := fs.String("bootstrap-key-file", m.env("TENANTRY_BOOTSTRAP_KEY_FILE", ""),
+		"where the first start writes the bootstrap partner key (default: bootstrap-partner-key beside the database)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *keyFile == "" {
+		*keyFile = filepath.Join(filepath.Dir(*dbPath), "bootstrap-partner-key")
+	}
+	db, err := migrations.OpenAndMigrate(ctx, *dbPath)
+	if err != nil {
+		return err
+	}
+	m.db = db
+	created, err := keys.NewService(db).Bootstrap(ctx, bootstrapName, func(value string) error {
+		return writeSecretFile(*keyFile, value+"\n")
+	})
+	if err != nil {
+		return fmt.Errorf("bootstrap partner: %w", err)
+	}
+	if created {
+		m.log.Info("created the bootstrap partner; its partner key is in the file named here", "path", *keyFile)
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	m.ln = ln
+	m.http = &http.Server{
+		Handler:           server.New(db, m.log),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	m.done = make(chan error, 1)
+	go func() { m.done <- m.http.Serve(ln) }()
+	m.log.Info("listening", "addr", ln.Addr().String(), "database", *dbPath)
+	return nil
+}
+
+func (m *Main) migrate(ctx context.Context, args []string) error {
+	fs, dbPath := m.flags("migrate")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	db, err := migrations.OpenAndMigrate(ctx, *dbPath)
+	if err != nil {
+		return err
+	}
+	m.log.Info("database is up to date", "database", *dbPath)
+	return db.Close()
+}
+
+// createPartner prints the new partner key alone on stdout so scripts can capture it.
+func (m *Main) createPartner(ctx context.Context, args []string) error {
+	fs, dbPath := m.flags("partner create")
+	name := fs.String("name", "", "the partner's name (required)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *name == "" {
+		fmt.Fprintln(m.Stderr, "tenantry partner create: --name is required")
+		return errUsage
+	}
+	db, err := migrations.OpenAndMigrate(ctx, *dbPath)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	p, value, err := keys.NewService(db).CreatePartner(ctx, *name)
+	if err != nil {
+		return err
+	}
+	m.log.Info("created partner", "partner_id", p.ID, "name", p.Name, "owner_organization_id", p.OwnerOrgID)
+	_, err = fmt.Fprintln(m.Stdout, value)
+	return err
+}
+
+// writeSecretFile replaces path with content, readable by the owner only, atomically.
+func writeSecretFile(path, content string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".bootstrap-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.WriteString(content); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,121 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+)
+
+// maxBodyBytes is the largest request body accepted (1 MiB).
+const maxBodyBytes = 1 << 20
+
+// limitBody caps every request body; readJSONBody turns the overflow into a 413.
+func limitBody(c *gin.Context) {
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxBodyBytes)
+	c.Next()
+}
+
+var errBodyTooLarge = newAPIError(http.StatusRequestEntityTooLarge, "body_too_large",
+	"The request body is larger than 1 MiB.")
+
+// decodeJSON reads the request body as one JSON object into dst, rejecting unknown fields.
+// A body is required.
+func decodeJSON(c *gin.Context, dst any) error {
+	body, err := readJSONBody(c)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return newAPIError(http.StatusBadRequest, "body_required", "This endpoint needs a JSON object as the request body.")
+	}
+	return unmarshalStrict(body, dst)
+}
+
+// decodeOptionalJSON accepts an empty body, or a JSON object holding only dst's fields.
+func decodeOptionalJSON(c *gin.Context, dst any) error {
+	body, err := readJSONBody(c)
+	if err != nil || len(bytes.TrimSpace(body)) == 0 {
+		return err
+	}
+	return unmarshalStrict(body, dst)
+}
+
+func readJSONBody(c *gin.Context) ([]byte, error) {
+	if c.Request.ContentLength > maxBodyBytes {
+		return nil, errBodyTooLarge
+	}
+	body, err := io.ReadAll(c.Request.Body)
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, errBodyTooLarge
+	}
+	if err != nil {
+		return nil, newAPIError(http.StatusBadRequest, "unreadable_body", "The request body could not be read.")
+	}
+	if len(bytes.TrimSpace(body)) > 0 {
+		mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return nil, newAPIError(http.StatusUnsupportedMediaType, "unsupported_media_type",
+				"Request bodies must be JSON: send 'Content-Type: application/json'.")
+		}
+	}
+	return body, nil
+}
+
+func unmarshalStrict(body []byte, dst any) error {
+	if body = bytes.TrimSpace(body); body[0] != '{' {
+		return newAPIError(http.StatusBadRequest, "malformed_json", "The request body must be a JSON object.")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(dst)
+	if err == nil && dec.More() {
+		return newAPIError(http.StatusBadRequest, "malformed_json", "The request body holds more than one JSON value.")
+	}
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &syntax):
+		return newAPIError(http.StatusBadRequest, "malformed_json",
+			"The request body is not valid JSON (at byte %d): %s.", syntax.Offset, syntax.Error())
+	case errors.As(err, &typ):
+		e := newAPIError(http.StatusBadRequest, "validation_failed",
+			"The request has invalid fields: %s: must be %s.", typ.Field, jsonType(typ.Type.Kind().String()))
+		e.Metadata = map[string]any{typ.Field: "must be " + jsonType(typ.Type.Kind().String())}
+		return e
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		e := newAPIError(http.StatusBadRequest, "unknown_field",
+			"The request body has a field this endpoint does not accept: %q.", field)
+		e.Metadata = map[string]any{"field": field}
+		return e
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return newAPIError(http.StatusBadRequest, "malformed_json", "The request body is not valid JSON: it ends too early.")
+	default:
+		return newAPIError(http.StatusBadRequest, "malformed_json", "The request body is not valid JSON.")
+	}
+}
+
+// jsonType names a Go kind the way a JSON author would.
+func jsonType(kind string) string {
+	switch kind {
+	case "string":
+		return "a string"
+	case "slice", "array":
+		return "an array"
+	case "bool":
+		return "true or false"
+	case "struct", "map":
+		return "an object"
+	default:
+		return "a number"
+	}
+}

@@ -1,0 +1,93 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/tenantry/tenantry/tenants"
+)
+
+// apiError is a refusal decided by the HTTP layer itself (media type, body size, version,
+// routing); domain refusals arrive as *tenants.Error.
+type apiError struct {
+	Status   int
+	Key      string
+	Message  string
+	Metadata map[string]any
+}
+
+func (e *apiError) Error() string { return e.Message }
+
+func newAPIError(status int, key, format string, args ...any) *apiError {
+	return &apiError{Status: status, Key: key, Message: fmt.Sprintf(format, args...)}
+}
+
+// errorBody is the one error shape every response uses.
+type errorBody struct {
+	Status   int            `json:"status"`
+	Key      string         `json:"key"`
+	Message  string         `json:"message"`
+	Metadata map[string]any `json:"metadata"`
+}
+
+// statusByKind maps each domain error kind to its HTTP status.
+var statusByKind = []struct {
+	kind   error
+	status int
+}{
+	{tenants.ErrInvalid, http.StatusBadRequest},
+	{tenants.ErrUnauthenticated, http.StatusUnauthorized},
+	{tenants.ErrForbidden, http.StatusForbidden},
+	{tenants.ErrNotFound, http.StatusNotFound},
+	{tenants.ErrConflict, http.StatusConflict},
+}
+
+// writeError is the one place an error becomes a response. Anything it does not recognise is a
+// 500 that says nothing internal; the full error is logged with the request id.
+func (s *Server) writeError(c *gin.Context, err error) {
+	body := errorBody{Metadata: map[string]any{}}
+	var api *apiError
+	var dom *tenants.Error
+	switch {
+	case errors.As(err, &api):
+		body.Status, body.Key, body.Message = api.Status, api.Key, api.Message
+		if api.Metadata != nil {
+			body.Metadata = api.Metadata
+		}
+	case errors.As(err, &dom):
+		for _, m := range statusByKind {
+			if errors.Is(dom.Kind, m.kind) {
+				body.Status = m.status
+			}
+		}
+		body.Key, body.Message = dom.Key, dom.Message
+		if dom.Metadata != nil {
+			body.Metadata = dom.Metadata
+		}
+	}
+	if body.Status == 0 {
+		id := requestID(c)
+		s.log.ErrorContext(c.Request.Context(), "internal error", "request_id", id, "error", err.Error())
+		body = errorBody{Status: http.StatusInternalServerError, Key: "internal_error",
+			Message:  "Something went wrong on our side. If it persists, contact the operator and quote request id " + id + ".",
+			Metadata: map[string]any{"request_id": id}}
+	}
+	if body.Status == http.StatusUnauthorized {
+		challenge := `Bearer realm="tenantry"`
+		if body.Key != "missing_token" {
+			challenge += `, error="invalid_token"`
+		}
+		c.Header("WWW-Authenticate", challenge)
+	}
+	c.AbortWithStatusJSON(body.Status, body)
+}
+
+// logPanic records a recovered panic; the response is a plain internal error.
+func (s *Server) logPanic(c *gin.Context, v any) {
+	s.log.ErrorContext(c.Request.Context(), "panic", "request_id", requestID(c), "panic", fmt.Sprint(v),
+		slog.String("route", c.FullPath()))
+}

@@ -1,0 +1,136 @@
+package server
+
+import (
+	"log/slog"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/tenantry/tenantry/keys"
+	"github.com/tenantry/tenantry/tenants"
+)
+
+// Context keys set by the middleware.
+const (
+	ctxRequestID = "tenantry.request_id"
+	ctxPrincipal = "tenantry.principal"
+	ctxAuthError = "tenantry.auth_error"
+	ctxVersion   = "tenantry.version"
+)
+
+var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// withRequestID takes the caller's X-Request-Id when it is sane, else makes one, and echoes it.
+func withRequestID(c *gin.Context) {
+	id := c.GetHeader("X-Request-Id")
+	if !validRequestID.MatchString(id) {
+		id = uuid.NewString()
+	}
+	c.Set(ctxRequestID, id)
+	c.Header("X-Request-Id", id)
+	c.Next()
+}
+
+func requestID(c *gin.Context) string { return c.GetString(ctxRequestID) }
+
+// recoverPanics turns a panic into a 500 that reveals nothing, logged with the request id.
+func (s *Server) recoverPanics(c *gin.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.logPanic(c, v)
+			if !c.Writer.Written() {
+				s.writeError(c, errPanic)
+			}
+			c.Abort()
+		}
+	}()
+	c.Next()
+}
+
+type panicError struct{}
+
+func (panicError) Error() string { return "handler panicked" }
+
+var errPanic error = panicError{}
+
+// accessLog writes one line per request. It never logs headers or bodies: the Authorization
+// header and key values must not reach the logs.
+func (s *Server) accessLog(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	attrs := []slog.Attr{
+		slog.String("request_id", requestID(c)),
+		slog.String("method", c.Request.Method),
+		slog.String("route", c.FullPath()),
+		slog.String("path", c.Request.URL.Path),
+		slog.Int("status", c.Writer.Status()),
+		slog.Float64("latency_ms", float64(time.Since(start).Microseconds())/1000),
+		slog.String("version", c.GetString(ctxVersion)),
+	}
+	if p, ok := c.Get(ctxPrincipal); ok {
+		p := p.(*tenants.Principal)
+		attrs = append(attrs, slog.String("credential_kind", string(p.Kind)), slog.String("credential_id", p.KeyID))
+	}
+	s.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "request", attrs...)
+}
+
+// Versions are Polytomic's API versions, oldest first; the last is the default.
+var Versions = []string{"2021-05-23", "2022-12-12", "2023-04-25", "2024-02-08", "2025-09-18"}
+
+// DefaultVersion serves requests that do not name a version.
+var DefaultVersion = Versions[len(Versions)-1]
+
+const versionHeader = "X-Polytomic-Version"
+
+// negotiateVersion validates X-Polytomic-Version and names the version on every response,
+// errors included.
+func (s *Server) negotiateVersion(c *gin.Context) {
+	v := strings.TrimSpace(c.GetHeader(versionHeader))
+	if v == "" {
+		v = DefaultVersion
+	}
+	if !slices.Contains(Versions, v) {
+		c.Set(ctxVersion, DefaultVersion)
+		c.Header(versionHeader, DefaultVersion)
+		e := newAPIError(http.StatusBadRequest, "unsupported_version",
+			"X-Polytomic-Version %q is not supported; use one of %s, or leave the header out for %s.",
+			v, strings.Join(Versions, ", "), DefaultVersion)
+		e.Metadata = map[string]any{"supported_versions": Versions}
+		s.writeError(c, e)
+		return
+	}
+	c.Set(ctxVersion, v)
+	c.Header(versionHeader, v)
+	c.Next()
+}
+
+// authenticate resolves the bearer credential, if any, into a Principal. It rejects nothing:
+// each route's guard decides between 401, 403 and going ahead.
+func (s *Server) authenticate(c *gin.Context) {
+	header := c.GetHeader("Authorization")
+	var value string
+	if header != "" {
+		scheme, rest, _ := strings.Cut(header, " ")
+		if !strings.EqualFold(scheme, "Bearer") {
+			c.Set(ctxAuthError, keys.ErrInvalidToken)
+			c.Next()
+			return
+		}
+		value = strings.TrimSpace(rest)
+	}
+	p, err := s.keys.Authenticate(c.Request.Context(), value)
+	if err != nil {
+		c.Set(ctxAuthError, err)
+	} else {
+		c.Set(ctxPrincipal, p)
+	}
+	c.Next()
+}

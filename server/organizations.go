@@ -1,0 +1,88 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/tenantry/tenantry/tenants"
+)
+
+func (s *Server) getIdentity(c *gin.Context, p *tenants.Principal) error {
+	id, err := s.store.Identity(c, p)
+	if err != nil {
+		return err
+	}
+	return writeData(c, http.StatusOK, id)
+}
+
+// organizationRequest is the body of POST and PUT /api/organizations[/{id}].
+type organizationRequest struct {
+	Name         string `json:"name"`
+	Issuer       string `json:"issuer"`
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
+	SSODomain    string `json:"sso_domain"`
+	SSOOrgID     string `json:"sso_org_id"`
+}
+
+func (r organizationRequest) input() tenants.OrganizationInput {
+	return tenants.OrganizationInput{Name: r.Name, Issuer: r.Issuer, ClientID: r.ClientID,
+		ClientSecret: r.ClientSecret, SSODomain: r.SSODomain, SSOOrgID: r.SSOOrgID}
+}
+
+func (s *Server) listOrganizations(c *gin.Context, p *tenants.Principal) error {
+	orgs, err := s.store.ListOrganizations(c, p)
+	if err != nil {
+		return err
+	}
+	return writeData(c, http.StatusOK, orgs)
+}
+
+func (s *Server) createOrganization(c *gin.Context, p *tenants.Principal) error {
+	var req organizationRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	org, err := s.store.CreateOrganization(c, p, req.input())
+	if err != nil {
+		return err
+	}
+	return writeData(c, http.StatusOK, org)
+}
+
+func (s *Server) getOrganization(c *gin.Context, p *tenants.Principal) error {
+	org, err := s.store.GetOrganization(c, p, c.Param("org_id"))
+	if err != nil {
+		return err
+	}
+	return writeData(c, http.StatusOK, org)
+}
+
+func (s *Server) getCurrentOrganization(c *gin.Context, p *tenants.Principal) error {
+	org, err := s.store.CurrentOrganization(c, p)
+	if err != nil {
+		return err
+	}
+	return writeData(c, http.StatusOK, org)
+}
+
+func (s *Server) updateOrganization(c *gin.Context, p *tenants.Principal) error {
+	var req organizationRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	org, err := s.store.UpdateOrganization(c, p, c.Param("org_id"), req.input())
+	if err != nil {
+		return err
+	}
+	return writeData(c, http.StatusOK, org)
+}
+
+func (s *Server) deleteOrganization(c *gin.Context, p *tenants.Principal) error {
+	org, err := s.store.DeleteOrganization(c, p, c.Param("org_id"))
+	if err != nil {
+		return err
+	}
+	return writeData(c, http.StatusOK, org)
+}

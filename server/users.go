@@ -1,0 +1,114 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/tenantry/tenantry/tenants"
+)
+
+// orgLocator says which organization a user route works on: the one named in the path
+// (/api/organizations/{org_id}/users) or the caller's own (/api/organization/users).
+type orgLocator func(c *gin.Context, p *tenants.Principal) string
+
+func orgFromPath(c *gin.Context, _ *tenants.Principal) string { return c.Param("org_id") }
+func orgOfCaller(_ *gin.Context, p *tenants.Principal) string { return p.OrgID }
+
+// userRequest is the body of POST and PUT on users.
+type userRequest struct {
+	Email   string   `json:"email"`
+	Role    string   `json:"role"`
+	RoleIDs []string `json:"role_ids"`
+}
+
+func (r userRequest) input() tenants.UserInput {
+	return tenants.UserInput{Email: r.Email, Role: r.Role, RoleIDs: r.RoleIDs}
+}
+
+func (s *Server) listUsers(org orgLocator) handler {
+	return func(c *gin.Context, p *tenants.Principal) error {
+		users, err := s.store.ListUsers(c, p, org(c, p))
+		if err != nil {
+			return err
+		}
+		return writeData(c, http.StatusOK, users)
+	}
+}
+
+func (s *Server) createUser(org orgLocator) handler {
+	return func(c *gin.Context, p *tenants.Principal) error {
+		var req userRequest
+		if err := decodeJSON(c, &req); err != nil {
+			return err
+		}
+		u, err := s.store.CreateUser(c, p, org(c, p), req.input())
+		if err != nil {
+			return err
+		}
+		return writeData(c, http.StatusOK, u)
+	}
+}
+
+func (s *Server) getUser(org orgLocator) handler {
+	return func(c *gin.Context, p *tenants.Principal) error {
+		u, err := s.store.GetUser(c, p, org(c, p), c.Param("id"))
+		if err != nil {
+			return err
+		}
+		return writeData(c, http.StatusOK, u)
+	}
+}
+
+func (s *Server) updateUser(org orgLocator) handler {
+	return func(c *gin.Context, p *tenants.Principal) error {
+		var req userRequest
+		if err := decodeJSON(c, &req); err != nil {
+			return err
+		}
+		u, err := s.store.UpdateUser(c, p, org(c, p), c.Param("id"), req.input())
+		if err != nil {
+			return err
+		}
+		return writeData(c, http.StatusOK, u)
+	}
+}
+
+func (s *Server) deleteUser(org orgLocator) handler {
+	return func(c *gin.Context, p *tenants.Principal) error {
+		u, err := s.store.DeleteUser(c, p, org(c, p), c.Param("id"))
+		if err != nil {
+			return err
+		}
+		return writeData(c, http.StatusOK, u)
+	}
+}
+
+// apiKeyValue is the one response that carries a key's value.
+type apiKeyValue struct {
+	Value string `json:"value"`
+}
+
+func (s *Server) mintUserKey(c *gin.Context, p *tenants.Principal) error {
+	force := false
+	if v, ok := c.GetQuery("force"); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			e := newAPIError(http.StatusBadRequest, "validation_failed",
+				"The request has invalid fields: force: must be true or false.")
+			e.Metadata = map[string]any{"force": "must be true or false"}
+			return e
+		}
+		force = b
+	}
+	if err := decodeOptionalJSON(c, &struct{}{}); err != nil {
+		return err
+	}
+	value, err := s.keys.MintUserKey(c, p, c.Param("org_id"), c.Param("id"), force)
+	if err != nil {
+		return err
+	}
+	c.Header("Cache-Control", "no-store")
+	return writeData(c, http.StatusOK, apiKeyValue{Value: value})
+}

@@ -1,0 +1,77 @@
+package tenants
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Error kinds. Domain functions return an *Error whose Kind is one of these, so callers test
+// with errors.Is(err, tenants.ErrNotFound) and the HTTP layer maps each kind to one status.
+var (
+	ErrInvalid         = errors.New("invalid input")   // 400
+	ErrUnauthenticated = errors.New("unauthenticated") // 401
+	ErrForbidden       = errors.New("forbidden")       // 403
+	ErrNotFound        = errors.New("not found")       // 404
+	ErrConflict        = errors.New("conflict")        // 409
+)
+
+// Error is a failure a caller can act on: a kind, a stable snake_case key, a sentence for a
+// person, and (for validation errors) the problem with each field.
+type Error struct {
+	Kind     error
+	Key      string
+	Message  string
+	Metadata map[string]any
+}
+
+func (e *Error) Error() string { return e.Message }
+func (e *Error) Unwrap() error { return e.Kind }
+
+// Errorf builds an *Error of the given kind.
+func Errorf(kind error, key, format string, args ...any) *Error {
+	return &Error{Kind: kind, Key: key, Message: fmt.Sprintf(format, args...)}
+}
+
+// FieldErrors collects validation problems, one message per field, in the order found.
+type FieldErrors struct {
+	order  []string
+	byName map[string]string
+}
+
+// Add records msg for field unless the field already has a problem.
+func (f *FieldErrors) Add(field, msg string) {
+	if f.byName == nil {
+		f.byName = map[string]string{}
+	}
+	if _, ok := f.byName[field]; ok {
+		return
+	}
+	f.order = append(f.order, field)
+	f.byName[field] = msg
+}
+
+// Err is nil when no field has a problem, else a 400 validation_failed naming every field.
+func (f *FieldErrors) Err() error {
+	if len(f.order) == 0 {
+		return nil
+	}
+	meta := make(map[string]any, len(f.order))
+	parts := make([]string, 0, len(f.order))
+	for _, name := range f.order {
+		meta[name] = f.byName[name]
+		parts = append(parts, name+": "+f.byName[name])
+	}
+	return &Error{Kind: ErrInvalid, Key: "validation_failed",
+		Message: "The request has invalid fields: " + strings.Join(parts, "; ") + ".", Metadata: meta}
+}
+
+// IsUniqueViolation reports whether err is a unique-constraint failure from SQLite or
+// PostgreSQL (SQLSTATE 23505), without this package importing a driver.
+func IsUniqueViolation(err error) bool {
+	var pg interface{ SQLState() string }
+	if errors.As(err, &pg) {
+		return pg.SQLState() == "23505"
+	}
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}

@@ -1,0 +1,232 @@
+package tenants
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Organization is an isolated customer tenant of a partner. Its SSO client secret is
+// write-only: it is stored but has no field here, so it cannot be returned or logged.
+type Organization struct {
+	ID        string    `json:"id" db:"id"`
+	Name      string    `json:"name" db:"name"`
+	Issuer    string    `json:"issuer" db:"issuer"`
+	ClientID  string    `json:"client_id" db:"client_id"`
+	SSODomain string    `json:"sso_domain" db:"sso_domain"`
+	SSOOrgID  string    `json:"sso_org_id" db:"sso_org_id"`
+	CreatedAt time.Time `json:"created_at" db:"created_at"`
+	UpdatedAt time.Time `json:"updated_at" db:"updated_at"`
+
+	PartnerID string `json:"-" db:"partner_id"`
+	IsOwner   bool   `json:"-" db:"is_owner"`
+}
+
+// OrganizationInput is the body of a create or a full-replacement update: a field left out
+// is stored empty.
+type OrganizationInput struct {
+	Name         string
+	Issuer       string
+	ClientID     string
+	ClientSecret string
+	SSODomain    string
+	SSOOrgID     string
+}
+
+const orgColumns = `id, name, issuer, client_id, sso_domain, sso_org_id, created_at, updated_at, partner_id, is_owner`
+
+func (in *OrganizationInput) normalize() error {
+	in.Name = strings.TrimSpace(in.Name)
+	in.Issuer = strings.TrimSpace(in.Issuer)
+	in.ClientID = strings.TrimSpace(in.ClientID)
+	in.SSODomain = strings.ToLower(strings.TrimSpace(in.SSODomain))
+	in.SSOOrgID = strings.TrimSpace(in.SSOOrgID)
+	var errs FieldErrors
+	if msg := checkName(in.Name, 255); msg != "" {
+		errs.Add("name", msg)
+	}
+	if in.Issuer != "" {
+		if msg := checkURL(in.Issuer); msg != "" {
+			errs.Add("issuer", msg)
+		}
+	}
+	if msg := checkText(in.ClientID, 255); msg != "" {
+		errs.Add("client_id", msg)
+	}
+	if msg := checkText(in.ClientSecret, 1024); msg != "" {
+		errs.Add("client_secret", msg)
+	}
+	if in.SSODomain != "" {
+		if msg := checkDomain(in.SSODomain); msg != "" {
+			errs.Add("sso_domain", msg)
+		}
+	}
+	if msg := checkText(in.SSOOrgID, 255); msg != "" {
+		errs.Add("sso_org_id", msg)
+	}
+	return errs.Err()
+}
+
+func errOrganizationNotFound(id string) error {
+	return Errorf(ErrNotFound, "organization_not_found", "No organization with id %q exists for this partner.", id)
+}
+
+func errOrganizationNameTaken(name string) error {
+	return Errorf(ErrConflict, "organization_name_taken",
+		"An organization named %q already exists for this partner; names are unique ignoring case.", name)
+}
+
+// insertOrganization creates an organization with its built-in roles.
+func insertOrganization(ctx context.Context, tx *sqlx.Tx, partnerID string, owner bool, in OrganizationInput) (Organization, error) {
+	if err := in.normalize(); err != nil {
+		return Organization{}, err
+	}
+	now := Now()
+	o := Organization{ID: NewID(), Name: in.Name, Issuer: in.Issuer, ClientID: in.ClientID,
+		SSODomain: in.SSODomain, SSOOrgID: in.SSOOrgID, CreatedAt: now, UpdatedAt: now,
+		PartnerID: partnerID, IsOwner: owner}
+	_, err := tx.ExecContext(ctx, tx.Rebind(`
+		INSERT INTO organizations (id, partner_id, is_owner, name, name_key, issuer, client_id,
+			client_secret, sso_domain, sso_org_id, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		o.ID, partnerID, owner, o.Name, strings.ToLower(o.Name), o.Issuer, o.ClientID,
+		in.ClientSecret, o.SSODomain, o.SSOOrgID, now, now)
+	if IsUniqueViolation(err) {
+		return Organization{}, errOrganizationNameTaken(o.Name)
+	}
+	if err != nil {
+		return Organization{}, fmt.Errorf("insert organization: %w", err)
+	}
+	if err := insertSystemRoles(ctx, tx, o.ID, now); err != nil {
+		return Organization{}, err
+	}
+	return o, nil
+}
+
+// partnerOrganization loads an organization that partnerID owns; any other is ErrNotFound.
+func partnerOrganization(ctx context.Context, q sqlx.ExtContext, partnerID, id string) (Organization, error) {
+	if !validID(id) {
+		return Organization{}, errOrganizationNotFound(id)
+	}
+	var o Organization
+	err := sqlx.GetContext(ctx, q, &o, q.Rebind(`SELECT `+orgColumns+` FROM organizations WHERE id = ? AND partner_id = ?`), id, partnerID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Organization{}, errOrganizationNotFound(id)
+	}
+	if err != nil {
+		return Organization{}, fmt.Errorf("select organization: %w", err)
+	}
+	return o, nil
+}
+
+// CreateOrganization creates a child organization of the calling partner.
+func (s *Store) CreateOrganization(ctx context.Context, p *Principal, in OrganizationInput) (Organization, error) {
+	if err := RequirePartner(p); err != nil {
+		return Organization{}, err
+	}
+	var o Organization
+	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) (err error) {
+		o, err = insertOrganization(ctx, tx, p.PartnerID, false, in)
+		return err
+	})
+	return o, err
+}
+
+// ListOrganizations returns the partner's owner organization first, then its children in
+// order of creation.
+func (s *Store) ListOrganizations(ctx context.Context, p *Principal) ([]Organization, error) {
+	if err := RequirePartner(p); err != nil {
+		return nil, err
+	}
+	orgs := []Organization{}
+	err := sqlx.SelectContext(ctx, s.DB, &orgs, s.DB.Rebind(`SELECT `+orgColumns+`
+		FROM organizations WHERE partner_id = ? ORDER BY is_owner DESC, created_at, id`), p.PartnerID)
+	if err != nil {
+		return nil, fmt.Errorf("list organizations: %w", err)
+	}
+	return orgs, nil
+}
+
+// GetOrganization returns one of the partner's organizations.
+func (s *Store) GetOrganization(ctx context.Context, p *Principal, id string) (Organization, error) {
+	if err := RequirePartner(p); err != nil {
+		return Organization{}, err
+	}
+	return partnerOrganization(ctx, s.DB, p.PartnerID, id)
+}
+
+// CurrentOrganization returns the organization the credential acts in (a partner key's owner
+// organization).
+func (s *Store) CurrentOrganization(ctx context.Context, p *Principal) (Organization, error) {
+	var o Organization
+	err := sqlx.GetContext(ctx, s.DB, &o, s.DB.Rebind(`SELECT `+orgColumns+` FROM organizations WHERE id = ?`), p.OrgID)
+	if errors.Is(err, sql.ErrNoRows) {
+		// The organization was deleted between authentication and this query.
+		return Organization{}, errOrganizationNotFound(p.OrgID)
+	}
+	return o, err
+}
+
+// UpdateOrganization replaces an organization's name and SSO fields in full.
+func (s *Store) UpdateOrganization(ctx context.Context, p *Principal, id string, in OrganizationInput) (Organization, error) {
+	if err := RequirePartner(p); err != nil {
+		return Organization{}, err
+	}
+	var o Organization
+	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) (err error) {
+		if o, err = partnerOrganization(ctx, tx, p.PartnerID, id); err != nil {
+			return err
+		}
+		if err := in.normalize(); err != nil {
+			return err
+		}
+		o.Name, o.Issuer, o.ClientID, o.SSODomain, o.SSOOrgID, o.UpdatedAt =
+			in.Name, in.Issuer, in.ClientID, in.SSODomain, in.SSOOrgID, Now()
+		_, err = tx.ExecContext(ctx, tx.Rebind(`
+			UPDATE organizations SET name = ?, name_key = ?, issuer = ?, client_id = ?, client_secret = ?,
+				sso_domain = ?, sso_org_id = ?, updated_at = ?
+			WHERE id = ? AND partner_id = ?`),
+			o.Name, strings.ToLower(o.Name), o.Issuer, o.ClientID, in.ClientSecret,
+			o.SSODomain, o.SSOOrgID, o.UpdatedAt, o.ID, p.PartnerID)
+		if IsUniqueViolation(err) {
+			return errOrganizationNameTaken(o.Name)
+		}
+		return err
+	})
+	return o, err
+}
+
+// DeleteOrganization deletes a child organization with its users, roles and keys (so every key
+// in it stops working at once) and returns it as it was. The owner organization is ErrConflict.
+func (s *Store) DeleteOrganization(ctx context.Context, p *Principal, id string) (Organization, error) {
+	if err := RequirePartner(p); err != nil {
+		return Organization{}, err
+	}
+	var o Organization
+	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) (err error) {
+		if o, err = partnerOrganization(ctx, tx, p.PartnerID, id); err != nil {
+			return err
+		}
+		if o.IsOwner {
+			return Errorf(ErrConflict, "owner_organization_undeletable",
+				"Organization %q is the partner's owner organization and cannot be deleted.", o.ID)
+		}
+		// Users first (their role links and keys cascade), then the organization (its roles and
+		// remaining keys cascade): role links restrict role deletion, so they must go before roles.
+		for _, stmt := range []string{
+			`DELETE FROM users WHERE org_id = ?`,
+			`DELETE FROM organizations WHERE id = ?`,
+		} {
+			if _, err := tx.ExecContext(ctx, tx.Rebind(stmt), o.ID); err != nil {
+				return fmt.Errorf("delete organization: %w", err)
+			}
+		}
+		return nil
+	})
+	return o, err
+}

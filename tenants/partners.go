@@ -1,0 +1,66 @@
+package tenants
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Partner is a platform company that provisions customer organizations. It owns exactly one
+// owner organization, where its own staff live.
+type Partner struct {
+	ID         string    `db:"id"`
+	Name       string    `db:"name"`
+	OwnerOrgID string    `db:"owner_org_id"`
+	CreatedAt  time.Time `db:"created_at"`
+}
+
+// CreatePartner creates a partner and its owner organization (named like the partner) in tx.
+// Partner names are unique ignoring case: a duplicate is ErrConflict.
+func CreatePartner(ctx context.Context, tx *sqlx.Tx, name string) (Partner, error) {
+	name = strings.TrimSpace(name)
+	if msg := checkName(name, 255); msg != "" {
+		return Partner{}, Errorf(ErrInvalid, "validation_failed", "The partner name %s.", msg)
+	}
+	p := Partner{ID: NewID(), Name: name, CreatedAt: Now()}
+	_, err := tx.ExecContext(ctx, tx.Rebind(
+		`INSERT INTO partners (id, name, name_key, created_at) VALUES (?, ?, ?, ?)`),
+		p.ID, p.Name, strings.ToLower(name), p.CreatedAt)
+	if IsUniqueViolation(err) {
+		return Partner{}, Errorf(ErrConflict, "partner_name_taken", "A partner named %q already exists.", name)
+	}
+	if err != nil {
+		return Partner{}, fmt.Errorf("insert partner: %w", err)
+	}
+	org, err := insertOrganization(ctx, tx, p.ID, true, OrganizationInput{Name: name})
+	if err != nil {
+		return Partner{}, err
+	}
+	p.OwnerOrgID = org.ID
+	return p, nil
+}
+
+// CountPartners returns how many partners exist (zero on a new installation).
+func CountPartners(ctx context.Context, q sqlx.QueryerContext) (int, error) {
+	var n int
+	err := sqlx.GetContext(ctx, q, &n, `SELECT COUNT(*) FROM partners`)
+	return n, err
+}
+
+// FindPartner returns a partner with its owner organization's id.
+func FindPartner(ctx context.Context, q sqlx.ExtContext, id string) (Partner, error) {
+	var p Partner
+	err := sqlx.GetContext(ctx, q, &p, q.Rebind(`
+		SELECT p.id, p.name, o.id AS owner_org_id, p.created_at
+		FROM partners p JOIN organizations o ON o.partner_id = p.id AND o.is_owner
+		WHERE p.id = ?`), id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Partner{}, Errorf(ErrNotFound, "partner_not_found", "No partner has id %q.", id)
+	}
+	return p, err
+}

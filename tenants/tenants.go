@@ -1,0 +1,53 @@
+// Package tenants is the domain: partners, organizations, users and roles, their validation,
+// their authorization rules and their SQL. It imports nothing else from this module.
+//
+// Exported methods on Store are transaction boundaries: they validate, authorize against the
+// Principal, and scope every query by partner or organization, so that an object of another
+// tenant is ErrNotFound, never ErrForbidden. Functions that take a sqlx.ExtContext or *sqlx.Tx
+// run inside a caller's transaction, so one transaction can span tenants and keys.
+package tenants
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jmoiron/sqlx"
+)
+
+// Store runs the domain's operations on one database.
+type Store struct {
+	DB *sqlx.DB
+}
+
+// NewStore returns a Store on db.
+func NewStore(db *sqlx.DB) *Store { return &Store{DB: db} }
+
+// InTx runs fn in one transaction on db: committed when fn returns nil, rolled back otherwise.
+func InTx(ctx context.Context, db *sqlx.DB, fn func(tx *sqlx.Tx) error) error {
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Now is the current time as stored: UTC, microsecond precision (what both databases keep).
+func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// NewID returns a new time-ordered UUID (version 7), so new rows land at the end of indexes.
+func NewID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// validID reports whether s is a canonical UUID; anything else cannot name a row.
+func validID(s string) bool {
+	u, err := uuid.Parse(s)
+	return err == nil && u.String() == s
+}

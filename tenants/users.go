@@ -1,0 +1,266 @@
+package tenants
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// User is a person in one organization. Role is Polytomic's legacy view of RoleIDs: "admin"
+// when the user holds the built-in Admin role, else "user".
+type User struct {
+	ID             string    `json:"id" db:"id"`
+	Email          string    `json:"email" db:"email"`
+	OrganizationID string    `json:"organization_id" db:"org_id"`
+	Role           string    `json:"role" db:"-"`
+	RoleIDs        []string  `json:"role_ids" db:"-"`
+	CreatedAt      time.Time `json:"created_at" db:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at" db:"updated_at"`
+}
+
+// UserInput is the body of a create or a full-replacement update. Give Role ("admin" or
+// "user") or RoleIDs (at least one), not both; with neither the user is a Member. RoleIDs nil
+// means not given; an empty non-nil slice is an error.
+type UserInput struct {
+	Email   string
+	Role    string
+	RoleIDs []string
+}
+
+const userColumns = `id, email, org_id, created_at, updated_at`
+
+func errUserNotFound(id string) error {
+	return Errorf(ErrNotFound, "user_not_found", "No user with id %q exists in this organization.", id)
+}
+
+// normalize validates in against the organization's roles and returns the role ids to store.
+func (in *UserInput) normalize(roles map[string]orgRole) ([]string, error) {
+	in.Email = strings.TrimSpace(in.Email)
+	var errs FieldErrors
+	if msg := checkEmail(in.Email); msg != "" {
+		errs.Add("email", msg)
+	}
+	var ids []string
+	switch {
+	case in.Role != "" && in.RoleIDs != nil:
+		errs.Add("role_ids", `give either role or role_ids, not both`)
+	case in.RoleIDs != nil:
+		if len(in.RoleIDs) == 0 {
+			errs.Add("role_ids", "must list at least one role id")
+		}
+		seen := map[string]bool{}
+		for _, id := range in.RoleIDs {
+			if _, ok := roles[id]; !ok {
+				errs.Add("role_ids", fmt.Sprintf("no role with id %q exists in this organization", id))
+			} else if !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+	case in.Role == LegacyAdmin:
+		ids = []string{systemRoleID(roles, RoleAdmin)}
+	case in.Role == LegacyUser || in.Role == "":
+		ids = []string{systemRoleID(roles, RoleMember)}
+	default:
+		errs.Add("role", `must be "admin" or "user"`)
+	}
+	sort.Strings(ids)
+	return ids, errs.Err()
+}
+
+// authorizeUsers decides whether p may manage the users of orgID: a partner for its own
+// organizations, or an admin user for its own organization. Another tenant's organization is
+// ErrNotFound.
+func authorizeUsers(ctx context.Context, q sqlx.ExtContext, p *Principal, orgID string) error {
+	if p.IsPartner() {
+		_, err := partnerOrganization(ctx, q, p.PartnerID, orgID)
+		return err
+	}
+	if orgID != p.OrgID {
+		return errOrganizationNotFound(orgID)
+	}
+	if !p.IsAdmin {
+		return Errorf(ErrForbidden, "admin_required", "Managing users requires a partner key or the key of an admin user.")
+	}
+	return nil
+}
+
+// FindUser returns a user of orgID that p may manage.
+func FindUser(ctx context.Context, q sqlx.ExtContext, p *Principal, orgID, id string) (User, error) {
+	if err := authorizeUsers(ctx, q, p, orgID); err != nil {
+		return User{}, err
+	}
+	return findUser(ctx, q, orgID, id)
+}
+
+func findUser(ctx context.Context, q sqlx.ExtContext, orgID, id string) (User, error) {
+	if !validID(id) {
+		return User{}, errUserNotFound(id)
+	}
+	var u User
+	err := sqlx.GetContext(ctx, q, &u, q.Rebind(`SELECT `+userColumns+` FROM users WHERE id = ? AND org_id = ?`), id, orgID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return User{}, errUserNotFound(id)
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("select user: %w", err)
+	}
+	users := []User{u}
+	if err := loadRoles(ctx, q, orgID, users); err != nil {
+		return User{}, err
+	}
+	return users[0], nil
+}
+
+// loadRoles fills Role and RoleIDs of users, all of orgID.
+func loadRoles(ctx context.Context, q sqlx.ExtContext, orgID string, users []User) error {
+	roles, err := orgRoles(ctx, q, orgID)
+	if err != nil {
+		return err
+	}
+	var links []struct {
+		UserID string `db:"user_id"`
+		RoleID string `db:"role_id"`
+	}
+	query, args := `SELECT ur.user_id, ur.role_id FROM user_roles ur JOIN users u ON u.id = ur.user_id WHERE u.org_id = ?`, []any{orgID}
+	if len(users) == 1 {
+		query, args = `SELECT user_id, role_id FROM user_roles WHERE user_id = ?`, []any{users[0].ID}
+	}
+	if err := sqlx.SelectContext(ctx, q, &links, q.Rebind(query), args...); err != nil {
+		return fmt.Errorf("select user roles: %w", err)
+	}
+	byUser := map[string][]string{}
+	for _, l := range links {
+		byUser[l.UserID] = append(byUser[l.UserID], l.RoleID)
+	}
+	for i := range users {
+		ids := byUser[users[i].ID]
+		if ids == nil {
+			ids = []string{}
+		}
+		sort.Strings(ids)
+		users[i].RoleIDs = ids
+		users[i].Role = legacyRole(roles, ids)
+	}
+	return nil
+}
+
+func setUserRoles(ctx context.Context, tx *sqlx.Tx, userID string, roleIDs []string) error {
+	if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM user_roles WHERE user_id = ?`), userID); err != nil {
+		return fmt.Errorf("clear user roles: %w", err)
+	}
+	for _, id := range roleIDs {
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO user_roles (user_id, role_id) VALUES (?, ?)`), userID, id); err != nil {
+			return fmt.Errorf("insert user role: %w", err)
+		}
+	}
+	return nil
+}
+
+func errEmailTaken(email string) error {
+	return Errorf(ErrConflict, "user_email_taken",
+		"A user with email %q already exists in this organization; emails are unique ignoring case.", email)
+}
+
+// ListUsers returns the users of orgID in order of creation.
+func (s *Store) ListUsers(ctx context.Context, p *Principal, orgID string) ([]User, error) {
+	if err := authorizeUsers(ctx, s.DB, p, orgID); err != nil {
+		return nil, err
+	}
+	users := []User{}
+	if err := sqlx.SelectContext(ctx, s.DB, &users, s.DB.Rebind(`SELECT `+userColumns+`
+		FROM users WHERE org_id = ? ORDER BY created_at, id`), orgID); err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	if err := loadRoles(ctx, s.DB, orgID, users); err != nil {
+		return nil, err
+	}
+	return users, nil
+}
+
+// GetUser returns one user of orgID.
+func (s *Store) GetUser(ctx context.Context, p *Principal, orgID, id string) (User, error) {
+	return FindUser(ctx, s.DB, p, orgID, id)
+}
+
+// CreateUser adds a user to orgID. A duplicate email (ignoring case) is ErrConflict.
+func (s *Store) CreateUser(ctx context.Context, p *Principal, orgID string, in UserInput) (User, error) {
+	var u User
+	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+		if err := authorizeUsers(ctx, tx, p, orgID); err != nil {
+			return err
+		}
+		roles, err := orgRoles(ctx, tx, orgID)
+		if err != nil {
+			return err
+		}
+		roleIDs, err := in.normalize(roles)
+		if err != nil {
+			return err
+		}
+		now := Now()
+		u = User{ID: NewID(), Email: in.Email, OrganizationID: orgID, RoleIDs: roleIDs,
+			Role: legacyRole(roles, roleIDs), CreatedAt: now, UpdatedAt: now}
+		_, err = tx.ExecContext(ctx, tx.Rebind(`INSERT INTO users (id, org_id, email, email_key, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?)`), u.ID, orgID, u.Email, strings.ToLower(u.Email), now, now)
+		if IsUniqueViolation(err) {
+			return errEmailTaken(u.Email)
+		}
+		if err != nil {
+			return fmt.Errorf("insert user: %w", err)
+		}
+		return setUserRoles(ctx, tx, u.ID, roleIDs)
+	})
+	return u, err
+}
+
+// UpdateUser replaces a user's email and roles.
+func (s *Store) UpdateUser(ctx context.Context, p *Principal, orgID, id string, in UserInput) (User, error) {
+	var u User
+	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) (err error) {
+		if u, err = FindUser(ctx, tx, p, orgID, id); err != nil {
+			return err
+		}
+		roles, err := orgRoles(ctx, tx, orgID)
+		if err != nil {
+			return err
+		}
+		roleIDs, err := in.normalize(roles)
+		if err != nil {
+			return err
+		}
+		u.Email, u.RoleIDs, u.Role, u.UpdatedAt = in.Email, roleIDs, legacyRole(roles, roleIDs), Now()
+		_, err = tx.ExecContext(ctx, tx.Rebind(`UPDATE users SET email = ?, email_key = ?, updated_at = ? WHERE id = ? AND org_id = ?`),
+			u.Email, strings.ToLower(u.Email), u.UpdatedAt, u.ID, orgID)
+		if IsUniqueViolation(err) {
+			return errEmailTaken(u.Email)
+		}
+		if err != nil {
+			return fmt.Errorf("update user: %w", err)
+		}
+		return setUserRoles(ctx, tx, u.ID, roleIDs)
+	})
+	return u, err
+}
+
+// DeleteUser deletes a user and, with it, every key of that user, and returns the user as it was.
+func (s *Store) DeleteUser(ctx context.Context, p *Principal, orgID, id string) (User, error) {
+	var u User
+	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) (err error) {
+		if u, err = FindUser(ctx, tx, p, orgID, id); err != nil {
+			return err
+		}
+		// The user's keys and role links go with it (ON DELETE CASCADE).
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM users WHERE id = ? AND org_id = ?`), u.ID, orgID); err != nil {
+			return fmt.Errorf("delete user: %w", err)
+		}
+		return nil
+	})
+	return u, err
+}
