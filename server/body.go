@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 )
@@ -63,6 +64,10 @@ func readJSONBody(c *gin.Context) ([]byte, error) {
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 			return nil, newAPIError(http.StatusUnsupportedMediaType, "unsupported_media_type",
 				"Request bodies must be JSON: send 'Content-Type: application/json'.")
+		}
+		if !utf8.Valid(body) {
+			// encoding/json would silently turn invalid bytes into U+FFFD.
+			return nil, newAPIError(http.StatusBadRequest, "malformed_json", "The request body is not valid UTF-8.")
 		}
 	}
 	return body, nil

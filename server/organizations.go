@@ -9,7 +9,7 @@ import (
 )
 
 func (s *Server) getIdentity(c *gin.Context, p *tenants.Principal) error {
-	id, err := s.store.Identity(c, p)
+	id, err := s.store.Identity(c.Request.Context(), p)
 	if err != nil {
 		return err
 	}
@@ -32,7 +32,7 @@ func (r organizationRequest) input() tenants.OrganizationInput {
 }
 
 func (s *Server) listOrganizations(c *gin.Context, p *tenants.Principal) error {
-	orgs, err := s.store.ListOrganizations(c, p)
+	orgs, err := s.store.ListOrganizations(c.Request.Context(), p)
 	if err != nil {
 		return err
 	}
@@ -44,7 +44,7 @@ func (s *Server) createOrganization(c *gin.Context, p *tenants.Principal) error 
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	org, err := s.store.CreateOrganization(c, p, req.input())
+	org, err := s.store.CreateOrganization(c.Request.Context(), p, req.input())
 	if err != nil {
 		return err
 	}
@@ -52,7 +52,7 @@ func (s *Server) createOrganization(c *gin.Context, p *tenants.Principal) error 
 }
 
 func (s *Server) getOrganization(c *gin.Context, p *tenants.Principal) error {
-	org, err := s.store.GetOrganization(c, p, c.Param("org_id"))
+	org, err := s.store.GetOrganization(c.Request.Context(), p, c.Param("org_id"))
 	if err != nil {
 		return err
 	}
@@ -60,7 +60,7 @@ func (s *Server) getOrganization(c *gin.Context, p *tenants.Principal) error {
 }
 
 func (s *Server) getCurrentOrganization(c *gin.Context, p *tenants.Principal) error {
-	org, err := s.store.CurrentOrganization(c, p)
+	org, err := s.store.CurrentOrganization(c.Request.Context(), p)
 	if err != nil {
 		return err
 	}
@@ -72,7 +72,7 @@ func (s *Server) updateOrganization(c *gin.Context, p *tenants.Principal) error 
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	org, err := s.store.UpdateOrganization(c, p, c.Param("org_id"), req.input())
+	org, err := s.store.UpdateOrganization(c.Request.Context(), p, c.Param("org_id"), req.input())
 	if err != nil {
 		return err
 	}
@@ -80,7 +80,7 @@ func (s *Server) updateOrganization(c *gin.Context, p *tenants.Principal) error 
 }
 
 func (s *Server) deleteOrganization(c *gin.Context, p *tenants.Principal) error {
-	org, err := s.store.DeleteOrganization(c, p, c.Param("org_id"))
+	org, err := s.store.DeleteOrganization(c.Request.Context(), p, c.Param("org_id"))
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,6 @@ func New(db *sqlx.DB, log *slog.Logger) *Server {
 	e.HandleMethodNotAllowed = true
 	e.RedirectTrailingSlash = false
 	e.RedirectFixedPath = false
-	e.ContextWithFallback = true
 	e.Use(withRequestID, s.recoverPanics, s.accessLog, limitBody, s.negotiateVersion, s.authenticate)
 	e.NoRoute(func(c *gin.Context) {
 		s.writeError(c, newAPIError(http.StatusNotFound, "route_not_found",
@@ -62,7 +61,9 @@ func (s *Server) Routes() []Route {
 	return out
 }
 
-// A handler serves one authorized request and returns an error for writeError.
+// A handler serves one authorized request and returns an error for writeError. It passes
+// c.Request.Context(), never c, to the domain: Gin recycles c after the response, while
+// database/sql may still watch the context it was given.
 type handler func(c *gin.Context, p *tenants.Principal) error
 
 // A guard decides whether a principal may call a route at all (403 when not); which objects it

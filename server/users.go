@@ -29,7 +29,7 @@ func (r userRequest) input() tenants.UserInput {
 
 func (s *Server) listUsers(org orgLocator) handler {
 	return func(c *gin.Context, p *tenants.Principal) error {
-		users, err := s.store.ListUsers(c, p, org(c, p))
+		users, err := s.store.ListUsers(c.Request.Context(), p, org(c, p))
 		if err != nil {
 			return err
 		}
@@ -43,7 +43,7 @@ func (s *Server) createUser(org orgLocator) handler {
 		if err := decodeJSON(c, &req); err != nil {
 			return err
 		}
-		u, err := s.store.CreateUser(c, p, org(c, p), req.input())
+		u, err := s.store.CreateUser(c.Request.Context(), p, org(c, p), req.input())
 		if err != nil {
 			return err
 		}
@@ -53,7 +53,7 @@ func (s *Server) createUser(org orgLocator) handler {
 
 func (s *Server) getUser(org orgLocator) handler {
 	return func(c *gin.Context, p *tenants.Principal) error {
-		u, err := s.store.GetUser(c, p, org(c, p), c.Param("id"))
+		u, err := s.store.GetUser(c.Request.Context(), p, org(c, p), c.Param("id"))
 		if err != nil {
 			return err
 		}
@@ -67,7 +67,7 @@ func (s *Server) updateUser(org orgLocator) handler {
 		if err := decodeJSON(c, &req); err != nil {
 			return err
 		}
-		u, err := s.store.UpdateUser(c, p, org(c, p), c.Param("id"), req.input())
+		u, err := s.store.UpdateUser(c.Request.Context(), p, org(c, p), c.Param("id"), req.input())
 		if err != nil {
 			return err
 		}
@@ -77,7 +77,7 @@ func (s *Server) updateUser(org orgLocator) handler {
 
 func (s *Server) deleteUser(org orgLocator) handler {
 	return func(c *gin.Context, p *tenants.Principal) error {
-		u, err := s.store.DeleteUser(c, p, org(c, p), c.Param("id"))
+		u, err := s.store.DeleteUser(c.Request.Context(), p, org(c, p), c.Param("id"))
 		if err != nil {
 			return err
 		}
@@ -105,7 +105,7 @@ func (s *Server) mintUserKey(c *gin.Context, p *tenants.Principal) error {
 	if err := decodeOptionalJSON(c, &struct{}{}); err != nil {
 		return err
 	}
-	value, err := s.keys.MintUserKey(c, p, c.Param("org_id"), c.Param("id"), force)
+	value, err := s.keys.MintUserKey(c.Request.Context(), p, c.Param("org_id"), c.Param("id"), force)
 	if err != nil {
 		return err
 	}

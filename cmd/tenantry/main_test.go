@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/tenantry/tenantry/migrations"
+	"github.com/tenantry/tenantry/server/servertest"
+)
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// start runs `tenantry serve` on a free port with env as its environment.
+func start(t *testing.T, env map[string]string, args ...string) (*Main, *syncBuffer) {
+	t.Helper()
+	logs := &syncBuffer{}
+	m := &Main{Stdout: logs, Stderr: logs, Getenv: func(k string) string { return env[k] }}
+	if err := m.Run(context.Background(), append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)); err != nil {
+		t.Fatalf("serve: %v\n%s", err, logs)
+	}
+	return m, logs
+}
+
+// The partner workflow of the README, end to end against the real program.
+func TestEndToEnd(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := map[string]string{"TENANTRY_DATABASE": filepath.Join(dir, "data", "tenantry.db")}
+	m, logs := start(t, env)
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			m.Close()
+		}
+	})
+
+	keyFile := filepath.Join(dir, "data", "bootstrap-partner-key")
+	info, err := os.Stat(keyFile)
+	if err != nil {
+		t.Fatalf("bootstrap key file: %v", err)
+	}
+	if info.Mode().Perm() != 0o600 {
+		t.Fatalf("bootstrap key file mode %v, want 0600", info.Mode().Perm())
+	}
+	raw, _ := os.ReadFile(keyFile)
+	partnerKey := strings.TrimSpace(string(raw))
+	if !strings.Contains(logs.String(), keyFile) {
+		t.Fatalf("the log must name the key file:\n%s", logs)
+	}
+
+	api := servertest.New(t, "http://"+m.Addr())
+	partner := api.As(partnerKey)
+	me := partner.Do("GET", "/api/me", nil)
+	if me.Status != 200 || me.Data()["is_partner"] != true {
+		t.Fatalf("partner /api/me: %d %s", me.Status, me.Body)
+	}
+
+	org := partner.Do("POST", "/api/organizations", map[string]any{"name": "Acme Inc", "sso_domain": "acme.test", "client_secret": "sso-secret"})
+	if org.Status != 200 {
+		t.Fatalf("create organization: %d %s", org.Status, org.Body)
+	}
+	orgID := org.Data()["id"].(string)
+	user := partner.Do("POST", "/api/organizations/"+orgID+"/users", map[string]any{"email": "root@acme.test", "role": "admin"})
+	if user.Status != 200 {
+		t.Fatalf("create user: %d %s", user.Status, user.Body)
+	}
+	userID := user.Data()["id"].(string)
+	keyPath := "/api/organizations/" + orgID + "/users/" + userID + "/keys"
+	first := partner.Do("POST", keyPath, nil)
+	if first.Status != 200 {
+		t.Fatalf("mint key: %d %s", first.Status, first.Body)
+	}
+	if again := partner.Do("POST", keyPath, nil); again.Status != 409 {
+		t.Fatalf("second mint without force: %d", again.Status)
+	}
+	forced := partner.Do("POST", keyPath+"?force=true", nil)
+	if forced.Status != 200 {
+		t.Fatalf("mint with force: %d %s", forced.Status, forced.Body)
+	}
+	userKey := api.As(forced.Data()["value"].(string))
+	if r := api.As(first.Data()["value"].(string)).Do("GET", "/api/me", nil); r.Status != 401 {
+		t.Fatalf("the replaced key still works: %d", r.Status)
+	}
+
+	who := userKey.Do("GET", "/api/me", nil)
+	if who.Status != 200 || who.Data()["is_user"] != true || who.Data()["email"] != "root@acme.test" || who.Data()["role"] != "admin" || who.Data()["organization_id"] != orgID {
+		t.Fatalf("user /api/me: %d %s", who.Status, who.Body)
+	}
+	if r := userKey.Do("GET", "/api/organization", nil); r.Status != 200 || r.Data()["name"] != "Acme Inc" {
+		t.Fatalf("user /api/organization: %d %s", r.Status, r.Body)
+	}
+	if r := userKey.Do("GET", "/api/organizations", nil); r.Status != 403 {
+		t.Fatalf("user key on a partner endpoint: %d", r.Status)
+	}
+
+	// The data survives a restart, and a second start does not bootstrap again.
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	closed = true
+	m2, logs2 := start(t, env)
+	defer m2.Close()
+	api2 := servertest.New(t, "http://"+m2.Addr())
+	if r := api2.As(userKey.Key).Do("GET", "/api/me", nil); r.Status != 200 {
+		t.Fatalf("user key after restart: %d", r.Status)
+	}
+	if raw2, _ := os.ReadFile(keyFile); string(raw2) != string(raw) || strings.Contains(logs2.String(), "bootstrap") {
+		t.Fatalf("second start bootstrapped again")
+	}
+
+	// Cleanup: deleting the organization revokes the key.
+	if r := api2.As(partnerKey).Do("DELETE", "/api/organizations/"+orgID, nil); r.Status != 200 {
+		t.Fatalf("delete organization: %d %s", r.Status, r.Body)
+	}
+	if r := api2.As(userKey.Key).Do("GET", "/api/me", nil); r.Status != 401 {
+		t.Fatalf("key of a deleted organization: %d", r.Status)
+	}
+	for _, secret := range []string{partnerKey, userKey.Key, "sso-secret"} {
+		if strings.Contains(logs.String()+logs2.String(), secret) {
+			t.Fatalf("a secret reached the logs")
+		}
+	}
+}
+
+func TestPartnerCreateCommand(t *testing.T) {
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "t.db")
+	var stdout, stderr bytes.Buffer
+	m := &Main{Stdout: &stdout, Stderr: &stderr}
+	if err := m.Run(context.Background(), []string{"partner", "create", "--name", "Globex", "--database", db}); err != nil {
+		t.Fatalf("partner create: %v\n%s", err, stderr.String())
+	}
+	key := strings.TrimSuffix(stdout.String(), "\n")
+	if !strings.HasPrefix(key, "tpk_") || strings.ContainsAny(key, "\n ") {
+		t.Fatalf("stdout must hold the key alone, got %q", stdout.String())
+	}
+	if strings.Contains(stderr.String(), key) || !strings.Contains(stderr.String(), "created partner") {
+		t.Fatalf("stderr: %s", stderr.String())
+	}
+	var again bytes.Buffer
+	err := (&Main{Stdout: &again, Stderr: &again}).Run(context.Background(), []string{"partner", "create", "--name", "globex", "--database", db})
+	if err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("duplicate partner: %v", err)
+	}
+
+	srv, logs := start(t, nil, "--database", db)
+	defer srv.Close()
+	me := servertest.New(t, "http://"+srv.Addr()).As(key).Do("GET", "/api/me", nil)
+	if me.Status != 200 || me.Data()["organization_name"] != "Globex" {
+		t.Fatalf("/api/me with the printed key: %d %s", me.Status, me.Body)
+	}
+	if strings.Contains(logs.String(), "bootstrap") {
+		t.Fatalf("a database with a partner must not be bootstrapped")
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "m.db")
+	run := func(args ...string) error {
+		var out bytes.Buffer
+		return (&Main{Stdout: &out, Stderr: &out}).Run(context.Background(), args)
+	}
+	if err := run("migrate", "--database", db); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := migrations.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if pending, err := migrations.Pending(context.Background(), conn); err != nil || pending {
+		t.Fatalf("after migrate: pending=%v err=%v", pending, err)
+	}
+	for _, args := range [][]string{{}, {"frobnicate"}, {"partner", "create"}, {"serve", "--nope"}, {"migrate", "extra"}} {
+		if err := run(args...); !errors.Is(err, errUsage) {
+			t.Fatalf("%v: %v, want a usage error", args, err)
+		}
+	}
+	if err := run("migrate", "--database", ":memory:"); err == nil {
+		t.Fatalf("an in-memory database must be refused")
+	}
+}

@@ -1,0 +1,91 @@
+package keys_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/tenantry/tenantry/keys"
+	"github.com/tenantry/tenantry/migrations"
+	"github.com/tenantry/tenantry/tenants"
+)
+
+func openDB(t testing.TB) *sqlx.DB {
+	t.Helper()
+	db, err := migrations.OpenAndMigrate(context.Background(), filepath.Join(t.TempDir(), "keys.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestBootstrapOnlyOnce(t *testing.T) {
+	ctx := context.Background()
+	svc := keys.NewService(openDB(t))
+	// A failed delivery leaves nothing behind: no partner whose key nobody holds.
+	created, err := svc.Bootstrap(ctx, "First", func(string) error { return errors.New("disk full") })
+	if err == nil || created {
+		t.Fatalf("Bootstrap with a failing delivery = %v, %v", created, err)
+	}
+	var got string
+	created, err = svc.Bootstrap(ctx, "First", func(v string) error { got = v; return nil })
+	if err != nil || !created || got == "" {
+		t.Fatalf("Bootstrap = %v, %v, key %q", created, err, got)
+	}
+	p, err := svc.Authenticate(ctx, got)
+	if err != nil || p.Kind != tenants.KindPartner {
+		t.Fatalf("bootstrap key: %v, %v", p, err)
+	}
+	created, err = svc.Bootstrap(ctx, "Second", func(string) error { t.Fatal("delivered twice"); return nil })
+	if err != nil || created {
+		t.Fatalf("second Bootstrap = %v, %v", created, err)
+	}
+}
+
+func TestAuthenticate(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	svc := keys.NewService(db)
+	partner, value, err := svc.CreatePartner(ctx, "Acme Platform")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := svc.Authenticate(ctx, value)
+	if err != nil || p.PartnerID != partner.ID || p.OrgID != partner.OwnerOrgID || p.UserID != "" || p.IsAdmin {
+		t.Fatalf("Authenticate = %+v, %v", p, err)
+	}
+	if _, _, err := svc.CreatePartner(ctx, "ACME platform"); !errors.Is(err, tenants.ErrConflict) {
+		t.Fatalf("duplicate partner name: %v", err)
+	}
+	for _, bad := range []string{"", "x", value[:len(value)-1] + "A"} {
+		if _, err := svc.Authenticate(ctx, bad); !errors.Is(err, tenants.ErrUnauthenticated) {
+			t.Fatalf("Authenticate(%q) = %v", bad, err)
+		}
+	}
+	if _, err := db.Exec(`UPDATE api_keys SET revoked_at = CURRENT_TIMESTAMP`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Authenticate(ctx, value); !errors.Is(err, tenants.ErrUnauthenticated) {
+		t.Fatalf("revoked key accepted: %v", err)
+	}
+}
+
+// BenchmarkAuthenticate is the cost every request pays: parse, hash, one indexed lookup.
+func BenchmarkAuthenticate(b *testing.B) {
+	ctx := context.Background()
+	svc := keys.NewService(openDB(b))
+	_, value, err := svc.CreatePartner(ctx, "Bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := svc.Authenticate(ctx, value); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

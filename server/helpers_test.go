@@ -1,0 +1,112 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/tenantry/tenantry/keys"
+	"github.com/tenantry/tenantry/migrations"
+	"github.com/tenantry/tenantry/server"
+	"github.com/tenantry/tenantry/server/servertest"
+)
+
+// syncBuffer collects log output written from many goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// env is a real server on a real, migrated SQLite file, with one partner ("A") ready.
+type env struct {
+	t       *testing.T
+	db      *sqlx.DB
+	srv     *server.Server
+	url     string
+	logs    *syncBuffer
+	anon    *servertest.Client
+	partner *servertest.Client // partner A
+	ownerID string             // partner A's owner organization
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	db, err := migrations.OpenAndMigrate(context.Background(), filepath.Join(t.TempDir(), "tenantry.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	logs := &syncBuffer{}
+	srv := server.New(db, slog.New(slog.NewJSONHandler(logs, nil)))
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	e := &env{t: t, db: db, srv: srv, url: ts.URL, logs: logs, anon: servertest.New(t, ts.URL)}
+	e.partner, e.ownerID = e.newPartner("Partner A")
+	return e
+}
+
+// newPartner creates a partner the way the CLI does and returns a client holding its key.
+func (e *env) newPartner(name string) (*servertest.Client, string) {
+	e.t.Helper()
+	p, key, err := keys.NewService(e.db).CreatePartner(context.Background(), name)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return e.anon.As(key), p.OwnerOrgID
+}
+
+func (e *env) createOrg(c *servertest.Client, name string) string {
+	e.t.Helper()
+	r := c.Do("POST", "/api/organizations", map[string]any{"name": name})
+	if r.Status != 200 {
+		e.t.Fatalf("create organization %q: %d %s", name, r.Status, r.Body)
+	}
+	return r.Data()["id"].(string)
+}
+
+func (e *env) createUser(c *servertest.Client, orgID, email, role string) string {
+	e.t.Helper()
+	r := c.Do("POST", "/api/organizations/"+orgID+"/users", map[string]any{"email": email, "role": role})
+	if r.Status != 200 {
+		e.t.Fatalf("create user %q: %d %s", email, r.Status, r.Body)
+	}
+	return r.Data()["id"].(string)
+}
+
+func (e *env) mintKey(c *servertest.Client, orgID, userID string) string {
+	e.t.Helper()
+	r := c.Do("POST", "/api/organizations/"+orgID+"/users/"+userID+"/keys?force=true", nil)
+	if r.Status != 200 {
+		e.t.Fatalf("mint key: %d %s", r.Status, r.Body)
+	}
+	return r.Data()["value"].(string)
+}
+
+// expect fails the test unless r has the status and (for errors) the error key.
+func expect(t *testing.T, r *servertest.Response, status int, key string) {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status %d, want %d: %s", r.Status, status, r.Body)
+	}
+	if key != "" && r.ErrorKey() != key {
+		t.Fatalf("error key %q, want %q: %s", r.ErrorKey(), key, r.Body)
+	}
+}

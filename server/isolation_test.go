@@ -1,0 +1,116 @@
+package server_test
+
+import (
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Partner B can neither see nor touch anything of partner A's: every such request is the same
+// 404 as for an id that does not exist, and no answer carries A's identifiers.
+func TestPartnersCannotSeeEachOther(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	b, bOwner := e.newPartner("Partner B")
+	orgA := e.createOrg(e.partner, "Acme")
+	userA := e.createUser(e.partner, orgA, "ada@acme.test", "admin")
+	keyA := e.mintKey(e.partner, orgA, userA)
+	orgB := e.createOrg(b, "Acme") // the same name is fine under another partner
+	userB := e.createUser(b, orgB, "ada@acme.test", "admin")
+	keyB := e.anon.As(e.mintKey(b, orgB, userB))
+	secretsOfA := []string{orgA, userA, e.ownerID, keyA}
+
+	calls := []struct {
+		method, path string
+		body         any
+		key          string
+	}{
+		{"GET", "/api/organizations/" + orgA, nil, "organization_not_found"},
+		{"PUT", "/api/organizations/" + orgA, map[string]any{"name": "Mine"}, "organization_not_found"},
+		{"DELETE", "/api/organizations/" + orgA, nil, "organization_not_found"},
+		{"DELETE", "/api/organizations/" + e.ownerID, nil, "organization_not_found"},
+		{"GET", "/api/organizations/" + orgA + "/users", nil, "organization_not_found"},
+		{"POST", "/api/organizations/" + orgA + "/users", map[string]any{"email": "mole@b.test"}, "organization_not_found"},
+		{"GET", "/api/organizations/" + orgA + "/users/" + userA, nil, "organization_not_found"},
+		{"PUT", "/api/organizations/" + orgA + "/users/" + userA, map[string]any{"email": "x@b.test"}, "organization_not_found"},
+		{"DELETE", "/api/organizations/" + orgA + "/users/" + userA, nil, "organization_not_found"},
+		{"POST", "/api/organizations/" + orgA + "/users/" + userA + "/keys?force=true", nil, "organization_not_found"},
+		// A's user id under B's own organization: not found either.
+		{"GET", "/api/organizations/" + orgB + "/users/" + userA, nil, "user_not_found"},
+		{"POST", "/api/organizations/" + orgB + "/users/" + userA + "/keys", nil, "user_not_found"},
+	}
+	for _, c := range calls {
+		r := b.Do(c.method, c.path, c.body)
+		expect(t, r, 404, c.key)
+		// The same answer as for an id that never existed, but for the id itself.
+		missing := strings.NewReplacer(orgA, "00000000-0000-0000-0000-000000000001", userA, "00000000-0000-0000-0000-000000000002",
+			e.ownerID, "00000000-0000-0000-0000-000000000003").Replace(c.path)
+		if m := b.Do(c.method, missing, c.body); m.Status != 404 || m.ErrorKey() != c.key {
+			t.Fatalf("%s %s: a missing id answers %d %s", c.method, missing, m.Status, m.Body)
+		}
+	}
+	// B's own views hold none of A's identifiers.
+	for _, r := range []string{
+		string(b.Do("GET", "/api/organizations", nil).Body),
+		string(b.Do("GET", "/api/organizations/"+orgB+"/users", nil).Body),
+		string(b.Do("GET", "/api/me", nil).Body),
+		string(keyB.Do("GET", "/api/me", nil).Body),
+		string(keyB.Do("GET", "/api/organization/users", nil).Body),
+	} {
+		for _, s := range secretsOfA {
+			if strings.Contains(r, s) {
+				t.Fatalf("partner B saw %s of partner A in %s", s, r)
+			}
+		}
+	}
+	if list := b.Do("GET", "/api/organizations", nil).List(); len(list) != 2 || list[0]["id"] != bOwner {
+		t.Fatalf("partner B's list: %v", list)
+	}
+	// A's objects are intact and A's key still works.
+	expect(t, e.partner.Do("GET", "/api/organizations/"+orgA+"/users/"+userA, nil), 200, "")
+	expect(t, e.anon.As(keyA).Do("GET", "/api/me", nil), 200, "")
+}
+
+// Concurrent forced mints leave exactly one active key; concurrent plain mints issue one.
+func TestConcurrentMints(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	org := e.createOrg(e.partner, "Acme")
+	for _, force := range []bool{false, true} {
+		user := e.createUser(e.partner, org, map[bool]string{false: "a@acme.test", true: "b@acme.test"}[force], "user")
+		path := "/api/organizations/" + org + "/users/" + user + "/keys"
+		if force {
+			path += "?force=true"
+		}
+		const n = 12
+		var wg sync.WaitGroup
+		statuses := make([]int, n)
+		values := make([]string, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := e.partner.Do("POST", path, nil)
+				statuses[i] = r.Status
+				if r.Status == 200 {
+					values[i] = r.Data()["value"].(string)
+				}
+			}()
+		}
+		wg.Wait()
+		ok, working := 0, 0
+		for i := range n {
+			if statuses[i] == 200 {
+				ok++
+				if e.anon.As(values[i]).Do("GET", "/api/me", nil).Status == 200 {
+					working++
+				}
+			} else if statuses[i] != 409 || force {
+				t.Fatalf("force=%v: unexpected status %d", force, statuses[i])
+			}
+		}
+		if (!force && ok != 1) || (force && ok != n) || working != 1 {
+			t.Fatalf("force=%v: %d issued, %d working; want %d issued and exactly one working", force, ok, working, map[bool]int{false: 1, true: n}[force])
+		}
+	}
+}

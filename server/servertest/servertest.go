@@ -1,0 +1,220 @@
+// Package servertest drives a running Tenantry server over HTTP in tests and checks every
+// response against openapi.yaml, so a test that passes also proves the contract holds.
+package servertest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+)
+
+// SpecPath is the path of openapi.yaml in the repository.
+func SpecPath() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "openapi.yaml")
+}
+
+var (
+	specOnce sync.Once
+	spec     *openapi3.T
+	specErr  error
+)
+
+// Spec loads and validates openapi.yaml once per test binary.
+func Spec(t testing.TB) *openapi3.T {
+	t.Helper()
+	specOnce.Do(func() {
+		// Check formats in responses; ids are RFC 9562 UUIDs (version 7), which the
+		// RFC 4122 pattern kin-openapi would otherwise use does not accept.
+		openapi3.DefineStringFormat("uuid", openapi3.FormatOfStringForUUIDOfRFC9562)
+		loader := openapi3.NewLoader()
+		spec, specErr = loader.LoadFromFile(SpecPath())
+		if specErr == nil {
+			specErr = spec.Validate(context.Background())
+		}
+	})
+	if specErr != nil {
+		t.Fatalf("openapi.yaml: %v", specErr)
+	}
+	return spec
+}
+
+// Client calls one server as one credential (or none) and validates each response.
+type Client struct {
+	t       testing.TB
+	BaseURL string
+	Key     string            // sent as "Authorization: Bearer <Key>" when not empty
+	Header  map[string]string // extra headers on every request
+	router  routers.Router
+}
+
+// New returns a client of the server at baseURL.
+func New(t testing.TB, baseURL string) *Client {
+	t.Helper()
+	doc := *Spec(t)
+	doc.Servers = openapi3.Servers{{URL: baseURL}}
+	router, err := gorillamux.NewRouter(&doc)
+	if err != nil {
+		t.Fatalf("openapi router: %v", err)
+	}
+	return &Client{t: t, BaseURL: baseURL, router: router}
+}
+
+// As returns a copy of c that sends key.
+func (c *Client) As(key string) *Client {
+	cc := *c
+	cc.Key = key
+	return &cc
+}
+
+// Response is a completed, spec-checked response.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body into a generic value.
+func (r *Response) JSON() map[string]any {
+	var v map[string]any
+	json.Unmarshal(r.Body, &v)
+	return v
+}
+
+// Data returns the "data" member of a success body as an object.
+func (r *Response) Data() map[string]any {
+	d, _ := r.JSON()["data"].(map[string]any)
+	return d
+}
+
+// List returns the "data" member of a success body as a list of objects.
+func (r *Response) List() []map[string]any {
+	raw, _ := r.JSON()["data"].([]any)
+	out := make([]map[string]any, 0, len(raw))
+	for _, x := range raw {
+		m, _ := x.(map[string]any)
+		out = append(out, m)
+	}
+	return out
+}
+
+// ErrorKey returns the "key" of an error body.
+func (r *Response) ErrorKey() string {
+	k, _ := r.JSON()["key"].(string)
+	return k
+}
+
+// Do sends a request. body may be nil, a string or []byte (sent as is), or any other value
+// (sent as JSON). A JSON Content-Type is set whenever there is a body, unless headers
+// override it; headers are name, value pairs.
+func (c *Client) Do(method, path string, body any, headers ...string) *Response {
+	c.t.Helper()
+	var raw []byte
+	switch b := body.(type) {
+	case nil:
+	case string:
+		raw = []byte(b)
+	case []byte:
+		raw = b
+	default:
+		var err error
+		if raw, err = json.Marshal(b); err != nil {
+			c.t.Fatalf("marshal body: %v", err)
+		}
+	}
+	req, err := http.NewRequest(method, c.BaseURL+path, bytes.NewReader(raw))
+	if err != nil {
+		c.t.Fatalf("new request: %v", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Key)
+	}
+	for k, v := range c.Header {
+		req.Header.Set(k, v)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	r := &Response{Status: resp.StatusCode, Header: resp.Header, Body: got}
+	c.check(req, r)
+	return r
+}
+
+// check validates r against openapi.yaml: the status must be declared for the operation, and
+// the headers and body must match. A request to no documented route must get a 404 or 405 in
+// the error shape.
+func (c *Client) check(req *http.Request, r *Response) {
+	c.t.Helper()
+	if r.Header.Get("X-Polytomic-Version") == "" {
+		c.t.Errorf("%s %s: response has no X-Polytomic-Version header", req.Method, req.URL.Path)
+	}
+	route, params, err := c.router.FindRoute(req)
+	if err != nil {
+		if r.Status != http.StatusNotFound && r.Status != http.StatusMethodNotAllowed {
+			c.t.Errorf("%s %s: not in openapi.yaml, yet answered %d: %s", req.Method, req.URL.Path, r.Status, r.Body)
+		}
+		CheckErrorShape(c.t, r)
+		return
+	}
+	in := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
+		Status:                 r.Status,
+		Header:                 r.Header,
+		Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
+	}
+	in.SetBodyBytes(r.Body)
+	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
+		c.t.Errorf("%s %s: response %d does not match openapi.yaml: %v\nbody: %s", req.Method, req.URL.Path, r.Status, err, r.Body)
+	}
+	if r.Status >= 400 {
+		CheckErrorShape(c.t, r)
+	}
+}
+
+// CheckErrorShape fails unless r's body is exactly {"status","key","message","metadata"} with
+// the status matching the response's.
+func CheckErrorShape(t testing.TB, r *Response) {
+	t.Helper()
+	var body struct {
+		Status   int            `json:"status"`
+		Key      string         `json:"key"`
+		Message  string         `json:"message"`
+		Metadata map[string]any `json:"metadata"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(r.Body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		t.Errorf("error body is not the error shape: %v: %s", err, r.Body)
+		return
+	}
+	if body.Status != r.Status || body.Key == "" || body.Message == "" || body.Metadata == nil {
+		t.Errorf("error body incomplete or status mismatch (%d): %s", r.Status, r.Body)
+	}
+	if strings.ToLower(body.Key) != body.Key || strings.Contains(body.Key, " ") {
+		t.Errorf("error key %q is not snake_case", body.Key)
+	}
+}
