@@ -44,6 +44,13 @@ func Open(dsn string) (*sqlx.DB, error) {
 			return nil, fmt.Errorf("create database directory: %w", err)
 		}
 	}
+	// The file holds key hashes and SSO secrets: create it readable by the owner only (SQLite
+	// gives its -wal and -shm files the database file's mode).
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("create database file: %w", err)
+	}
 	// WAL lets readers run beside the single writer; immediate transactions take the write
 	// lock up front so two writers wait (busy_timeout) instead of failing on lock upgrade.
 	q := url.Values{}

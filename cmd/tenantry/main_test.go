@@ -63,6 +63,9 @@ func TestEndToEnd(t *testing.T) {
 	if info.Mode().Perm() != 0o600 {
 		t.Fatalf("bootstrap key file mode %v, want 0600", info.Mode().Perm())
 	}
+	if info, err := os.Stat(env["TENANTRY_DATABASE"]); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("database file: %v, %v; want mode 0600", info, err)
+	}
 	raw, _ := os.ReadFile(keyFile)
 	partnerKey := strings.TrimSpace(string(raw))
 	if !strings.Contains(logs.String(), keyFile) {
