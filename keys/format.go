@@ -23,8 +23,9 @@ const (
 
 // Prefixes by credential kind.
 var prefixes = map[tenants.CredentialKind]string{
-	tenants.KindPartner: "tpk_",
-	tenants.KindUser:    "tuk_",
+	tenants.KindPartner:      "tpk_",
+	tenants.KindUser:         "tuk_",
+	tenants.KindOrganization: "tok_",
 }
 
 const prefixLen = 4
@@ -69,12 +70,14 @@ func parse(value string) (tenants.CredentialKind, bool) {
 		return "", false
 	}
 	var kind tenants.CredentialKind
-	for k, p := range prefixes {
-		if strings.HasPrefix(value, p) {
-			kind = k
-		}
-	}
-	if kind == "" {
+	switch value[:prefixLen] {
+	case "tpk_":
+		kind = tenants.KindPartner
+	case "tuk_":
+		kind = tenants.KindUser
+	case "tok_":
+		kind = tenants.KindOrganization
+	default:
 		return "", false
 	}
 	for i := prefixLen; i < Length; i++ {

@@ -3,8 +3,8 @@ package keys
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -12,16 +12,20 @@ import (
 	"github.com/tenantry/tenantry/tenants"
 )
 
-// Service mints and verifies keys on one database.
+// Service mints and verifies credentials on one database.
 type Service struct {
-	DB *sqlx.DB
+	DB      *sqlx.DB
+	signers *signerCache
+	usage   *usageRecorder
 }
 
-// NewService returns a Service on db.
-func NewService(db *sqlx.DB) *Service { return &Service{DB: db} }
+// NewService returns a Service on db. Call Close when done if StartUsageRecorder was called.
+func NewService(db *sqlx.DB) *Service {
+	return &Service{DB: db, signers: newSignerCache()}
+}
 
-// ErrInvalidToken is the one answer for a malformed, unknown or revoked key: the caller is not
-// told which check failed.
+// ErrInvalidToken is the one answer for a malformed, unknown, expired or revoked credential:
+// the caller is not told which check failed.
 var ErrInvalidToken = tenants.Errorf(tenants.ErrUnauthenticated, "invalid_token",
 	"The credential is invalid, expired or revoked. Send a valid key as 'Authorization: Bearer <key>'.")
 
@@ -29,86 +33,192 @@ var ErrInvalidToken = tenants.Errorf(tenants.ErrUnauthenticated, "invalid_token"
 var ErrMissingToken = tenants.Errorf(tenants.ErrUnauthenticated, "missing_token",
 	"This request needs a credential. Send a key as 'Authorization: Bearer <key>'.")
 
-// Authenticate turns a bearer value into the Principal it stands for, with one indexed lookup by
-// hash. A malformed value is refused before the database is touched.
+// keyRow is a key as authentication reads it, joined with one of its user's roles: a user
+// with several roles yields several rows of one query.
+type keyRow struct {
+	ID            string         `db:"id"`
+	Kind          string         `db:"kind"`
+	PartnerID     string         `db:"partner_id"`
+	OrgID         string         `db:"org_id"`
+	UserID        string         `db:"user_id"`
+	OrgRole       string         `db:"role"`
+	Scopes        sql.NullString `db:"scopes"`
+	ExpiresAt     sql.NullTime   `db:"expires_at"`
+	RevokedAt     sql.NullTime   `db:"revoked_at"`
+	LastUsedAt    sql.NullTime   `db:"last_used_at"`
+	SecretExpires sql.NullTime   `db:"secret_expires_at"`
+	RoleSystem    sql.NullBool   `db:"role_system"`
+	RoleName      sql.NullString `db:"role_name"`
+	RoleActions   sql.NullString `db:"role_actions"`
+}
+
+const authColumns = `k.id, k.kind, k.partner_id, k.org_id, COALESCE(k.user_id, '') AS user_id, k.role, k.scopes,
+	k.expires_at, k.revoked_at, k.last_used_at, r.system AS role_system, r.name AS role_name, r.actions AS role_actions`
+
+const authJoins = `LEFT JOIN user_roles ur ON ur.user_id = k.user_id LEFT JOIN roles r ON r.id = ur.role_id`
+
+// Authenticate turns a bearer value into the Principal it stands for. A key costs one indexed
+// lookup by its hash; a token costs a signature check and one lookup of its parent key by id.
+// A malformed value is refused before the database is touched. It never writes: last_used_at
+// is recorded asynchronously, at most once a minute per key.
 func (s *Service) Authenticate(ctx context.Context, value string) (*tenants.Principal, error) {
 	if value == "" {
 		return nil, ErrMissingToken
 	}
+	if strings.Count(value, ".") == 2 {
+		return s.authenticateToken(ctx, value)
+	}
 	if _, ok := parse(value); !ok {
 		return nil, ErrInvalidToken
 	}
-	var row struct {
-		ID        string       `db:"id"`
-		Kind      string       `db:"kind"`
-		PartnerID string       `db:"partner_id"`
-		OrgID     string       `db:"org_id"`
-		UserID    string       `db:"user_id"`
-		RevokedAt sql.NullTime `db:"revoked_at"`
-		IsAdmin   bool         `db:"is_admin"`
-	}
-	err := sqlx.GetContext(ctx, s.DB, &row, s.DB.Rebind(`
-		SELECT k.id, k.kind, k.partner_id, k.org_id, COALESCE(k.user_id, '') AS user_id, k.revoked_at,
-			EXISTS (SELECT 1 FROM user_roles ur JOIN roles r ON r.id = ur.role_id
-				WHERE ur.user_id = k.user_id AND r.system AND r.name = ?) AS is_admin
-		FROM api_keys k WHERE k.secret_hash = ?`), tenants.RoleAdmin, hash(value))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrInvalidToken
-	}
+	var rows []keyRow
+	err := sqlx.SelectContext(ctx, s.DB, &rows, s.DB.Rebind(`
+		SELECT `+authColumns+`, sec.expires_at AS secret_expires_at
+		FROM api_key_secrets sec JOIN api_keys k ON k.id = sec.key_id `+authJoins+`
+		WHERE sec.hash = ?`), hash(value))
 	if err != nil {
 		return nil, fmt.Errorf("look up key: %w", err)
 	}
-	if row.RevokedAt.Valid && !row.RevokedAt.Time.After(time.Now()) {
-		return nil, ErrInvalidToken
+	p, err := principalOf(rows, time.Now())
+	if err != nil {
+		return nil, err
 	}
-	return &tenants.Principal{Kind: tenants.CredentialKind(row.Kind), KeyID: row.ID, PartnerID: row.PartnerID,
-		OrgID: row.OrgID, UserID: row.UserID, IsAdmin: row.IsAdmin}, nil
+	s.usage.touch(rows[0].ID, rows[0].LastUsedAt, time.Now())
+	return p, nil
 }
 
-// insertKey stores a new key's hash and returns its value: the only time the value exists.
-func insertKey(ctx context.Context, tx *sqlx.Tx, kind tenants.CredentialKind, partnerID, orgID, userID string, partnerIssued bool) (string, error) {
-	value := generate(kind)
-	var user any
-	if userID != "" {
-		user = userID
+// principalOf checks that the key in rows is usable at now and computes its permissions.
+func principalOf(rows []keyRow, now time.Time) (*tenants.Principal, error) {
+	if len(rows) == 0 {
+		return nil, ErrInvalidToken
 	}
-	_, err := tx.ExecContext(ctx, tx.Rebind(`
-		INSERT INTO api_keys (id, kind, secret_hash, hint, partner_id, org_id, user_id, partner_issued, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		tenants.NewID(), string(kind), hash(value), hint(value), partnerID, orgID, user, partnerIssued, tenants.Now())
+	k := rows[0]
+	expired := func(t sql.NullTime) bool { return t.Valid && !t.Time.After(now) }
+	if k.RevokedAt.Valid || expired(k.ExpiresAt) || expired(k.SecretExpires) {
+		return nil, ErrInvalidToken
+	}
+	p := &tenants.Principal{Kind: tenants.CredentialKind(k.Kind), ParentKind: tenants.CredentialKind(k.Kind),
+		KeyID: k.ID, PartnerID: k.PartnerID, OrgID: k.OrgID, UserID: k.UserID, OrgRole: k.OrgRole}
+	switch p.Kind {
+	case tenants.KindPartner:
+		p.Permissions = tenants.AllPermissions
+	case tenants.KindOrganization:
+		p.Permissions = orgRolePermissions(k.OrgRole)
+	case tenants.KindUser:
+		for _, r := range rows {
+			if r.RoleName.Valid {
+				p.Permissions |= tenants.RolePermissions(r.RoleSystem.Bool, r.RoleName.String, r.RoleActions.String)
+			}
+		}
+	}
+	if k.Scopes.Valid {
+		p.Permissions &= tenants.ParsePermissions(k.Scopes.String)
+	}
+	p.ExpiresAt = earliest(k.ExpiresAt, k.SecretExpires)
+	return p, nil
+}
+
+// orgRolePermissions is what an organization key of role may do.
+func orgRolePermissions(role string) tenants.Permissions {
+	if role == tenants.OrgRoleAsker {
+		return tenants.AskerPermissions
+	}
+	return tenants.AllPermissions
+}
+
+func earliest(times ...sql.NullTime) *time.Time {
+	var out *time.Time
+	for _, t := range times {
+		if t.Valid && (out == nil || t.Time.Before(*out)) {
+			v := t.Time.UTC()
+			out = &v
+		}
+	}
+	return out
+}
+
+// newKey is what insertKey stores.
+type newKey struct {
+	Kind          tenants.CredentialKind
+	Name          string
+	PartnerID     string
+	OrgID         string
+	UserID        string // user keys
+	Role          string // organization keys
+	Scopes        *tenants.Permissions
+	PartnerIssued bool
+	CreatedBy     string // the creating key's id; "" for the operator
+	ExpiresAt     *time.Time
+}
+
+// insertKey stores a new key with one secret and returns the key's id and value: the only
+// time the value exists.
+func insertKey(ctx context.Context, tx *sqlx.Tx, k newKey) (id, value string, err error) {
+	value = generate(k.Kind)
+	id = tenants.NewID()
+	now := tenants.Now()
+	owner := map[tenants.CredentialKind]string{tenants.KindPartner: k.PartnerID, tenants.KindUser: k.UserID,
+		tenants.KindOrganization: k.OrgID}[k.Kind]
+	var scopes, user, createdBy any
+	if k.Scopes != nil {
+		scopes = k.Scopes.String()
+	}
+	if k.UserID != "" {
+		user = k.UserID
+	}
+	if k.CreatedBy != "" {
+		createdBy = k.CreatedBy
+	}
+	_, err = tx.ExecContext(ctx, tx.Rebind(`
+		INSERT INTO api_keys (id, kind, name, hint, partner_id, org_id, user_id, owner_id, role, scopes,
+			partner_issued, created_at, created_by, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		id, string(k.Kind), k.Name, hint(value), k.PartnerID, k.OrgID, user, owner, k.Role, scopes,
+		k.PartnerIssued, now, createdBy, k.ExpiresAt)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	return value, nil
+	if err := insertSecret(ctx, tx, id, value, now); err != nil {
+		return "", "", err
+	}
+	return id, value, nil
+}
+
+func insertSecret(ctx context.Context, tx *sqlx.Tx, keyID, value string, now time.Time) error {
+	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO api_key_secrets (hash, key_id, created_at) VALUES (?, ?, ?)`),
+		hash(value), keyID, now)
+	if err != nil {
+		return fmt.Errorf("insert key secret: %w", err)
+	}
+	return nil
 }
 
 // CreatePartner creates a partner, its owner organization and its first partner key in one
-// transaction, and returns the key's value.
-func (s *Service) CreatePartner(ctx context.Context, name string) (tenants.Partner, string, error) {
+// transaction, and hands the key's value to deliver before committing: if deliver fails (a
+// closed pipe, a full disk), nothing is created, so no partner exists whose key nobody holds.
+func (s *Service) CreatePartner(ctx context.Context, name string, deliver func(value string) error) (tenants.Partner, error) {
 	var p tenants.Partner
-	var value string
 	err := tenants.InTx(ctx, s.DB, func(tx *sqlx.Tx) (err error) {
-		p, value, err = createPartner(ctx, tx, name)
+		p, err = createPartner(ctx, tx, name, deliver)
 		return err
 	})
-	return p, value, err
+	return p, err
 }
 
-func createPartner(ctx context.Context, tx *sqlx.Tx, name string) (tenants.Partner, string, error) {
+func createPartner(ctx context.Context, tx *sqlx.Tx, name string, deliver func(value string) error) (tenants.Partner, error) {
 	p, err := tenants.CreatePartner(ctx, tx, name)
 	if err != nil {
-		return p, "", err
+		return p, err
 	}
-	value, err := insertKey(ctx, tx, tenants.KindPartner, p.ID, p.OwnerOrgID, "", false)
+	_, value, err := insertKey(ctx, tx, newKey{Kind: tenants.KindPartner, Name: "initial", PartnerID: p.ID, OrgID: p.OwnerOrgID})
 	if err != nil {
-		return p, "", fmt.Errorf("insert partner key: %w", err)
+		return p, fmt.Errorf("insert partner key: %w", err)
 	}
-	return p, value, nil
+	return p, deliver(value)
 }
 
-// Bootstrap creates a first partner named name when the database has none, and hands its key
-// to deliver before committing: if deliver fails, nothing is created, so no partner exists
-// whose key nobody holds. created is false when a partner already exists. It is safe to race:
+// Bootstrap creates a first partner named name when the database has none, delivering its key
+// as CreatePartner does. created is false when a partner already exists. It is safe to race:
 // the check and the creation share one write transaction.
 func (s *Service) Bootstrap(ctx context.Context, name string, deliver func(value string) error) (created bool, err error) {
 	err = tenants.InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
@@ -116,11 +226,7 @@ func (s *Service) Bootstrap(ctx context.Context, name string, deliver func(value
 		if err != nil || n > 0 {
 			return err
 		}
-		_, value, err := createPartner(ctx, tx, name)
-		if err != nil {
-			return err
-		}
-		if err := deliver(value); err != nil {
+		if _, err := createPartner(ctx, tx, name, deliver); err != nil {
 			return err
 		}
 		created = true
@@ -149,7 +255,10 @@ func (s *Service) MintUserKey(ctx context.Context, p *tenants.Principal, orgID, 
 				return fmt.Errorf("revoke user key: %w", err)
 			}
 		}
-		value, err = insertKey(ctx, tx, tenants.KindUser, p.PartnerID, orgID, u.ID, true)
+		// The name carries a fresh suffix so that only the one-active-key index can refuse it.
+		id := tenants.NewID()
+		_, value, err = insertKey(ctx, tx, newKey{Kind: tenants.KindUser, Name: "partner-issued-" + id[len(id)-8:],
+			PartnerID: p.PartnerID, OrgID: orgID, UserID: u.ID, PartnerIssued: true, CreatedBy: p.KeyID})
 		if tenants.IsUniqueViolation(err) {
 			return tenants.Errorf(tenants.ErrConflict, "user_key_exists",
 				"User %q already has an active key; pass force=true to revoke it and issue a new one.", u.ID)

@@ -15,6 +15,10 @@ func TestAuthentication(t *testing.T) {
 	key = e.mintKey(e.partner, org, user) // force=true revokes the first
 	flipped := []byte(key)
 	flipped[10] ^= 1 // breaks the checksum
+	// A well-formed key with a valid checksum that the database does not know: its user is gone.
+	gone := e.createUser(e.partner, org, "gone@acme.test", "user")
+	unknown := e.mintKey(e.partner, org, gone)
+	expect(t, e.partner.Do("DELETE", "/api/organizations/"+org+"/users/"+gone, nil), 200, "")
 	cases := []struct {
 		name, authorization string
 		status              int
@@ -26,7 +30,7 @@ func TestAuthentication(t *testing.T) {
 		{"junk", "Bearer hello", 401, "invalid_token"},
 		{"bad checksum", "Bearer " + string(flipped), 401, "invalid_token"},
 		{"truncated", "Bearer " + key[:len(key)-1], 401, "invalid_token"},
-		{"well-formed but unknown", "Bearer " + strings.Replace(e.partner.Key, e.partner.Key[4:10], "AAAAAA", 1), 401, "invalid_token"},
+		{"well-formed but unknown", "Bearer " + unknown, 401, "invalid_token"},
 		{"revoked", "Bearer " + revoked, 401, "invalid_token"},
 		{"valid user key", "Bearer " + key, 200, ""},
 		{"scheme is case-insensitive", "bearer " + key, 200, ""},
@@ -67,7 +71,7 @@ func TestIdentity(t *testing.T) {
 
 	pm := e.partner.Do("GET", "/api/me", nil).Data()
 	if pm["is_partner"] != true || pm["is_user"] != false || pm["kind"] != "partner" || pm["organization_id"] != e.ownerID ||
-		pm["organization_name"] != "Partner A" || pm["id"] != nil || pm["partner_id"] == "" {
+		pm["organization_name"] != "Partner A" || pm["id"] != nil || pm["partner_id"] == nil || pm["partner_id"] == "" {
 		t.Fatalf("partner identity: %v", pm)
 	}
 	um := userKey.Do("GET", "/api/me", nil).Data()
@@ -137,6 +141,7 @@ func TestMintUserKey(t *testing.T) {
 	}
 	expect(t, e.partner.Do("POST", path+"?force=false", nil), 409, "user_key_exists")
 	expect(t, e.partner.Do("POST", path+"?force=maybe", nil), 400, "validation_failed")
+	expect(t, e.partner.Do("POST", path+"?force=1", nil), 400, "validation_failed")
 	expect(t, e.partner.Do("POST", path, `{"name":"x"}`), 400, "unknown_field")
 	expect(t, e.anon.As(k1).Do("GET", "/api/me", nil), 200, "")
 
@@ -146,14 +151,17 @@ func TestMintUserKey(t *testing.T) {
 	expect(t, e.anon.As(k1).Do("GET", "/api/me", nil), 401, "invalid_token")
 	expect(t, e.anon.As(k2).Do("GET", "/api/me", nil), 200, "")
 
+	// The database holds SHA-256 hashes and hints only: no value, nor its secret middle.
 	var hashes []string
-	if err := e.db.Select(&hashes, `SELECT hex(secret_hash) FROM api_keys WHERE user_id IS NOT NULL`); err != nil {
+	if err := e.db.Select(&hashes, `SELECT hex(s.hash) FROM api_key_secrets s JOIN api_keys k ON k.id = s.key_id WHERE k.user_id IS NOT NULL`); err != nil {
 		t.Fatal(err)
 	}
 	var stored string
-	e.db.Get(&stored, `SELECT group_concat(hint) || group_concat(hex(secret_hash)) FROM api_keys`)
-	if strings.Contains(stored, k1[4:len(k1)-4]) || strings.Contains(stored, k2[4:len(k2)-4]) || len(hashes) != 2 {
-		t.Fatalf("the database must hold hashes and hints only: %d keys", len(hashes))
+	if err := e.db.Get(&stored, `SELECT group_concat(k.hint || k.name || hex(s.hash)) FROM api_keys k JOIN api_key_secrets s ON s.key_id = k.id`); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(stored, k1[4:len(k1)-4]) || strings.Contains(stored, k2[4:len(k2)-4]) || len(hashes) != 2 || len(hashes[0]) != 64 {
+		t.Fatalf("the database must hold SHA-256 hashes and hints only: %v", hashes)
 	}
 
 	expect(t, e.partner.Do("POST", "/api/organizations/"+org+"/users/"+e.ownerID+"/keys", nil), 404, "user_not_found")

@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 	"unicode/utf8"
 
@@ -80,8 +81,14 @@ func unmarshalStrict(body []byte, dst any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(dst)
-	if err == nil && dec.More() {
-		return newAPIError(http.StatusBadRequest, "malformed_json", "The request body holds more than one JSON value.")
+	if err == nil && len(bytes.TrimSpace(body[dec.InputOffset():])) > 0 {
+		return newAPIError(http.StatusBadRequest, "malformed_json",
+			"The request body has data after its JSON object (at byte %d).", dec.InputOffset())
+	}
+	if err == nil {
+		// encoding/json matches field names ignoring case and keeps the last of duplicates;
+		// a typo or a repeated field must not silently do something else.
+		return checkFieldNames(body, reflect.TypeOf(dst))
 	}
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
@@ -123,4 +130,57 @@ func jsonType(kind string) string {
 	default:
 		return "a number"
 	}
+}
+
+// checkFieldNames refuses, in a body that decoded, any object key that is not exactly a field
+// name of the struct it fills (400 unknown_field), and any key given twice (400
+// duplicate_field). Maps (such as a connection's configuration) are free-form.
+func checkFieldNames(raw []byte, t reflect.Type) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || len(raw) == 0 || raw[0] != '{' {
+		return nil
+	}
+	fields := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			fields[name] = f.Type
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if _, err := dec.Token(); err != nil {
+		return nil // cannot happen: the body decoded already
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		key, _ := tok.(string)
+		ft, ok := fields[key]
+		if !ok {
+			e := newAPIError(http.StatusBadRequest, "unknown_field",
+				"The request body has a field this endpoint does not accept: %q (field names are case-sensitive).", key)
+			e.Metadata = map[string]any{"field": key}
+			return e
+		}
+		if seen[key] {
+			e := newAPIError(http.StatusBadRequest, "duplicate_field", "The request body gives field %q more than once.", key)
+			e.Metadata = map[string]any{"field": key}
+			return e
+		}
+		seen[key] = true
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return nil
+		}
+		if err := checkFieldNames(bytes.TrimSpace(value), ft); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -57,7 +57,7 @@ func newEnv(t *testing.T) *env {
 	logs := &syncBuffer{}
 	srv := server.New(db, slog.New(slog.NewJSONHandler(logs, nil)))
 	ts := httptest.NewServer(srv)
-	t.Cleanup(ts.Close)
+	t.Cleanup(func() { ts.Close(); srv.Close() })
 	e := &env{t: t, db: db, srv: srv, url: ts.URL, logs: logs, anon: servertest.New(t, ts.URL)}
 	e.partner, e.ownerID = e.newPartner("Partner A")
 	return e
@@ -66,7 +66,8 @@ func newEnv(t *testing.T) *env {
 // newPartner creates a partner the way the CLI does and returns a client holding its key.
 func (e *env) newPartner(name string) (*servertest.Client, string) {
 	e.t.Helper()
-	p, key, err := keys.NewService(e.db).CreatePartner(context.Background(), name)
+	var key string
+	p, err := keys.NewService(e.db).CreatePartner(context.Background(), name, func(v string) error { key = v; return nil })
 	if err != nil {
 		e.t.Fatal(err)
 	}

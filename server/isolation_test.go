@@ -66,6 +66,8 @@ func TestPartnersCannotSeeEachOther(t *testing.T) {
 	if list := b.Do("GET", "/api/organizations", nil).List(); len(list) != 2 || list[0]["id"] != bOwner {
 		t.Fatalf("partner B's list: %v", list)
 	}
+	// An encoded slash is part of an id, never a way into another route.
+	expect(t, b.Do("GET", "/api/organizations/"+orgB+"%2Fusers", nil), 404, "organization_not_found")
 	// A's objects are intact and A's key still works.
 	expect(t, e.partner.Do("GET", "/api/organizations/"+orgA+"/users/"+userA, nil), 200, "")
 	expect(t, e.anon.As(keyA).Do("GET", "/api/me", nil), 200, "")

@@ -105,6 +105,14 @@ func TestOrganizationValidation(t *testing.T) {
 		{"malformed JSON", `{"name": "A5"`, nil, 400, "malformed_json", ""},
 		{"not an object", `["A6"]`, nil, 400, "malformed_json", ""},
 		{"two values", `{"name":"A7"} {"name":"A8"}`, nil, 400, "malformed_json", ""},
+		{"trailing bracket", `{"name":"A7b"}]`, nil, 400, "malformed_json", ""},
+		{"trailing braces and junk", `{"name":"A7c"}}}garbage`, nil, 400, "malformed_json", ""},
+		{"field name in another case", `{"NAME":"A7d"}`, nil, 400, "unknown_field", "field"},
+		{"duplicate field", `{"name":"A7e","name":"A7f"}`, nil, 400, "duplicate_field", "field"},
+		{"zero-width name", map[string]any{"name": "​"}, nil, 400, "validation_failed", "name"},
+		{"bidi override", map[string]any{"name": "evil‮gnp.exe"}, nil, 400, "validation_failed", "name"},
+		{"lone surrogate", `{"name":"a\ud800b"}`, nil, 400, "validation_failed", "name"},
+		{"issuer with a password", map[string]any{"name": "A7g", "issuer": "https://user:pass@login.test"}, nil, 400, "validation_failed", "issuer"},
 		{"empty body", "", nil, 400, "body_required", ""},
 		{"deep nesting", strings.Repeat("[", 20000) + strings.Repeat("]", 20000), nil, 400, "malformed_json", ""},
 		{"invalid UTF-8", "{\"name\": \"A\xff\"}", nil, 400, "malformed_json", ""},
@@ -123,6 +131,19 @@ func TestOrganizationValidation(t *testing.T) {
 			}
 		})
 	}
+	t.Run("every bad field is named", func(t *testing.T) {
+		r := e.partner.Do("POST", "/api/organizations", map[string]any{"name": "", "issuer": "x", "sso_domain": "-"})
+		expect(t, r, 400, "validation_failed")
+		meta := r.JSON()["metadata"].(map[string]any)
+		if len(meta) != 3 || meta["name"] == nil || meta["issuer"] == nil || meta["sso_domain"] == nil {
+			t.Fatalf("metadata must name name, issuer and sso_domain: %s", r.Body)
+		}
+	})
+	t.Run("chunked body over 1 MiB", func(t *testing.T) {
+		// No Content-Length: the limit must hold while reading.
+		big := `{"name":"` + strings.Repeat("a", 2<<20) + `"}`
+		expect(t, e.partner.Do("POST", "/api/organizations", strings.NewReader(big)), 413, "body_too_large")
+	})
 	// Nothing half-written: only the organizations that got a 200 exist.
 	var n int
 	if err := e.db.Get(&n, `SELECT COUNT(*) FROM organizations`); err != nil || n != 4 {

@@ -3,8 +3,10 @@
 package server
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/jmoiron/sqlx"
@@ -23,14 +25,19 @@ type Server struct {
 	engine *gin.Engine
 }
 
-// New builds the HTTP API on db, logging to log.
+// New builds the HTTP API on db, logging to log. Close it to write pending key usage.
 func New(db *sqlx.DB, log *slog.Logger) *Server {
 	s := &Server{store: tenants.NewStore(db), keys: keys.NewService(db), log: log}
+	s.keys.StartUsageRecorder(5*time.Second, log)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	e.RedirectTrailingSlash = false
 	e.RedirectFixedPath = false
-	e.Use(withRequestID, s.recoverPanics, s.accessLog, limitBody, s.negotiateVersion, s.authenticate)
+	// Route on the escaped path: /api/organizations/x%2Fusers is one (unknown) id, never a
+	// different route.
+	e.UseRawPath = true
+	e.UnescapePathValues = true
+	e.Use(withRequestID, s.accessLog, s.recoverPanics, limitBody, s.negotiateVersion, s.authenticate)
 	e.NoRoute(func(c *gin.Context) {
 		s.writeError(c, newAPIError(http.StatusNotFound, "route_not_found",
 			"There is no endpoint %s %s.", c.Request.Method, c.Request.URL.Path))
@@ -40,11 +47,17 @@ func New(db *sqlx.DB, log *slog.Logger) *Server {
 			"%s is not allowed on %s.", c.Request.Method, c.Request.URL.Path))
 	})
 	for _, r := range s.routes() {
-		e.Handle(r.method, r.path, s.handle(r.guard, r.handler))
+		e.Handle(r.method, r.path, s.handle(r.policy, r.handler))
 	}
 	s.engine = e
 	return s
 }
+
+// Close stops background work, writing what it holds (key usage).
+func (s *Server) Close() { s.keys.Close() }
+
+// FlushUsage writes recorded key usage now (tests use it instead of waiting).
+func (s *Server) FlushUsage(ctx context.Context) { s.keys.FlushUsage(ctx) }
 
 // ServeHTTP makes Server an http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
@@ -66,58 +79,72 @@ func (s *Server) Routes() []Route {
 // database/sql may still watch the context it was given.
 type handler func(c *gin.Context, p *tenants.Principal) error
 
-// A guard decides whether a principal may call a route at all (403 when not); which objects it
-// may touch is decided by the domain.
-type guard func(p *tenants.Principal) error
-
 type route struct {
 	method, path string
-	guard        guard
+	policy       policy
 	handler      handler
 }
 
 // routes is the whole access policy in one table.
 func (s *Server) routes() []route {
-	return []route{
-		{"GET", "/api/me", anyCredential, s.getIdentity},
+	r := []route{
+		{"GET", "/api/me", forAnyone, s.getIdentity},
+		{"POST", "/api/auth/tokens", forAnyone.noTokens(), s.mintToken},
+		{"GET", "/.well-known/jwks.json", public, s.getJWKS},
 
-		{"GET", "/api/organizations", tenants.RequirePartner, s.listOrganizations},
-		{"POST", "/api/organizations", tenants.RequirePartner, s.createOrganization},
-		{"GET", "/api/organizations/:org_id", tenants.RequirePartner, s.getOrganization},
-		{"PUT", "/api/organizations/:org_id", tenants.RequirePartner, s.updateOrganization},
-		{"DELETE", "/api/organizations/:org_id", tenants.RequirePartner, s.deleteOrganization},
-		{"GET", "/api/organization", anyCredential, s.getCurrentOrganization},
+		{"GET", "/api/organizations", forPartners, s.listOrganizations},
+		{"POST", "/api/organizations", forPartners, s.createOrganization},
+		{"GET", "/api/organizations/:org_id", forPartners, s.getOrganization},
+		{"PUT", "/api/organizations/:org_id", forPartners, s.updateOrganization},
+		{"DELETE", "/api/organizations/:org_id", forPartners, s.deleteOrganization},
+		{"GET", "/api/organization", orgAction(""), s.getCurrentOrganization},
 
-		{"GET", "/api/organizations/:org_id/users", tenants.RequirePartner, s.listUsers(orgFromPath)},
-		{"POST", "/api/organizations/:org_id/users", tenants.RequirePartner, s.createUser(orgFromPath)},
-		{"GET", "/api/organizations/:org_id/users/:id", tenants.RequirePartner, s.getUser(orgFromPath)},
-		{"PUT", "/api/organizations/:org_id/users/:id", tenants.RequirePartner, s.updateUser(orgFromPath)},
-		{"DELETE", "/api/organizations/:org_id/users/:id", tenants.RequirePartner, s.deleteUser(orgFromPath)},
-		{"POST", "/api/organizations/:org_id/users/:id/keys", tenants.RequirePartner, s.mintUserKey},
+		{"GET", "/api/organizations/:org_id/users", forPartners, s.listUsers(orgFromPath)},
+		{"POST", "/api/organizations/:org_id/users", forPartners, s.createUser(orgFromPath)},
+		{"GET", "/api/organizations/:org_id/users/:id", forPartners, s.getUser(orgFromPath)},
+		{"PUT", "/api/organizations/:org_id/users/:id", forPartners, s.updateUser(orgFromPath)},
+		{"DELETE", "/api/organizations/:org_id/users/:id", forPartners, s.deleteUser(orgFromPath)},
+		{"POST", "/api/organizations/:org_id/users/:id/keys", forPartners, s.mintUserKey},
+		{"GET", "/api/organizations/:org_id/keys", forPartners, s.listOrganizationKeys},
+		{"DELETE", "/api/organizations/:org_id/keys/:id", forPartners, s.revokeOrganizationKey},
 
-		{"GET", "/api/organization/users", orgAdmin, s.listUsers(orgOfCaller)},
-		{"POST", "/api/organization/users", orgAdmin, s.createUser(orgOfCaller)},
-		{"GET", "/api/organization/users/:id", orgAdmin, s.getUser(orgOfCaller)},
-		{"PUT", "/api/organization/users/:id", orgAdmin, s.updateUser(orgOfCaller)},
-		{"DELETE", "/api/organization/users/:id", orgAdmin, s.deleteUser(orgOfCaller)},
+		{"GET", "/api/partner/keys", forPartners, s.listPartnerKeys},
+		{"POST", "/api/partner/keys", forPartners.noTokens(), s.createPartnerKey},
+		{"DELETE", "/api/partner/keys/:id", forPartners, s.revokePartnerKey},
+
+		{"GET", "/api/organization/users", orgAction(tenants.UsersRead), s.listUsers(orgOfCaller)},
+		{"POST", "/api/organization/users", orgAction(tenants.UsersWrite), s.createUser(orgOfCaller)},
+		{"GET", "/api/organization/users/:id", orgAction(tenants.UsersRead), s.getUser(orgOfCaller)},
+		{"PUT", "/api/organization/users/:id", orgAction(tenants.UsersWrite), s.updateUser(orgOfCaller)},
+		{"DELETE", "/api/organization/users/:id", orgAction(tenants.UsersWrite), s.deleteUser(orgOfCaller)},
+
+		{"GET", "/api/permissions/roles", orgAction(tenants.RolesRead), s.listRoles},
+		{"POST", "/api/permissions/roles", orgAction(tenants.RolesWrite), s.createRole},
+		{"GET", "/api/permissions/roles/:id", orgAction(tenants.RolesRead), s.getRole},
+		{"PUT", "/api/permissions/roles/:id", orgAction(tenants.RolesWrite), s.updateRole},
+		{"DELETE", "/api/permissions/roles/:id", orgAction(tenants.RolesWrite), s.deleteRole},
+
+		// Keys of the caller's organization. Reading, revoking and rotating one's own key needs
+		// no permission; the domain requires keys:read / keys:write for anyone else's.
+		{"GET", "/api/keys", orgKeys, s.listKeys},
+		{"POST", "/api/keys", orgKeys.noTokens(), s.createKey},
+		{"GET", "/api/keys/:id", orgKeys, s.getKey},
+		{"DELETE", "/api/keys/:id", orgKeys, s.revokeKey},
+		{"POST", "/api/keys/:id/rotate", orgKeys.noTokens(), s.rotateKey},
 	}
+	return append(r, s.resourceRoutes()...)
 }
 
-func anyCredential(*tenants.Principal) error { return nil }
-
-// orgAdmin admits a partner key (its own organization is its owner organization) and the key
-// of a user holding the Admin role.
-func orgAdmin(p *tenants.Principal) error {
-	if p.IsPartner() || p.IsAdmin {
-		return nil
-	}
-	return tenants.Errorf(tenants.ErrForbidden, "admin_required",
-		"Managing users requires a partner key or the key of an admin user.")
-}
-
-// handle authenticates (401), guards (403) and runs h, sending any error to writeError.
-func (s *Server) handle(g guard, h handler) gin.HandlerFunc {
+// handle authenticates (401), applies the route's policy (403) and runs h, sending any error
+// to writeError.
+func (s *Server) handle(pol policy, h handler) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		if pol.public {
+			if err := h(c, nil); err != nil {
+				s.writeError(c, err)
+			}
+			return
+		}
 		v, ok := c.Get(ctxPrincipal)
 		if !ok {
 			err, _ := c.Get(ctxAuthError)
@@ -125,7 +152,7 @@ func (s *Server) handle(g guard, h handler) gin.HandlerFunc {
 			return
 		}
 		p := v.(*tenants.Principal)
-		if err := g(p); err != nil {
+		if err := pol.check(p); err != nil {
 			s.writeError(c, err)
 			return
 		}
@@ -142,5 +169,26 @@ type envelope struct {
 
 func writeData(c *gin.Context, status int, v any) error {
 	c.JSON(status, envelope{Data: v})
+	return nil
+}
+
+// listEnvelope is every paginated list: {"data": [...], "pagination": {"next_page_token": ...}},
+// the token "" on the last page.
+type listEnvelope struct {
+	Data       any        `json:"data"`
+	Pagination pagination `json:"pagination"`
+}
+
+type pagination struct {
+	NextPageToken string `json:"next_page_token"`
+}
+
+// pageOf reads the limit and page_token query parameters.
+func pageOf(c *gin.Context) (tenants.Page, error) {
+	return tenants.ParsePage(c.Query("limit"), c.Query("page_token"))
+}
+
+func writeList(c *gin.Context, items any, next string) error {
+	c.JSON(http.StatusOK, listEnvelope{Data: items, Pagination: pagination{NextPageToken: next}})
 	return nil
 }

@@ -2,7 +2,6 @@ package server
 
 import (
 	"net/http"
-	"strconv"
 
 	"github.com/gin-gonic/gin"
 
@@ -93,14 +92,13 @@ type apiKeyValue struct {
 func (s *Server) mintUserKey(c *gin.Context, p *tenants.Principal) error {
 	force := false
 	if v, ok := c.GetQuery("force"); ok {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
+		if v != "true" && v != "false" {
 			e := newAPIError(http.StatusBadRequest, "validation_failed",
 				"The request has invalid fields: force: must be true or false.")
 			e.Metadata = map[string]any{"force": "must be true or false"}
 			return e
 		}
-		force = b
+		force = v == "true"
 	}
 	if err := decodeOptionalJSON(c, &struct{}{}); err != nil {
 		return err

@@ -26,6 +26,15 @@ type Error struct {
 }
 
 func (e *Error) Error() string { return e.Message }
+
+// With adds a field's problem to e's metadata and returns e.
+func (e *Error) With(field, problem string) *Error {
+	if e.Metadata == nil {
+		e.Metadata = map[string]any{}
+	}
+	e.Metadata[field] = problem
+	return e
+}
 func (e *Error) Unwrap() error { return e.Kind }
 
 // Errorf builds an *Error of the given kind.
@@ -74,4 +83,14 @@ func IsUniqueViolation(err error) bool {
 		return pg.SQLState() == "23505"
 	}
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+// IsForeignKeyViolation reports whether err is a foreign-key failure from SQLite or PostgreSQL
+// (SQLSTATE 23503).
+func IsForeignKeyViolation(err error) bool {
+	var pg interface{ SQLState() string }
+	if errors.As(err, &pg) {
+		return pg.SQLState() == "23503"
+	}
+	return err != nil && strings.Contains(err.Error(), "FOREIGN KEY constraint failed")
 }

@@ -3,10 +3,12 @@ package tenants
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
-// Identity describes the caller, in the shape of Polytomic's GET /api/me, plus Kind and
-// PartnerID. A partner key has no user: ID, Email and Role are empty.
+// Identity describes the caller, in the shape of Polytomic's GET /api/me, plus Kind,
+// PartnerID, Permissions and ExpiresAt. Only a user (a user key or its token) has ID, Email
+// and Role.
 type Identity struct {
 	ID               string         `json:"id,omitempty"`
 	Email            string         `json:"email,omitempty"`
@@ -19,6 +21,10 @@ type Identity struct {
 	IsSystem         bool           `json:"is_system"`
 	Kind             CredentialKind `json:"kind"`
 	PartnerID        string         `json:"partner_id"`
+	KeyID            string         `json:"key_id"`
+	OrganizationRole string         `json:"organization_role,omitempty"`
+	Permissions      []Action       `json:"permissions"`
+	ExpiresAt        *time.Time     `json:"expires_at"`
 }
 
 // Identity returns who p is.
@@ -28,8 +34,9 @@ func (s *Store) Identity(ctx context.Context, p *Principal) (Identity, error) {
 		return Identity{}, err
 	}
 	id := Identity{OrganizationID: org.ID, OrganizationName: org.Name, Kind: p.Kind, PartnerID: p.PartnerID,
-		IsPartner: p.Kind == KindPartner, IsUser: p.Kind == KindUser}
-	if p.Kind == KindUser {
+		KeyID: p.KeyID, OrganizationRole: p.OrgRole, Permissions: p.Permissions.Actions(), ExpiresAt: p.ExpiresAt,
+		IsPartner: p.ParentKind == KindPartner, IsUser: p.ParentKind == KindUser, IsOrganization: p.ParentKind == KindOrganization}
+	if p.UserID != "" {
 		u, err := findUser(ctx, s.DB, p.OrgID, p.UserID)
 		if err != nil {
 			return Identity{}, fmt.Errorf("identity of key %s: %w", p.KeyID, err)

@@ -55,10 +55,10 @@ func (in *OrganizationInput) normalize() error {
 			errs.Add("issuer", msg)
 		}
 	}
-	if msg := checkText(in.ClientID, 255); msg != "" {
+	if msg := CheckText(in.ClientID, 255); msg != "" {
 		errs.Add("client_id", msg)
 	}
-	if msg := checkText(in.ClientSecret, 1024); msg != "" {
+	if msg := CheckText(in.ClientSecret, 1024); msg != "" {
 		errs.Add("client_secret", msg)
 	}
 	if in.SSODomain != "" {
@@ -66,7 +66,7 @@ func (in *OrganizationInput) normalize() error {
 			errs.Add("sso_domain", msg)
 		}
 	}
-	if msg := checkText(in.SSOOrgID, 255); msg != "" {
+	if msg := CheckText(in.SSOOrgID, 255); msg != "" {
 		errs.Add("sso_org_id", msg)
 	}
 	return errs.Err()
@@ -122,6 +122,14 @@ func partnerOrganization(ctx context.Context, q sqlx.ExtContext, partnerID, id s
 		return Organization{}, fmt.Errorf("select organization: %w", err)
 	}
 	return o, nil
+}
+
+// PartnerOrganization loads an organization of the partner p; another partner's is ErrNotFound.
+func PartnerOrganization(ctx context.Context, q sqlx.ExtContext, p *Principal, id string) (Organization, error) {
+	if err := RequirePartner(p); err != nil {
+		return Organization{}, err
+	}
+	return partnerOrganization(ctx, q, p.PartnerID, id)
 }
 
 // CreateOrganization creates a child organization of the calling partner.

@@ -1,32 +1,56 @@
 package tenants
 
+import "time"
+
 // CredentialKind names what kind of credential a request authenticated with.
 type CredentialKind string
 
 const (
-	KindPartner CredentialKind = "partner" // a partner key: manages the partner's organizations
-	KindUser    CredentialKind = "user"    // a user key: acts as one user in one organization
+	KindPartner      CredentialKind = "partner"      // manages the partner's organizations
+	KindUser         CredentialKind = "user"         // acts as one user in one organization
+	KindOrganization CredentialKind = "organization" // org-wide, not tied to a user: role admin or asker
+	KindToken        CredentialKind = "token"        // a short-lived JWT minted from one of the above
+)
+
+// Organization key roles.
+const (
+	OrgRoleAdmin = "admin" // every organization API
+	OrgRoleAsker = "asker" // a read-only allow-list
 )
 
 // Principal is who is calling: the result of authenticating a bearer credential. It carries
-// only identifiers, never the credential itself.
+// identifiers and permissions, never the credential itself.
 type Principal struct {
-	Kind      CredentialKind
-	KeyID     string
-	PartnerID string // the partner the credential belongs to (for a user key: its organization's)
-	OrgID     string // the organization it acts in (for a partner key: the owner organization)
-	UserID    string // set for user keys
-	IsAdmin   bool   // a user key whose user holds the Admin role
+	Kind        CredentialKind
+	ParentKind  CredentialKind // for a token: the kind of key that minted it; else Kind
+	KeyID       string         // the key's id (for a token: its parent key's)
+	TokenID     string         // a token's jti
+	PartnerID   string         // the partner the credential belongs to
+	OrgID       string         // the organization it acts in (a partner key: the owner organization)
+	UserID      string         // the user it acts as (user keys and their tokens)
+	OrgRole     string         // OrgRoleAdmin or OrgRoleAsker, for organization keys and their tokens
+	Permissions Permissions    // what it may do in OrgID: roles ∩ scopes ∩ parent
+	ExpiresAt   *time.Time     // when it stops working, if ever
 }
 
-// IsPartner reports whether p is a partner key.
-func (p *Principal) IsPartner() bool { return p != nil && p.Kind == KindPartner }
+// IsPartner reports whether p is a partner key or a token minted from one.
+func (p *Principal) IsPartner() bool { return p != nil && p.ParentKind == KindPartner }
 
-// RequirePartner refuses any credential but a partner key with 403 partner_key_required.
+// IsAsker reports whether p is an asker organization key, or a token limited to asker.
+func (p *Principal) IsAsker() bool { return p != nil && p.OrgRole == OrgRoleAsker }
+
+// IsToken reports whether p is a temporary token.
+func (p *Principal) IsToken() bool { return p != nil && p.Kind == KindToken }
+
+// Can reports whether p may perform a in its organization.
+func (p *Principal) Can(a Action) bool { return p != nil && p.Permissions.Has(a) }
+
+// RequirePartner refuses any credential but a partner key (or its token) with 403
+// partner_key_required.
 func RequirePartner(p *Principal) error {
 	if p.IsPartner() {
 		return nil
 	}
 	return Errorf(ErrForbidden, "partner_key_required",
-		"This endpoint requires a partner key; a %s key cannot call it.", p.Kind)
+		"This endpoint requires a partner key; a %s credential cannot call it.", p.ParentKind)
 }

@@ -2,14 +2,18 @@ package tenants
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 )
 
 // The built-in roles every organization has. The legacy user role "admin" is RoleAdmin and
-// "user" is RoleMember.
+// "user" is RoleMember. Their permissions come from this code, not the database, so a new
+// action reaches Admin everywhere the day it ships.
 const (
 	RoleAdmin  = "Admin"
 	RoleMember = "Member"
@@ -21,11 +25,59 @@ const (
 	LegacyUser  = "user"
 )
 
+// Role is a named set of actions in one organization.
+type Role struct {
+	ID             string    `json:"id"`
+	Name           string    `json:"name"`
+	OrganizationID string    `json:"organization_id"`
+	System         bool      `json:"system"`
+	Actions        []Action  `json:"actions"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+}
+
+// RoleInput is the body of a create or a full-replacement update.
+type RoleInput struct {
+	Name    string
+	Actions []string
+}
+
+// roleRow is a role as stored.
+type roleRow struct {
+	ID        string    `db:"id"`
+	OrgID     string    `db:"org_id"`
+	Name      string    `db:"name"`
+	System    bool      `db:"system"`
+	Actions   string    `db:"actions"`
+	CreatedAt time.Time `db:"created_at"`
+	UpdatedAt time.Time `db:"updated_at"`
+}
+
+const roleColumns = `id, org_id, name, system, actions, created_at, updated_at`
+
+// RolePermissions is what a role allows: fixed for the built-in roles, stored for custom ones.
+func RolePermissions(system bool, name, actions string) Permissions {
+	switch {
+	case system && name == RoleAdmin:
+		return AllPermissions
+	case system && name == RoleMember:
+		return MemberPermissions
+	default:
+		return ParsePermissions(actions)
+	}
+}
+
+func (r roleRow) permissions() Permissions { return RolePermissions(r.System, r.Name, r.Actions) }
+
+func (r roleRow) role() Role {
+	return Role{ID: r.ID, Name: r.Name, OrganizationID: r.OrgID, System: r.System,
+		Actions: r.permissions().Actions(), CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+}
+
 func insertSystemRoles(ctx context.Context, tx *sqlx.Tx, orgID string, now time.Time) error {
 	for _, name := range []string{RoleAdmin, RoleMember} {
-		_, err := tx.ExecContext(ctx, tx.Rebind(
-			`INSERT INTO roles (id, org_id, name, system, created_at) VALUES (?, ?, ?, ?, ?)`),
-			NewID(), orgID, name, true, now)
+		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO roles (id, org_id, name, name_key, system, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`), NewID(), orgID, name, strings.ToLower(name), true, now, now)
 		if err != nil {
 			return fmt.Errorf("insert role %s: %w", name, err)
 		}
@@ -33,19 +85,13 @@ func insertSystemRoles(ctx context.Context, tx *sqlx.Tx, orgID string, now time.
 	return nil
 }
 
-type orgRole struct {
-	ID     string `db:"id"`
-	Name   string `db:"name"`
-	System bool   `db:"system"`
-}
-
 // orgRoles returns an organization's roles by id.
-func orgRoles(ctx context.Context, q sqlx.ExtContext, orgID string) (map[string]orgRole, error) {
-	var rows []orgRole
-	if err := sqlx.SelectContext(ctx, q, &rows, q.Rebind(`SELECT id, name, system FROM roles WHERE org_id = ?`), orgID); err != nil {
+func orgRoles(ctx context.Context, q sqlx.ExtContext, orgID string) (map[string]roleRow, error) {
+	var rows []roleRow
+	if err := sqlx.SelectContext(ctx, q, &rows, q.Rebind(`SELECT `+roleColumns+` FROM roles WHERE org_id = ?`), orgID); err != nil {
 		return nil, fmt.Errorf("select roles: %w", err)
 	}
-	byID := make(map[string]orgRole, len(rows))
+	byID := make(map[string]roleRow, len(rows))
 	for _, r := range rows {
 		byID[r.ID] = r
 	}
@@ -53,7 +99,7 @@ func orgRoles(ctx context.Context, q sqlx.ExtContext, orgID string) (map[string]
 }
 
 // systemRoleID finds a built-in role's id among roles.
-func systemRoleID(roles map[string]orgRole, name string) string {
+func systemRoleID(roles map[string]roleRow, name string) string {
 	for id, r := range roles {
 		if r.System && r.Name == name {
 			return id
@@ -63,11 +109,183 @@ func systemRoleID(roles map[string]orgRole, name string) string {
 }
 
 // legacyRole is the Polytomic role a set of role ids amounts to: admin when it holds Admin.
-func legacyRole(roles map[string]orgRole, ids []string) string {
+func legacyRole(roles map[string]roleRow, ids []string) string {
 	for _, id := range ids {
 		if r := roles[id]; r.System && r.Name == RoleAdmin {
 			return LegacyAdmin
 		}
 	}
 	return LegacyUser
+}
+
+// rolesPermissions is the union of what the roles ids allow.
+func rolesPermissions(roles map[string]roleRow, ids []string) Permissions {
+	var p Permissions
+	for _, id := range ids {
+		p |= roles[id].permissions()
+	}
+	return p
+}
+
+// errEscalation refuses to grant more than the caller holds.
+func errEscalation(what string) error {
+	return Errorf(ErrForbidden, "permission_escalation",
+		"You cannot %s: it would grant actions your credential does not have.", what)
+}
+
+func errRoleNotFound(id string) error {
+	return Errorf(ErrNotFound, "role_not_found", "No role with id %q exists in this organization.", id)
+}
+
+func (in *RoleInput) normalize() (Permissions, error) {
+	in.Name = strings.TrimSpace(in.Name)
+	var errs FieldErrors
+	if msg := checkName(in.Name, 255); msg != "" {
+		errs.Add("name", msg)
+	}
+	if in.Actions == nil {
+		errs.Add("actions", "is required: list the actions the role allows (it may be empty)")
+	}
+	perms, msg := CheckActions(in.Actions)
+	if msg != "" {
+		errs.Add("actions", msg)
+	}
+	return perms, errs.Err()
+}
+
+func findRole(ctx context.Context, q sqlx.ExtContext, orgID, id string) (roleRow, error) {
+	if !validID(id) {
+		return roleRow{}, errRoleNotFound(id)
+	}
+	var r roleRow
+	err := sqlx.GetContext(ctx, q, &r, q.Rebind(`SELECT `+roleColumns+` FROM roles WHERE id = ? AND org_id = ?`), id, orgID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return roleRow{}, errRoleNotFound(id)
+	}
+	if err != nil {
+		return roleRow{}, fmt.Errorf("select role: %w", err)
+	}
+	return r, nil
+}
+
+func errRoleNameTaken(name string) error {
+	return Errorf(ErrConflict, "role_name_taken",
+		"A role named %q already exists in this organization; names are unique ignoring case.", name)
+}
+
+// ListRoles returns the caller's organization's roles: the built-in ones first, then custom
+// roles in order of creation.
+func (s *Store) ListRoles(ctx context.Context, p *Principal) ([]Role, error) {
+	var rows []roleRow
+	if err := sqlx.SelectContext(ctx, s.DB, &rows, s.DB.Rebind(`SELECT `+roleColumns+`
+		FROM roles WHERE org_id = ? ORDER BY system DESC, created_at, id`), p.OrgID); err != nil {
+		return nil, fmt.Errorf("list roles: %w", err)
+	}
+	out := make([]Role, len(rows))
+	for i, r := range rows {
+		out[i] = r.role()
+	}
+	return out, nil
+}
+
+// GetRole returns one role of the caller's organization.
+func (s *Store) GetRole(ctx context.Context, p *Principal, id string) (Role, error) {
+	r, err := findRole(ctx, s.DB, p.OrgID, id)
+	return r.role(), err
+}
+
+// CreateRole adds a custom role to the caller's organization. A role may not allow an action
+// the caller lacks (403 permission_escalation).
+func (s *Store) CreateRole(ctx context.Context, p *Principal, in RoleInput) (Role, error) {
+	perms, err := in.normalize()
+	if err != nil {
+		return Role{}, err
+	}
+	if !p.Permissions.Covers(perms) {
+		return Role{}, errEscalation("create a role with these actions")
+	}
+	now := Now()
+	r := roleRow{ID: NewID(), OrgID: p.OrgID, Name: in.Name, Actions: perms.String(), CreatedAt: now, UpdatedAt: now}
+	_, err = s.DB.ExecContext(ctx, s.DB.Rebind(`INSERT INTO roles (id, org_id, name, name_key, system, actions, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), r.ID, r.OrgID, r.Name, strings.ToLower(r.Name), false, r.Actions, now, now)
+	if IsUniqueViolation(err) {
+		return Role{}, errRoleNameTaken(r.Name)
+	}
+	if err != nil {
+		return Role{}, fmt.Errorf("insert role: %w", err)
+	}
+	return r.role(), nil
+}
+
+// UpdateRole replaces a custom role's name and actions; users holding it get the new actions
+// on their next request. Built-in roles cannot change (409).
+func (s *Store) UpdateRole(ctx context.Context, p *Principal, id string, in RoleInput) (Role, error) {
+	var r roleRow
+	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) (err error) {
+		if r, err = findRole(ctx, tx, p.OrgID, id); err != nil {
+			return err
+		}
+		if r.System {
+			return errSystemRole(r.Name)
+		}
+		perms, err := in.normalize()
+		if err != nil {
+			return err
+		}
+		// Neither the actions granted nor those taken away may exceed the caller's.
+		if !p.Permissions.Covers(perms | r.permissions()) {
+			return errEscalation("change this role")
+		}
+		r.Name, r.Actions, r.UpdatedAt = in.Name, perms.String(), Now()
+		_, err = tx.ExecContext(ctx, tx.Rebind(`UPDATE roles SET name = ?, name_key = ?, actions = ?, updated_at = ?
+			WHERE id = ? AND org_id = ?`), r.Name, strings.ToLower(r.Name), r.Actions, r.UpdatedAt, r.ID, r.OrgID)
+		if IsUniqueViolation(err) {
+			return errRoleNameTaken(r.Name)
+		}
+		return err
+	})
+	return r.role(), err
+}
+
+func errSystemRole(name string) error {
+	return Errorf(ErrConflict, "system_role_immutable", "The built-in role %s cannot be changed or deleted.", name)
+}
+
+// DeleteRole deletes a custom role nobody holds (409 role_in_use otherwise) and returns it.
+func (s *Store) DeleteRole(ctx context.Context, p *Principal, id string) (Role, error) {
+	var r roleRow
+	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) (err error) {
+		if r, err = findRole(ctx, tx, p.OrgID, id); err != nil {
+			return err
+		}
+		if r.System {
+			return errSystemRole(r.Name)
+		}
+		if !p.Permissions.Covers(r.permissions()) {
+			return errEscalation("delete this role")
+		}
+		// The foreign key from user_roles (ON DELETE RESTRICT) is what guarantees a role in use
+		// is never deleted; it fails the statement if any user holds the role.
+		_, err = tx.ExecContext(ctx, tx.Rebind(`DELETE FROM roles WHERE id = ? AND org_id = ?`), r.ID, r.OrgID)
+		if IsForeignKeyViolation(err) {
+			return Errorf(ErrConflict, "role_in_use",
+				"Role %q is held by at least one user; give those users other roles first.", r.Name)
+		}
+		return err
+	})
+	return r.role(), err
+}
+
+// UserPermissions is the union of what a user's roles allow.
+func UserPermissions(ctx context.Context, q sqlx.ExtContext, userID string) (Permissions, error) {
+	var rows []roleRow
+	if err := sqlx.SelectContext(ctx, q, &rows, q.Rebind(`SELECT r.id, r.org_id, r.name, r.system, r.actions, r.created_at, r.updated_at
+		FROM roles r JOIN user_roles ur ON ur.role_id = r.id WHERE ur.user_id = ?`), userID); err != nil {
+		return 0, fmt.Errorf("select user roles: %w", err)
+	}
+	var p Permissions
+	for _, r := range rows {
+		p |= r.permissions()
+	}
+	return p, nil
 }

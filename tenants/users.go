@@ -40,10 +40,10 @@ func errUserNotFound(id string) error {
 }
 
 // normalize validates in against the organization's roles and returns the role ids to store.
-func (in *UserInput) normalize(roles map[string]orgRole) ([]string, error) {
+func (in *UserInput) normalize(roles map[string]roleRow) ([]string, error) {
 	in.Email = strings.TrimSpace(in.Email)
 	var errs FieldErrors
-	if msg := checkEmail(in.Email); msg != "" {
+	if msg := CheckEmail(in.Email); msg != "" {
 		errs.Add("email", msg)
 	}
 	var ids []string
@@ -74,9 +74,10 @@ func (in *UserInput) normalize(roles map[string]orgRole) ([]string, error) {
 	return ids, errs.Err()
 }
 
-// authorizeUsers decides whether p may manage the users of orgID: a partner for its own
-// organizations, or an admin user for its own organization. Another tenant's organization is
-// ErrNotFound.
+// authorizeUsers scopes a user operation to an organization p may reach: a partner's own
+// organizations, or an organization credential's own organization. Another tenant's
+// organization is ErrNotFound. Whether p holds users:read or users:write is the route's
+// policy (server), decided before the domain is called.
 func authorizeUsers(ctx context.Context, q sqlx.ExtContext, p *Principal, orgID string) error {
 	if p.IsPartner() {
 		_, err := partnerOrganization(ctx, q, p.PartnerID, orgID)
@@ -84,9 +85,6 @@ func authorizeUsers(ctx context.Context, q sqlx.ExtContext, p *Principal, orgID 
 	}
 	if orgID != p.OrgID {
 		return errOrganizationNotFound(orgID)
-	}
-	if !p.IsAdmin {
-		return Errorf(ErrForbidden, "admin_required", "Managing users requires a partner key or the key of an admin user.")
 	}
 	return nil
 }
@@ -200,9 +198,16 @@ func (s *Store) CreateUser(ctx context.Context, p *Principal, orgID string, in U
 		if err != nil {
 			return err
 		}
+		if len(roles) == 0 {
+			// Every organization has its built-in roles: this one was deleted meanwhile.
+			return errOrganizationNotFound(orgID)
+		}
 		roleIDs, err := in.normalize(roles)
 		if err != nil {
 			return err
+		}
+		if !p.Permissions.Covers(rolesPermissions(roles, roleIDs)) {
+			return errEscalation("give a user these roles")
 		}
 		now := Now()
 		u = User{ID: NewID(), Email: in.Email, OrganizationID: orgID, RoleIDs: roleIDs,
@@ -235,6 +240,15 @@ func (s *Store) UpdateUser(ctx context.Context, p *Principal, orgID, id string, 
 		if err != nil {
 			return err
 		}
+		// Neither the roles given nor those taken away may exceed the caller's permissions.
+		if !p.Permissions.Covers(rolesPermissions(roles, append(roleIDs, u.RoleIDs...))) {
+			return errEscalation("change this user's roles")
+		}
+		if u.Role == LegacyAdmin && legacyRole(roles, roleIDs) != LegacyAdmin {
+			if err := keepAnAdmin(ctx, tx, orgID, u.ID, roles); err != nil {
+				return err
+			}
+		}
 		u.Email, u.RoleIDs, u.Role, u.UpdatedAt = in.Email, roleIDs, legacyRole(roles, roleIDs), Now()
 		_, err = tx.ExecContext(ctx, tx.Rebind(`UPDATE users SET email = ?, email_key = ?, updated_at = ? WHERE id = ? AND org_id = ?`),
 			u.Email, strings.ToLower(u.Email), u.UpdatedAt, u.ID, orgID)
@@ -256,6 +270,18 @@ func (s *Store) DeleteUser(ctx context.Context, p *Principal, orgID, id string) 
 		if u, err = FindUser(ctx, tx, p, orgID, id); err != nil {
 			return err
 		}
+		roles, err := orgRoles(ctx, tx, orgID)
+		if err != nil {
+			return err
+		}
+		if !p.Permissions.Covers(rolesPermissions(roles, u.RoleIDs)) {
+			return errEscalation("delete this user")
+		}
+		if u.Role == LegacyAdmin {
+			if err := keepAnAdmin(ctx, tx, orgID, u.ID, roles); err != nil {
+				return err
+			}
+		}
 		// The user's keys and role links go with it (ON DELETE CASCADE).
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM users WHERE id = ? AND org_id = ?`), u.ID, orgID); err != nil {
 			return fmt.Errorf("delete user: %w", err)
@@ -263,4 +289,20 @@ func (s *Store) DeleteUser(ctx context.Context, p *Principal, orgID, id string) 
 		return nil
 	})
 	return u, err
+}
+
+// keepAnAdmin refuses (409 last_admin) a change that would leave orgID without an admin, so
+// nobody is locked out of managing it. It runs inside the change's write transaction.
+func keepAnAdmin(ctx context.Context, tx *sqlx.Tx, orgID, leaving string, roles map[string]roleRow) error {
+	var others int
+	err := sqlx.GetContext(ctx, tx, &others, tx.Rebind(`SELECT COUNT(*) FROM user_roles WHERE role_id = ? AND user_id <> ?`),
+		systemRoleID(roles, RoleAdmin), leaving)
+	if err != nil {
+		return fmt.Errorf("count admins: %w", err)
+	}
+	if others == 0 {
+		return Errorf(ErrConflict, "last_admin",
+			"This user is the organization's last admin; make another user an admin first.")
+	}
+	return nil
 }

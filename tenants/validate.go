@@ -9,9 +9,9 @@ import (
 	"unicode/utf8"
 )
 
-// checkText reports what is wrong with a free-text value: too long, invalid UTF-8 or a control
+// CheckText reports what is wrong with a free-text value: too long, invalid UTF-8 or a control
 // character. Empty is fine here; callers that require a value check for it.
-func checkText(s string, max int) string {
+func CheckText(s string, max int) string {
 	switch {
 	case !utf8.ValidString(s):
 		return "must be valid UTF-8"
@@ -19,8 +19,23 @@ func checkText(s string, max int) string {
 		return "must be at most " + strconv.Itoa(max) + " characters"
 	case strings.IndexFunc(s, unicode.IsControl) >= 0:
 		return "must not contain control characters"
+	case strings.IndexFunc(s, invisible) >= 0:
+		return "must not contain invisible or text-direction characters (such as U+200B or U+202E)"
+	case strings.ContainsRune(s, utf8.RuneError):
+		return "must not contain U+FFFD, the mark of text that was not valid UTF-8"
 	}
 	return ""
+}
+
+// invisible reports characters that hide or reorder text: zero-width spaces and marks, the
+// byte-order mark, and bidirectional controls. They make names that read alike but differ.
+func invisible(r rune) bool {
+	switch {
+	case r >= 0x200B && r <= 0x200F, r >= 0x202A && r <= 0x202E, r >= 0x2060 && r <= 0x2069,
+		r == 0xFEFF, r == 0x061C, r == 0x00AD:
+		return true
+	}
+	return false
 }
 
 // checkName validates a required, trimmed display name of 1..max characters.
@@ -28,15 +43,15 @@ func checkName(s string, max int) string {
 	if s == "" {
 		return "is required and must not be blank"
 	}
-	return checkText(s, max)
+	return CheckText(s, max)
 }
 
-// checkEmail accepts a bare address (no display name) of at most 254 characters.
-func checkEmail(s string) string {
+// CheckEmail accepts a bare address (no display name) of at most 254 characters.
+func CheckEmail(s string) string {
 	if s == "" {
 		return "is required"
 	}
-	if msg := checkText(s, 254); msg != "" {
+	if msg := CheckText(s, 254); msg != "" {
 		return msg
 	}
 	a, err := mail.ParseAddress(s)
@@ -48,12 +63,15 @@ func checkEmail(s string) string {
 
 // checkURL accepts an absolute http or https URL with a host.
 func checkURL(s string) string {
-	if msg := checkText(s, 2048); msg != "" {
+	if msg := CheckText(s, 2048); msg != "" {
 		return msg
 	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return "must be an absolute http or https URL such as https://login.example.com"
+	}
+	if u.User != nil {
+		return "must not contain a user name or password"
 	}
 	return ""
 }

@@ -67,6 +67,7 @@ type Main struct {
 
 	log  *slog.Logger
 	db   *sqlx.DB
+	srv  *server.Server
 	http *http.Server
 	ln   net.Listener
 	done chan error
@@ -112,6 +113,7 @@ func (m *Main) Close() error {
 		if serveErr := <-m.done; !errors.Is(serveErr, http.ErrServerClosed) {
 			err = errors.Join(err, serveErr)
 		}
+		m.srv.Close()
 	}
 	if m.db != nil {
 		err = errors.Join(err, m.db.Close())
@@ -176,8 +178,9 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	m.ln = ln
+	m.srv = server.New(db, m.log)
 	m.http = &http.Server{
-		Handler:           server.New(db, m.log),
+		Handler:           m.srv,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -219,13 +222,21 @@ func (m *Main) createPartner(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	p, value, err := keys.NewService(db).CreatePartner(ctx, *name)
+	// The key is printed before the partner is committed: if stdout fails, nothing is created.
+	p, err := keys.NewService(db).CreatePartner(ctx, *name, func(value string) error {
+		if _, err := fmt.Fprintln(m.Stdout, value); err != nil {
+			return fmt.Errorf("print the partner key: %w", err)
+		}
+		if f, ok := m.Stdout.(interface{ Sync() error }); ok {
+			f.Sync() // a terminal or pipe cannot sync; a file can, and then the key is on disk
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
 	m.log.Info("created partner", "partner_id", p.ID, "name", p.Name, "owner_organization_id", p.OwnerOrgID)
-	_, err = fmt.Fprintln(m.Stdout, value)
-	return err
+	return nil
 }
 
 // writeSecretFile replaces path with content, readable by the owner only, atomically.

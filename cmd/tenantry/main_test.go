@@ -205,3 +205,26 @@ func TestCommandLine(t *testing.T) {
 		t.Fatalf("an in-memory database must be refused")
 	}
 }
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("broken pipe") }
+
+// If the key cannot be printed, no partner is created: nobody would hold its key, and the
+// name would be taken.
+func TestPartnerCreateLosesNothing(t *testing.T) {
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "t.db")
+	var stderr bytes.Buffer
+	err := (&Main{Stdout: failingWriter{}, Stderr: &stderr}).Run(context.Background(), []string{"partner", "create", "--name", "Initech", "--database", db})
+	if err == nil || !strings.Contains(err.Error(), "broken pipe") {
+		t.Fatalf("partner create with a broken stdout: %v", err)
+	}
+	var stdout bytes.Buffer
+	if err := (&Main{Stdout: &stdout, Stderr: &stderr}).Run(context.Background(), []string{"partner", "create", "--name", "Initech", "--database", db}); err != nil {
+		t.Fatalf("retry after the failure: %v", err)
+	}
+	if !strings.HasPrefix(stdout.String(), "tpk_") {
+		t.Fatalf("retry printed %q", stdout.String())
+	}
+}

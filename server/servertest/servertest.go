@@ -116,14 +116,17 @@ func (r *Response) ErrorKey() string {
 	return k
 }
 
-// Do sends a request. body may be nil, a string or []byte (sent as is), or any other value
-// (sent as JSON). A JSON Content-Type is set whenever there is a body, unless headers
+// Do sends a request. body may be nil, a string or []byte (sent as is), an io.Reader (sent
+// chunked, without Content-Length), or any other value (sent as JSON). A JSON Content-Type is set whenever there is a body, unless headers
 // override it; headers are name, value pairs.
 func (c *Client) Do(method, path string, body any, headers ...string) *Response {
 	c.t.Helper()
 	var raw []byte
+	var stream io.Reader
 	switch b := body.(type) {
 	case nil:
+	case io.Reader:
+		stream = struct{ io.Reader }{b} // hides the length, so the request is chunked
 	case string:
 		raw = []byte(b)
 	case []byte:
@@ -134,7 +137,10 @@ func (c *Client) Do(method, path string, body any, headers ...string) *Response 
 			c.t.Fatalf("marshal body: %v", err)
 		}
 	}
-	req, err := http.NewRequest(method, c.BaseURL+path, bytes.NewReader(raw))
+	if stream == nil {
+		stream = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, c.BaseURL+path, stream)
 	if err != nil {
 		c.t.Fatalf("new request: %v", err)
 	}

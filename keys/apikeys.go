@@ -1,0 +1,485 @@
+package keys
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/tenantry/tenantry/tenants"
+)
+
+// Key is an API key as the API shows it. Value is set only in the response that creates or
+// rotates it; nothing else ever carries a key's value.
+type Key struct {
+	ID             string           `json:"id"`
+	Name           string           `json:"name"`
+	Kind           string           `json:"kind"`
+	Hint           string           `json:"hint"`
+	OrganizationID string           `json:"organization_id"`
+	UserID         *string          `json:"user_id"`
+	Role           *string          `json:"role"`
+	Scopes         []tenants.Action `json:"scopes"`
+	CreatedAt      time.Time        `json:"created_at"`
+	CreatedBy      *string          `json:"created_by"`
+	ExpiresAt      *time.Time       `json:"expires_at"`
+	LastUsedAt     *time.Time       `json:"last_used_at"`
+	RevokedAt      *time.Time       `json:"revoked_at"`
+	Value          string           `json:"value,omitempty"`
+}
+
+// keyRecord is a key as stored.
+type keyRecord struct {
+	ID         string         `db:"id"`
+	Name       string         `db:"name"`
+	Kind       string         `db:"kind"`
+	Hint       string         `db:"hint"`
+	PartnerID  string         `db:"partner_id"`
+	OrgID      string         `db:"org_id"`
+	UserID     sql.NullString `db:"user_id"`
+	Role       string         `db:"role"`
+	Scopes     sql.NullString `db:"scopes"`
+	CreatedAt  time.Time      `db:"created_at"`
+	CreatedBy  sql.NullString `db:"created_by"`
+	ExpiresAt  sql.NullTime   `db:"expires_at"`
+	LastUsedAt sql.NullTime   `db:"last_used_at"`
+	RevokedAt  sql.NullTime   `db:"revoked_at"`
+}
+
+const keyColumns = `id, name, kind, hint, partner_id, org_id, user_id, role, scopes, created_at, created_by,
+	expires_at, last_used_at, revoked_at`
+
+func (r keyRecord) key() Key {
+	k := Key{ID: r.ID, Name: r.Name, Kind: r.Kind, Hint: r.Hint, OrganizationID: r.OrgID, CreatedAt: r.CreatedAt,
+		UserID: nullString(r.UserID), CreatedBy: nullString(r.CreatedBy), ExpiresAt: nullTime(r.ExpiresAt),
+		LastUsedAt: nullTime(r.LastUsedAt), RevokedAt: nullTime(r.RevokedAt)}
+	if r.Role != "" {
+		k.Role = &r.Role
+	}
+	if r.Scopes.Valid {
+		k.Scopes = tenants.ParsePermissions(r.Scopes.String).Actions()
+	}
+	return k
+}
+
+// active reports whether the key still authenticates (ignoring rotated-out secrets).
+func (r keyRecord) active(now time.Time) bool {
+	return !r.RevokedAt.Valid && (!r.ExpiresAt.Valid || r.ExpiresAt.Time.After(now))
+}
+
+func nullString(s sql.NullString) *string {
+	if !s.Valid {
+		return nil
+	}
+	return &s.String
+}
+
+func nullTime(t sql.NullTime) *time.Time {
+	if !t.Valid {
+		return nil
+	}
+	v := t.Time.UTC()
+	return &v
+}
+
+func errKeyNotFound(id string) error {
+	return tenants.Errorf(tenants.ErrNotFound, "key_not_found", "No key with id %q exists here.", id)
+}
+
+func errEscalation(what string) error {
+	return tenants.Errorf(tenants.ErrForbidden, "permission_escalation",
+		"You cannot %s: it would give a credential more than yours allows.", what)
+}
+
+func errKeyNameTaken(name string) error {
+	return tenants.Errorf(tenants.ErrConflict, "key_name_taken",
+		"An active key named %q already exists for this owner; pick another name or revoke that key.", name)
+}
+
+// KeyInput is the body of POST /api/keys.
+type KeyInput struct {
+	Name      string
+	Kind      string // "user" (default) or "organization"
+	UserID    string // user keys: whose key it is; default the caller
+	Role      string // organization keys: "admin" or "asker"
+	Scopes    []string
+	ExpiresAt *time.Time
+}
+
+// CreateKey issues a user key (a personal access key of the caller, or of UserID when the
+// caller holds keys:write) or an organization key (keys:write) in the caller's organization.
+// The new key can never do more than the caller: its permissions must be covered by the
+// caller's, and a caller that expires cannot create a key that outlives it.
+func (s *Service) CreateKey(ctx context.Context, p *tenants.Principal, in KeyInput) (Key, error) {
+	in.Name = strings.TrimSpace(in.Name)
+	if in.Kind == "" {
+		in.Kind = string(tenants.KindUser)
+	}
+	var errs tenants.FieldErrors
+	if in.Name == "" {
+		errs.Add("name", "is required and must not be blank")
+	} else if msg := tenants.CheckText(in.Name, 255); msg != "" {
+		errs.Add("name", msg)
+	}
+	switch in.Kind {
+	case string(tenants.KindUser):
+		if in.Role != "" {
+			errs.Add("role", "is only for organization keys")
+		}
+	case string(tenants.KindOrganization):
+		if in.Role != tenants.OrgRoleAdmin && in.Role != tenants.OrgRoleAsker {
+			errs.Add("role", `is required for an organization key: "admin" or "asker"`)
+		}
+		if in.UserID != "" {
+			errs.Add("user_id", "is only for user keys")
+		}
+	default:
+		errs.Add("kind", `must be "user" or "organization"`)
+	}
+	var scopes *tenants.Permissions
+	if in.Scopes != nil {
+		perms, msg := tenants.CheckActions(in.Scopes)
+		if msg != "" {
+			errs.Add("scopes", msg)
+		}
+		scopes = &perms
+	}
+	now := time.Now()
+	if in.ExpiresAt != nil && !in.ExpiresAt.After(now) {
+		errs.Add("expires_at", "must be in the future")
+	}
+	if err := errs.Err(); err != nil {
+		return Key{}, err
+	}
+	if p.ExpiresAt != nil {
+		if in.ExpiresAt == nil {
+			in.ExpiresAt = p.ExpiresAt // a key made by an expiring key expires with it
+		} else if in.ExpiresAt.After(*p.ExpiresAt) {
+			return Key{}, errEscalation("create a key that outlives the key creating it")
+		}
+	}
+	if in.ExpiresAt != nil {
+		t := in.ExpiresAt.UTC().Truncate(time.Microsecond)
+		in.ExpiresAt = &t
+	}
+	nk := newKey{Kind: tenants.CredentialKind(in.Kind), Name: in.Name, PartnerID: p.PartnerID, OrgID: p.OrgID,
+		Role: in.Role, Scopes: scopes, CreatedBy: p.KeyID, ExpiresAt: in.ExpiresAt}
+	var out Key
+	err := tenants.InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+		var perms tenants.Permissions
+		if nk.Kind == tenants.KindOrganization {
+			if !p.Can(tenants.KeysWrite) {
+				return errPermission(tenants.KeysWrite, "create an organization key")
+			}
+			perms = orgRolePermissions(in.Role)
+		} else {
+			nk.UserID = in.UserID
+			if nk.UserID == "" {
+				if p.UserID == "" {
+					return tenants.Errorf(tenants.ErrInvalid, "validation_failed",
+						"The request has invalid fields: user_id: is required when the caller is not a user.").With("user_id", "is required when the caller is not a user")
+				}
+				nk.UserID = p.UserID
+			}
+			if nk.UserID != p.UserID && !p.Can(tenants.KeysWrite) {
+				return errPermission(tenants.KeysWrite, "create a key for another user")
+			}
+			u, err := tenants.FindUser(ctx, tx, p, p.OrgID, nk.UserID)
+			if err != nil {
+				return err
+			}
+			if perms, err = tenants.UserPermissions(ctx, tx, u.ID); err != nil {
+				return err
+			}
+		}
+		if scopes != nil {
+			perms &= *scopes
+		}
+		if !p.Permissions.Covers(perms) {
+			return errEscalation("create this key")
+		}
+		id, value, err := insertKey(ctx, tx, nk)
+		if tenants.IsUniqueViolation(err) {
+			return errKeyNameTaken(in.Name)
+		}
+		if err != nil {
+			return fmt.Errorf("insert key: %w", err)
+		}
+		rec, err := findKey(ctx, tx, `id = ?`, id)
+		out = rec.key()
+		out.Value = value
+		return err
+	})
+	return out, err
+}
+
+func errPermission(a tenants.Action, what string) error {
+	return tenants.Errorf(tenants.ErrForbidden, "permission_denied",
+		"To %s you need the %s permission, which this credential does not have.", what, a)
+}
+
+func findKey(ctx context.Context, q sqlx.ExtContext, where string, args ...any) (keyRecord, error) {
+	var r keyRecord
+	err := sqlx.GetContext(ctx, q, &r, q.Rebind(`SELECT `+keyColumns+` FROM api_keys WHERE `+where), args...)
+	return r, err
+}
+
+// visibleKey loads a key of the caller's organization that p may see: any with keys:read,
+// otherwise only its own user's keys and itself. Anything else is ErrNotFound.
+func visibleKey(ctx context.Context, q sqlx.ExtContext, p *tenants.Principal, id string) (keyRecord, error) {
+	r, err := findKey(ctx, q, `id = ? AND org_id = ? AND kind <> 'partner'`, id, p.OrgID)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && !p.Can(tenants.KeysRead) && !ownKey(p, r)) {
+		return keyRecord{}, errKeyNotFound(id)
+	}
+	if err != nil {
+		return keyRecord{}, fmt.Errorf("select key: %w", err)
+	}
+	return r, nil
+}
+
+func ownKey(p *tenants.Principal, r keyRecord) bool {
+	return r.ID == p.KeyID || (p.UserID != "" && r.UserID.String == p.UserID)
+}
+
+// listKeys pages through keys matching where (without ORDER BY or LIMIT).
+func listKeys(ctx context.Context, q sqlx.ExtContext, page tenants.Page, where string, args ...any) ([]Key, string, error) {
+	if page.After != "" {
+		where += ` AND id > ?`
+		args = append(args, page.After)
+	}
+	var rows []keyRecord
+	err := sqlx.SelectContext(ctx, q, &rows, q.Rebind(`SELECT `+keyColumns+` FROM api_keys WHERE `+where+
+		` ORDER BY id LIMIT ?`), append(args, page.Limit+1)...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list keys: %w", err)
+	}
+	rows, next := tenants.PageOf(rows, page.Limit, func(r keyRecord) string { return r.ID })
+	out := make([]Key, len(rows))
+	for i, r := range rows {
+		out[i] = r.key()
+	}
+	return out, next, nil
+}
+
+// ListKeys pages through the caller's organization's user and organization keys: all of them
+// with keys:read, else the caller's own.
+func (s *Service) ListKeys(ctx context.Context, p *tenants.Principal, page tenants.Page) ([]Key, string, error) {
+	if p.Can(tenants.KeysRead) {
+		return listKeys(ctx, s.DB, page, `org_id = ? AND kind <> 'partner'`, p.OrgID)
+	}
+	return listKeys(ctx, s.DB, page, `org_id = ? AND kind <> 'partner' AND (id = ? OR user_id = ?)`, p.OrgID, p.KeyID, p.UserID)
+}
+
+// GetKey returns one key the caller may see.
+func (s *Service) GetKey(ctx context.Context, p *tenants.Principal, id string) (Key, error) {
+	r, err := visibleKey(ctx, s.DB, p, id)
+	return r.key(), err
+}
+
+// mayManage decides whether p may revoke or rotate r: its own keys always, others with
+// keys:write.
+func mayManage(p *tenants.Principal, r keyRecord, what string) error {
+	if ownKey(p, r) || p.Can(tenants.KeysWrite) {
+		return nil
+	}
+	return errPermission(tenants.KeysWrite, what+" another user's key")
+}
+
+// RevokeKey revokes a key of the caller's organization at once: its next request gets 401.
+// Revoking a revoked key changes nothing and answers it as it is.
+func (s *Service) RevokeKey(ctx context.Context, p *tenants.Principal, id string) (Key, error) {
+	var out Key
+	err := tenants.InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+		r, err := visibleKey(ctx, tx, p, id)
+		if err != nil {
+			return err
+		}
+		if err := mayManage(p, r, "revoke"); err != nil {
+			return err
+		}
+		out, err = revoke(ctx, tx, r)
+		return err
+	})
+	return out, err
+}
+
+func revoke(ctx context.Context, tx *sqlx.Tx, r keyRecord) (Key, error) {
+	if !r.RevokedAt.Valid {
+		now := tenants.Now()
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE api_keys SET revoked_at = ? WHERE id = ?`), now, r.ID); err != nil {
+			return Key{}, fmt.Errorf("revoke key: %w", err)
+		}
+		r.RevokedAt = sql.NullTime{Time: now, Valid: true}
+	}
+	return r.key(), nil
+}
+
+// MaxRotationGrace bounds how long a rotated-out value keeps working: 7 days, in seconds.
+const MaxRotationGrace = 7 * 24 * 60 * 60
+
+// RotateKey gives a key a new value, returned once. The old value keeps working for
+// graceSeconds (0 to 7 days), then stops. Whoever rotates receives a working credential, so the
+// key may not exceed the caller's permissions.
+func (s *Service) RotateKey(ctx context.Context, p *tenants.Principal, id string, graceSeconds int64) (Key, error) {
+	if graceSeconds < 0 || graceSeconds > MaxRotationGrace {
+		return Key{}, (&tenants.Error{Kind: tenants.ErrInvalid, Key: "validation_failed",
+			Message: "The request has invalid fields: grace_seconds: must be from 0 to 604800 (7 days)."}).With("grace_seconds", "must be from 0 to 604800 (7 days)")
+	}
+	var out Key
+	err := tenants.InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+		r, err := visibleKey(ctx, tx, p, id)
+		if err != nil {
+			return err
+		}
+		if err := mayManage(p, r, "rotate"); err != nil {
+			return err
+		}
+		now := tenants.Now()
+		if !r.active(now) {
+			return tenants.Errorf(tenants.ErrConflict, "key_inactive", "Key %q is revoked or expired and cannot be rotated.", r.ID)
+		}
+		var rows []keyRow
+		if err := sqlx.SelectContext(ctx, tx, &rows, tx.Rebind(`SELECT `+authColumns+`, NULL AS secret_expires_at
+			FROM api_keys k `+authJoins+` WHERE k.id = ?`), r.ID); err != nil {
+			return fmt.Errorf("select key permissions: %w", err)
+		}
+		holder, err := principalOf(rows, now)
+		if err != nil {
+			return err
+		}
+		if !p.Permissions.Covers(holder.Permissions) {
+			return errEscalation("rotate this key")
+		}
+		// Secrets already rotated out keep the earlier of their expiry and the new grace end.
+		end := now.Add(time.Duration(graceSeconds) * time.Second)
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE api_key_secrets SET expires_at = ?
+			WHERE key_id = ? AND (expires_at IS NULL OR expires_at > ?)`), end, r.ID, end); err != nil {
+			return fmt.Errorf("expire old secret: %w", err)
+		}
+		value := generate(tenants.CredentialKind(r.Kind))
+		if err := insertSecret(ctx, tx, r.ID, value, now); err != nil {
+			return err
+		}
+		r.Hint = hint(value)
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE api_keys SET hint = ? WHERE id = ?`), r.Hint, r.ID); err != nil {
+			return fmt.Errorf("update hint: %w", err)
+		}
+		out = r.key()
+		out.Value = value
+		return nil
+	})
+	return out, err
+}
+
+// ListOrganizationKeys pages through the user and organization keys of one of the partner's
+// organizations.
+func (s *Service) ListOrganizationKeys(ctx context.Context, p *tenants.Principal, orgID string, page tenants.Page) ([]Key, string, error) {
+	if _, err := tenants.PartnerOrganization(ctx, s.DB, p, orgID); err != nil {
+		return nil, "", err
+	}
+	return listKeys(ctx, s.DB, page, `org_id = ? AND kind <> 'partner'`, orgID)
+}
+
+// RevokeOrganizationKey revokes a key in one of the partner's organizations.
+func (s *Service) RevokeOrganizationKey(ctx context.Context, p *tenants.Principal, orgID, id string) (Key, error) {
+	var out Key
+	err := tenants.InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+		if _, err := tenants.PartnerOrganization(ctx, tx, p, orgID); err != nil {
+			return err
+		}
+		r, err := findKey(ctx, tx, `id = ? AND org_id = ? AND kind <> 'partner'`, id, orgID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errKeyNotFound(id)
+		}
+		if err != nil {
+			return fmt.Errorf("select key: %w", err)
+		}
+		out, err = revoke(ctx, tx, r)
+		return err
+	})
+	return out, err
+}
+
+// ListPartnerKeys returns the partner's own keys, revoked ones included.
+func (s *Service) ListPartnerKeys(ctx context.Context, p *tenants.Principal) ([]Key, error) {
+	keys, _, err := listKeys(ctx, s.DB, tenants.Page{Limit: 1000}, `partner_id = ? AND kind = 'partner'`, p.PartnerID)
+	return keys, err
+}
+
+// CreatePartnerKey issues another partner key, so a partner can rotate: create the new key,
+// move to it, revoke the old one.
+func (s *Service) CreatePartnerKey(ctx context.Context, p *tenants.Principal, name string, expiresAt *time.Time) (Key, error) {
+	name = strings.TrimSpace(name)
+	var errs tenants.FieldErrors
+	if name == "" {
+		errs.Add("name", "is required and must not be blank")
+	} else if msg := tenants.CheckText(name, 255); msg != "" {
+		errs.Add("name", msg)
+	}
+	if expiresAt != nil && !expiresAt.After(time.Now()) {
+		errs.Add("expires_at", "must be in the future")
+	}
+	if err := errs.Err(); err != nil {
+		return Key{}, err
+	}
+	if p.ExpiresAt != nil && (expiresAt == nil || expiresAt.After(*p.ExpiresAt)) {
+		expiresAt = p.ExpiresAt
+	}
+	var out Key
+	err := tenants.InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+		id, value, err := insertKey(ctx, tx, newKey{Kind: tenants.KindPartner, Name: name, PartnerID: p.PartnerID,
+			OrgID: p.OrgID, CreatedBy: p.KeyID, ExpiresAt: expiresAt})
+		if tenants.IsUniqueViolation(err) {
+			return errKeyNameTaken(name)
+		}
+		if err != nil {
+			return fmt.Errorf("insert partner key: %w", err)
+		}
+		rec, err := findKey(ctx, tx, `id = ?`, id)
+		out = rec.key()
+		out.Value = value
+		return err
+	})
+	return out, err
+}
+
+// RevokePartnerKey revokes one of the partner's keys, unless it is the last active one (409):
+// a partner must never lock itself out.
+func (s *Service) RevokePartnerKey(ctx context.Context, p *tenants.Principal, id string) (Key, error) {
+	var out Key
+	err := tenants.InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+		// Serialise revocations of one partner's keys, so two concurrent ones cannot both pass
+		// the last-key check (SQLite's write transactions are serial already; this row lock is
+		// what PostgreSQL needs).
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE partners SET name = name WHERE id = ?`), p.PartnerID); err != nil {
+			return fmt.Errorf("lock partner: %w", err)
+		}
+		r, err := findKey(ctx, tx, `id = ? AND partner_id = ? AND kind = 'partner'`, id, p.PartnerID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errKeyNotFound(id)
+		}
+		if err != nil {
+			return fmt.Errorf("select key: %w", err)
+		}
+		now := tenants.Now()
+		if r.active(now) {
+			var others int
+			if err := sqlx.GetContext(ctx, tx, &others, tx.Rebind(`SELECT COUNT(*) FROM api_keys
+				WHERE partner_id = ? AND kind = 'partner' AND id <> ? AND revoked_at IS NULL
+				AND (expires_at IS NULL OR expires_at > ?)`), p.PartnerID, r.ID, now); err != nil {
+				return fmt.Errorf("count partner keys: %w", err)
+			}
+			if others == 0 {
+				return tenants.Errorf(tenants.ErrConflict, "last_partner_key",
+					"Key %q is the partner's last active key; create another with POST /api/partner/keys before revoking it.", r.ID)
+			}
+		}
+		out, err = revoke(ctx, tx, r)
+		return err
+	})
+	return out, err
+}

@@ -1,0 +1,347 @@
+package keys
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/tenantry/tenantry/tenants"
+)
+
+// Temporary tokens are JWTs signed with Ed25519 (EdDSA). Verification pins the algorithm, the
+// issuer and the audience, and requires exp; the parent key is looked up on every use, so
+// revoking or expiring it ends its tokens at once.
+const (
+	TokenIssuer     = "tenantry"
+	TokenAudience   = "tenantry-api"
+	DefaultTokenTTL = 900
+	MinTokenTTL     = 60
+	MaxTokenTTL     = 86400
+	tokenLeeway     = 5 * time.Second // clock skew between replicas
+)
+
+// TokenInput is the body of POST /api/auth/tokens.
+type TokenInput struct {
+	TTL         *int
+	Role        string
+	Scopes      []string // nil: the parent's permissions
+	RoleVars    map[string]string
+	UserProfile *UserProfile
+}
+
+// UserProfile describes the person a token is for, as the caller says; it is carried, not trusted.
+type UserProfile struct {
+	Name  string `json:"name,omitempty"`
+	Email string `json:"email,omitempty"`
+}
+
+// Token is a minted token.
+type Token struct {
+	Token     string    `json:"token"`
+	TokenType string    `json:"token_type"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+type tokenClaims struct {
+	jwt.RegisteredClaims
+	Org         string            `json:"org"`
+	Partner     string            `json:"partner"`
+	Parent      string            `json:"parent"`
+	ParentKind  string            `json:"parent_kind"`
+	Scope       string            `json:"scope"`
+	Role        string            `json:"role,omitempty"`
+	RoleVars    map[string]string `json:"role_vars,omitempty"`
+	UserProfile *UserProfile      `json:"user_profile,omitempty"`
+}
+
+var roleVarName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+
+const maxRoleVars = 32
+
+func (in *TokenInput) validate() (ttl int, scopes tenants.Permissions, err error) {
+	var errs tenants.FieldErrors
+	ttl = DefaultTokenTTL
+	if in.TTL != nil {
+		ttl = *in.TTL
+		if ttl < MinTokenTTL || ttl > MaxTokenTTL {
+			errs.Add("token_ttl", fmt.Sprintf("must be from %d to %d seconds", MinTokenTTL, MaxTokenTTL))
+		}
+	}
+	if in.Role != "" && in.Role != tenants.OrgRoleAdmin && in.Role != tenants.OrgRoleAsker {
+		errs.Add("role", `must be "admin" or "asker"`)
+	}
+	scopes = tenants.AllPermissions
+	if in.Scopes != nil {
+		var msg string
+		if scopes, msg = tenants.CheckActions(in.Scopes); msg != "" {
+			errs.Add("scopes", msg)
+		}
+	}
+	if len(in.RoleVars) > maxRoleVars {
+		errs.Add("role_vars", fmt.Sprintf("must have at most %d entries", maxRoleVars))
+	}
+	for k, v := range in.RoleVars {
+		if !roleVarName.MatchString(k) {
+			errs.Add("role_vars", fmt.Sprintf("name %q must be 1-64 letters, digits or _ and not start with a digit", k))
+		} else if msg := tenants.CheckText(v, 256); msg != "" {
+			errs.Add("role_vars", fmt.Sprintf("value of %q %s", k, msg))
+		}
+	}
+	if up := in.UserProfile; up != nil {
+		if msg := tenants.CheckText(up.Name, 255); msg != "" {
+			errs.Add("user_profile.name", msg)
+		}
+		if up.Email != "" {
+			if msg := tenants.CheckEmail(up.Email); msg != "" {
+				errs.Add("user_profile.email", msg)
+			}
+		}
+	}
+	return ttl, scopes, errs.Err()
+}
+
+// MintToken issues a temporary token that can do at most what p can: p's permissions,
+// narrowed by the requested role and scopes. A token cannot mint tokens, and never outlives p.
+func (s *Service) MintToken(ctx context.Context, p *tenants.Principal, in TokenInput) (Token, error) {
+	if p.IsToken() {
+		return Token{}, tenants.Errorf(tenants.ErrForbidden, "token_cannot_mint",
+			"A temporary token cannot mint tokens; use the key it was minted from.")
+	}
+	ttl, scopes, err := in.validate()
+	if err != nil {
+		return Token{}, err
+	}
+	if in.Scopes != nil && !p.Permissions.Covers(scopes) {
+		return Token{}, tenants.Errorf(tenants.ErrForbidden, "permission_escalation",
+			"The requested scopes include actions this key does not have: a token never exceeds its parent.")
+	}
+	perms := p.Permissions & scopes
+	role := ""
+	switch {
+	case in.Role == tenants.OrgRoleAsker || p.IsAsker():
+		role, perms = tenants.OrgRoleAsker, perms&tenants.AskerPermissions
+	case in.Role == tenants.OrgRoleAdmin:
+		if p.Permissions != tenants.AllPermissions {
+			return Token{}, tenants.Errorf(tenants.ErrForbidden, "permission_escalation",
+				"Only a credential with every permission can mint an admin token: a token never exceeds its parent.")
+		}
+		role = tenants.OrgRoleAdmin
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	exp := now.Add(time.Duration(ttl) * time.Second)
+	if p.ExpiresAt != nil && p.ExpiresAt.Before(exp) {
+		exp = p.ExpiresAt.UTC().Truncate(time.Second)
+	}
+	signer, err := s.currentSigner(ctx)
+	if err != nil {
+		return Token{}, err
+	}
+	subject := p.UserID
+	if subject == "" {
+		subject = p.KeyID
+	}
+	claims := tokenClaims{
+		RegisteredClaims: jwt.RegisteredClaims{Issuer: TokenIssuer, Audience: jwt.ClaimStrings{TokenAudience},
+			Subject: subject, ID: tenants.NewID(), IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(exp)},
+		Org: p.OrgID, Partner: p.PartnerID, Parent: p.KeyID, ParentKind: string(p.ParentKind),
+		Scope: perms.String(), Role: role, RoleVars: in.RoleVars, UserProfile: in.UserProfile,
+	}
+	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
+	t.Header["kid"] = signer.id
+	signed, err := t.SignedString(signer.private)
+	if err != nil {
+		return Token{}, fmt.Errorf("sign token: %w", err)
+	}
+	return Token{Token: signed, TokenType: "Bearer", ExpiresAt: exp}, nil
+}
+
+func (s *Service) tokenParser() *jwt.Parser {
+	return jwt.NewParser(jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
+		jwt.WithIssuer(TokenIssuer), jwt.WithAudience(TokenAudience), jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(), jwt.WithLeeway(tokenLeeway))
+}
+
+func (s *Service) authenticateToken(ctx context.Context, value string) (*tenants.Principal, error) {
+	var claims tokenClaims
+	_, err := s.tokenParser().ParseWithClaims(value, &claims, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		return s.signers.verifier(ctx, s.DB, kid)
+	})
+	if err != nil || claims.Parent == "" || claims.NotBefore == nil {
+		return nil, ErrInvalidToken
+	}
+	var rows []keyRow
+	err = sqlx.SelectContext(ctx, s.DB, &rows, s.DB.Rebind(`
+		SELECT `+authColumns+`, NULL AS secret_expires_at FROM api_keys k `+authJoins+` WHERE k.id = ?`), claims.Parent)
+	if err != nil {
+		return nil, fmt.Errorf("look up token parent: %w", err)
+	}
+	parent, err := principalOf(rows, time.Now())
+	if err != nil || parent.OrgID != claims.Org || parent.PartnerID != claims.Partner {
+		return nil, ErrInvalidToken
+	}
+	p := *parent
+	p.Kind, p.TokenID = tenants.KindToken, claims.ID
+	p.Permissions &= tenants.ParsePermissions(claims.Scope)
+	if claims.Role == tenants.OrgRoleAsker {
+		p.OrgRole, p.Permissions = tenants.OrgRoleAsker, p.Permissions&tenants.AskerPermissions
+	}
+	exp := claims.ExpiresAt.Time.UTC()
+	p.ExpiresAt = &exp
+	return &p, nil
+}
+
+// signer is one signing key.
+type signer struct {
+	id          string
+	private     ed25519.PrivateKey
+	public      ed25519.PublicKey
+	verifyUntil *time.Time
+}
+
+type signingKeyRow struct {
+	ID          string     `db:"id"`
+	Private     []byte     `db:"private_key"`
+	Public      []byte     `db:"public_key"`
+	CreatedAt   time.Time  `db:"created_at"`
+	VerifyUntil *time.Time `db:"verify_until"`
+}
+
+// signerCache holds the public signing keys for verification. An unknown kid reloads it (at
+// most once a second, so junk kids cannot hammer the database), as does age: a key rotated
+// through another replica is honoured on first sight.
+type signerCache struct {
+	mu       sync.RWMutex
+	byID     map[string]signer
+	loadedAt time.Time
+}
+
+const (
+	signerReloadMin = time.Second
+	signerMaxAge    = time.Minute
+)
+
+func newSignerCache() *signerCache { return &signerCache{byID: map[string]signer{}} }
+
+func (c *signerCache) verifier(ctx context.Context, db *sqlx.DB, kid string) (ed25519.PublicKey, error) {
+	c.mu.RLock()
+	k, ok := c.byID[kid]
+	age := time.Since(c.loadedAt)
+	c.mu.RUnlock()
+	if (!ok && age > signerReloadMin) || age > signerMaxAge {
+		if err := c.load(ctx, db); err != nil {
+			return nil, err
+		}
+		c.mu.RLock()
+		k, ok = c.byID[kid]
+		c.mu.RUnlock()
+	}
+	if !ok || (k.verifyUntil != nil && time.Now().After(*k.verifyUntil)) {
+		return nil, fmt.Errorf("unknown signing key %q", kid)
+	}
+	return k.public, nil
+}
+
+func (c *signerCache) load(ctx context.Context, db *sqlx.DB) error {
+	var rows []signingKeyRow
+	if err := sqlx.SelectContext(ctx, db, &rows, `SELECT id, public_key, private_key, created_at, verify_until FROM signing_keys`); err != nil {
+		return fmt.Errorf("load signing keys: %w", err)
+	}
+	byID := make(map[string]signer, len(rows))
+	for _, r := range rows {
+		byID[r.ID] = signer{id: r.ID, public: ed25519.PublicKey(r.Public), verifyUntil: r.VerifyUntil}
+	}
+	c.mu.Lock()
+	c.byID, c.loadedAt = byID, time.Now()
+	c.mu.Unlock()
+	return nil
+}
+
+// currentSigner returns the newest active signing key, creating the first one when none exists.
+func (s *Service) currentSigner(ctx context.Context) (signer, error) {
+	var rows []signingKeyRow
+	err := sqlx.SelectContext(ctx, s.DB, &rows, `SELECT id, private_key, public_key, created_at, verify_until
+		FROM signing_keys WHERE verify_until IS NULL ORDER BY created_at DESC, id DESC LIMIT 1`)
+	if err != nil {
+		return signer{}, fmt.Errorf("select signing key: %w", err)
+	}
+	if len(rows) == 0 {
+		id, err := s.RotateSigningKey(ctx)
+		if err != nil {
+			return signer{}, err
+		}
+		return s.currentSignerByID(ctx, id)
+	}
+	r := rows[0]
+	return signer{id: r.ID, private: ed25519.PrivateKey(r.Private), public: ed25519.PublicKey(r.Public)}, nil
+}
+
+func (s *Service) currentSignerByID(ctx context.Context, id string) (signer, error) {
+	var r signingKeyRow
+	err := sqlx.GetContext(ctx, s.DB, &r, s.DB.Rebind(`SELECT id, private_key, public_key, created_at, verify_until
+		FROM signing_keys WHERE id = ?`), id)
+	if err != nil {
+		return signer{}, fmt.Errorf("select signing key: %w", err)
+	}
+	return signer{id: r.ID, private: ed25519.PrivateKey(r.Private), public: ed25519.PublicKey(r.Public)}, nil
+}
+
+// RotateSigningKey adds a new signing key, used for every token from now on, and schedules the
+// current ones to stop verifying once every token they signed has expired.
+func (s *Service) RotateSigningKey(ctx context.Context) (string, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	id := tenants.NewID()
+	now := tenants.Now()
+	err = tenants.InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+		retire := now.Add(MaxTokenTTL*time.Second + tokenLeeway)
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE signing_keys SET verify_until = ? WHERE verify_until IS NULL`), retire); err != nil {
+			return fmt.Errorf("retire signing keys: %w", err)
+		}
+		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO signing_keys (id, private_key, public_key, created_at) VALUES (?, ?, ?, ?)`),
+			id, []byte(priv), []byte(pub), now)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("rotate signing key: %w", err)
+	}
+	return id, nil
+}
+
+// JWK is one public key of the JSON Web Key Set (RFC 7517, RFC 8037 for Ed25519).
+type JWK struct {
+	Kty string `json:"kty"`
+	Crv string `json:"crv"`
+	X   string `json:"x"`
+	Kid string `json:"kid"`
+	Alg string `json:"alg"`
+	Use string `json:"use"`
+}
+
+// JWKS returns the public halves of every signing key that still verifies tokens.
+func (s *Service) JWKS(ctx context.Context) ([]JWK, error) {
+	var rows []signingKeyRow
+	err := sqlx.SelectContext(ctx, s.DB, &rows, s.DB.Rebind(`SELECT id, public_key, private_key, created_at, verify_until
+		FROM signing_keys WHERE verify_until IS NULL OR verify_until > ? ORDER BY created_at DESC, id DESC`), tenants.Now())
+	if err != nil {
+		return nil, fmt.Errorf("select signing keys: %w", err)
+	}
+	out := make([]JWK, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, JWK{Kty: "OKP", Crv: "Ed25519", X: base64.RawURLEncoding.EncodeToString(r.Public),
+			Kid: r.ID, Alg: "EdDSA", Use: "sig"})
+	}
+	return out, nil
+}
+

@@ -1,0 +1,520 @@
+package tenants
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Connection is a configured source or destination of one organization. Configuration never
+// holds a secret field: those are stored, stripped from every Connection built for a caller,
+// and named in SecretFields instead. A share (ParentID set) is a connection of the partner's
+// owner organization made visible in a child organization: read-only there, with the parent's
+// type and configuration.
+type Connection struct {
+	ID             string         `json:"id"`
+	Name           string         `json:"name"`
+	Type           string         `json:"type"`
+	Configuration  map[string]any `json:"configuration"`
+	SecretFields   []string       `json:"secret_fields"`
+	OrganizationID string         `json:"organization_id"`
+	ParentID       *string        `json:"parent_id"`
+	CreatedAt      time.Time      `json:"created_at"`
+	UpdatedAt      time.Time      `json:"updated_at"`
+}
+
+// ConnectionInput is the body of a create or a full-replacement update. Configuration is a
+// JSON object; nil or null means {}. On update, a secret field the new configuration leaves
+// out keeps its stored value (callers never see secrets, so they cannot send them back); a
+// secret field given as null is removed.
+type ConnectionInput struct {
+	Name          string
+	Type          string
+	Configuration json.RawMessage
+}
+
+// ShareInput is the body of a share: the child organization to share into and the share's
+// name there (nil: the parent's name).
+type ShareInput struct {
+	ChildOrganizationID string
+	Name                *string
+}
+
+// Limits on a connection's configuration.
+const (
+	MaxConfigurationBytes = 64 << 10 // encoded as JSON
+	MaxConfigurationDepth = 32       // levels of nested objects and arrays
+)
+
+// secretWords mark a configuration key as secret when its name, lower-cased and without
+// separators (_ - . and spaces), contains one of them: "password", "sshPrivateKey",
+// "api-key", "client_secret" and "aws_access_key_id" all are. False positives are stripped
+// too, which is the safe mistake.
+var secretWords = []string{"password", "passwd", "passphrase", "secret", "token", "privatekey",
+	"apikey", "accesskey", "credential"}
+
+var keySeparators = strings.NewReplacer("_", "", "-", "", ".", "", " ", "")
+
+// IsSecretField reports whether a configuration key names a secret.
+func IsSecretField(key string) bool {
+	k := keySeparators.Replace(strings.ToLower(key))
+	for _, w := range secretWords {
+		if strings.Contains(k, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// connectionRow is a connection as stored; for a share, Type and Config are the parent's.
+type connectionRow struct {
+	ID              string         `db:"id"`
+	OrgID           string         `db:"org_id"`
+	ParentID        sql.NullString `db:"parent_id"`
+	Name            string         `db:"name"`
+	Type            string         `db:"type"`
+	Config          string         `db:"configuration"`
+	CreatedAt       time.Time      `db:"created_at"`
+	UpdatedAt       time.Time      `db:"updated_at"`
+	ParentUpdatedAt sql.NullTime   `db:"parent_updated_at"`
+}
+
+// connectionSelect reads connections with a share's type and configuration from its parent.
+const connectionSelect = `SELECT c.id, c.org_id, c.parent_id, c.name,
+	COALESCE(p.type, c.type) AS type, COALESCE(p.configuration, c.configuration) AS configuration,
+	c.created_at, c.updated_at, p.updated_at AS parent_updated_at
+	FROM connections c LEFT JOIN connections p ON p.id = c.parent_id`
+
+// connection builds what a caller sees: the configuration without its secret fields. A
+// share's updated_at is the later of its own and its parent's, as it shows the parent's data.
+func (r connectionRow) connection() (Connection, error) {
+	cfg, err := decodeConfiguration([]byte(r.Config))
+	if err != nil {
+		return Connection{}, fmt.Errorf("stored configuration of connection %s: %w", r.ID, err)
+	}
+	secrets := []string{}
+	stripped := stripSecrets(cfg, "", &secrets).(map[string]any)
+	sort.Strings(secrets)
+	c := Connection{ID: r.ID, Name: r.Name, Type: r.Type, Configuration: stripped, SecretFields: secrets,
+		OrganizationID: r.OrgID, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
+	if r.ParentID.Valid {
+		c.ParentID = &r.ParentID.String
+		if r.ParentUpdatedAt.Valid && r.ParentUpdatedAt.Time.After(r.UpdatedAt) {
+			c.UpdatedAt = r.ParentUpdatedAt.Time.UTC()
+		}
+	}
+	return c, nil
+}
+
+func connectionsOf(rows []connectionRow) ([]Connection, error) {
+	out := make([]Connection, len(rows))
+	for i, r := range rows {
+		c, err := r.connection()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = c
+	}
+	return out, nil
+}
+
+// decodeConfiguration reads a JSON object, keeping numbers exact (json.Number).
+func decodeConfiguration(raw []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, errors.New("not a JSON object")
+	}
+	return m, nil
+}
+
+// encodeConfiguration is the stored form: compact JSON with keys sorted, HTML not escaped.
+func encodeConfiguration(cfg map[string]any) (string, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(cfg); err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(buf.String(), "\n"), nil
+}
+
+// stripSecrets returns a copy of v without secret keys at any depth, appending the path of
+// each one removed ("password", "ssh.private_key", "hosts[0].token").
+func stripSecrets(v any, path string, found *[]string) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, val := range x {
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			if IsSecretField(k) {
+				*found = append(*found, p)
+				continue
+			}
+			out[k] = stripSecrets(val, p, found)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, val := range x {
+			out[i] = stripSecrets(val, path+"["+strconv.Itoa(i)+"]", found)
+		}
+		return out
+	}
+	return v
+}
+
+// keepSecrets copies into next each secret field of prev that next leaves out, where the
+// object holding it is reached in both through the same object keys. Secrets inside arrays
+// are not carried over: array elements have no identity to match them by.
+func keepSecrets(next, prev map[string]any) {
+	for k, pv := range prev {
+		nv, given := next[k]
+		if IsSecretField(k) {
+			if !given {
+				next[k] = pv
+			}
+			continue
+		}
+		nm, ok1 := nv.(map[string]any)
+		pm, ok2 := pv.(map[string]any)
+		if given && ok1 && ok2 {
+			keepSecrets(nm, pm)
+		}
+	}
+}
+
+// dropNullSecrets removes secret fields whose value is null: null asks for no secret.
+func dropNullSecrets(v any) {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, val := range x {
+			if val == nil && IsSecretField(k) {
+				delete(x, k)
+				continue
+			}
+			dropNullSecrets(val)
+		}
+	case []any:
+		for _, val := range x {
+			dropNullSecrets(val)
+		}
+	}
+}
+
+// depth is how many levels of objects and arrays v nests.
+func depth(v any) int {
+	d := 0
+	switch x := v.(type) {
+	case map[string]any:
+		for _, val := range x {
+			d = max(d, depth(val))
+		}
+		return d + 1
+	case []any:
+		for _, val := range x {
+			d = max(d, depth(val))
+		}
+		return d + 1
+	}
+	return 0
+}
+
+var connectionType = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
+
+// normalize validates in and returns the configuration to store. prev is the stored
+// configuration on an update (its omitted secrets are kept), nil on a create.
+func (in *ConnectionInput) normalize(prev map[string]any) (string, error) {
+	in.Name = strings.TrimSpace(in.Name)
+	in.Type = strings.TrimSpace(in.Type)
+	var errs FieldErrors
+	if msg := checkName(in.Name, 255); msg != "" {
+		errs.Add("name", msg)
+	}
+	switch {
+	case in.Type == "":
+		errs.Add("type", "is required: the kind of connection, such as postgresql")
+	case !connectionType.MatchString(in.Type):
+		errs.Add("type", "must be 1 to 64 lowercase letters, digits, _ or -, such as postgresql")
+	}
+	cfg := map[string]any{}
+	if raw := bytes.TrimSpace(in.Configuration); len(raw) > 0 && !bytes.Equal(raw, []byte("null")) {
+		var err error
+		if cfg, err = decodeConfiguration(raw); err != nil {
+			errs.Add("configuration", "must be a JSON object")
+		} else if depth(cfg) > MaxConfigurationDepth {
+			errs.Add("configuration", "must nest at most "+strconv.Itoa(MaxConfigurationDepth)+" levels of objects and arrays")
+		}
+	}
+	if err := errs.Err(); err != nil {
+		return "", err
+	}
+	if prev != nil {
+		keepSecrets(cfg, prev)
+	}
+	dropNullSecrets(cfg)
+	stored, err := encodeConfiguration(cfg)
+	if err != nil {
+		return "", fmt.Errorf("encode configuration: %w", err)
+	}
+	if len(stored) > MaxConfigurationBytes {
+		errs.Add("configuration", fmt.Sprintf("must be at most %d bytes encoded as JSON (64 KiB); it is %d", MaxConfigurationBytes, len(stored)))
+		return "", errs.Err()
+	}
+	return stored, nil
+}
+
+func errConnectionNotFound(id string) error {
+	return Errorf(ErrNotFound, "connection_not_found", "No connection with id %q exists in this organization.", id)
+}
+
+func errConnectionNameTaken(name string) error {
+	return Errorf(ErrConflict, "connection_name_taken",
+		"A connection named %q already exists in this organization; names are unique ignoring case.", name)
+}
+
+func errSharedReadOnly(id string) error {
+	return Errorf(ErrForbidden, "shared_connection_read_only",
+		"Connection %q is shared into this organization by its partner and is read-only here; the partner changes or deletes it in its owner organization.", id)
+}
+
+// findConnection loads a connection of orgID (its own or a share into it).
+func findConnection(ctx context.Context, q sqlx.ExtContext, orgID, id string) (connectionRow, error) {
+	if !validID(id) {
+		return connectionRow{}, errConnectionNotFound(id)
+	}
+	var r connectionRow
+	err := sqlx.GetContext(ctx, q, &r, q.Rebind(connectionSelect+` WHERE c.id = ? AND c.org_id = ?`), id, orgID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return connectionRow{}, errConnectionNotFound(id)
+	}
+	if err != nil {
+		return connectionRow{}, fmt.Errorf("select connection: %w", err)
+	}
+	return r, nil
+}
+
+// listConnections pages through connections matching where (a condition on c, without
+// ORDER BY or LIMIT).
+func listConnections(ctx context.Context, q sqlx.ExtContext, page Page, where string, args ...any) ([]Connection, string, error) {
+	if page.After != "" {
+		where += ` AND c.id > ?`
+		args = append(args, page.After)
+	}
+	var rows []connectionRow
+	err := sqlx.SelectContext(ctx, q, &rows, q.Rebind(connectionSelect+` WHERE `+where+` ORDER BY c.id LIMIT ?`),
+		append(args, page.Limit+1)...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list connections: %w", err)
+	}
+	rows, next := PageOf(rows, page.Limit, func(r connectionRow) string { return r.ID })
+	out, err := connectionsOf(rows)
+	return out, next, err
+}
+
+// ListConnections pages through the caller's organization's connections, shares into it
+// included, in order of creation.
+func (s *Store) ListConnections(ctx context.Context, p *Principal, page Page) ([]Connection, string, error) {
+	return listConnections(ctx, s.DB, page, `c.org_id = ?`, p.OrgID)
+}
+
+// GetConnection returns one connection of the caller's organization.
+func (s *Store) GetConnection(ctx context.Context, p *Principal, id string) (Connection, error) {
+	r, err := findConnection(ctx, s.DB, p.OrgID, id)
+	if err != nil {
+		return Connection{}, err
+	}
+	return r.connection()
+}
+
+// CreateConnection adds a connection to the caller's organization. A name already used there
+// (ignoring case) is ErrConflict.
+func (s *Store) CreateConnection(ctx context.Context, p *Principal, in ConnectionInput) (Connection, error) {
+	cfg, err := in.normalize(nil)
+	if err != nil {
+		return Connection{}, err
+	}
+	now := Now()
+	r := connectionRow{ID: NewID(), OrgID: p.OrgID, Name: in.Name, Type: in.Type, Config: cfg, CreatedAt: now, UpdatedAt: now}
+	_, err = s.DB.ExecContext(ctx, s.DB.Rebind(`INSERT INTO connections (id, org_id, name, name_key, type, configuration, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), r.ID, r.OrgID, r.Name, strings.ToLower(r.Name), r.Type, r.Config, now, now)
+	if IsUniqueViolation(err) {
+		return Connection{}, errConnectionNameTaken(r.Name)
+	}
+	if err != nil {
+		return Connection{}, fmt.Errorf("insert connection: %w", err)
+	}
+	return r.connection()
+}
+
+// UpdateConnection replaces a connection's name, type and configuration; secret fields the
+// new configuration leaves out keep their stored values. A share is read-only (ErrForbidden).
+func (s *Store) UpdateConnection(ctx context.Context, p *Principal, id string, in ConnectionInput) (Connection, error) {
+	var r connectionRow
+	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) (err error) {
+		if r, err = findConnection(ctx, tx, p.OrgID, id); err != nil {
+			return err
+		}
+		if r.ParentID.Valid {
+			return errSharedReadOnly(r.ID)
+		}
+		prev, err := decodeConfiguration([]byte(r.Config))
+		if err != nil {
+			return fmt.Errorf("stored configuration of connection %s: %w", r.ID, err)
+		}
+		cfg, err := in.normalize(prev)
+		if err != nil {
+			return err
+		}
+		r.Name, r.Type, r.Config, r.UpdatedAt = in.Name, in.Type, cfg, Now()
+		_, err = tx.ExecContext(ctx, tx.Rebind(`UPDATE connections SET name = ?, name_key = ?, type = ?, configuration = ?, updated_at = ?
+			WHERE id = ? AND org_id = ?`), r.Name, strings.ToLower(r.Name), r.Type, r.Config, r.UpdatedAt, r.ID, r.OrgID)
+		if IsUniqueViolation(err) {
+			return errConnectionNameTaken(r.Name)
+		}
+		if err != nil {
+			return fmt.Errorf("update connection: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return Connection{}, err
+	}
+	return r.connection()
+}
+
+// DeleteConnection deletes a connection of the caller's organization and returns it as it
+// was. Its shares in child organizations go with it; datasets using it (or its shares) are
+// left without a connection. A share is read-only (ErrForbidden).
+func (s *Store) DeleteConnection(ctx context.Context, p *Principal, id string) (Connection, error) {
+	var r connectionRow
+	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) (err error) {
+		if r, err = findConnection(ctx, tx, p.OrgID, id); err != nil {
+			return err
+		}
+		if r.ParentID.Valid {
+			return errSharedReadOnly(r.ID)
+		}
+		// Shares cascade and datasets' connection_id is set to NULL (foreign keys).
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM connections WHERE id = ? AND org_id = ?`), r.ID, r.OrgID); err != nil {
+			return fmt.Errorf("delete connection: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return Connection{}, err
+	}
+	return r.connection()
+}
+
+// shareSource checks that p is a partner, orgID its owner organization and connectionID a
+// connection of it, and returns that connection.
+func shareSource(ctx context.Context, q sqlx.ExtContext, p *Principal, orgID, connectionID string) (connectionRow, error) {
+	if err := RequirePartner(p); err != nil {
+		return connectionRow{}, err
+	}
+	owner, err := partnerOrganization(ctx, q, p.PartnerID, orgID)
+	if err != nil {
+		return connectionRow{}, err
+	}
+	if !owner.IsOwner {
+		return connectionRow{}, Errorf(ErrInvalid, "not_owner_organization",
+			"Organization %q is a child organization; only connections of the partner's owner organization can be shared.", orgID)
+	}
+	return findConnection(ctx, q, owner.ID, connectionID)
+}
+
+// ShareConnection shares a connection of the calling partner's owner organization into one of
+// its child organizations, where it is read-only, and returns the share as the child sees it.
+// A share's name defaults to the parent's; a name taken in the child, or a second share of
+// the same connection into it, is ErrConflict.
+func (s *Store) ShareConnection(ctx context.Context, p *Principal, orgID, connectionID string, in ShareInput) (Connection, error) {
+	var share connectionRow
+	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+		parent, err := shareSource(ctx, tx, p, orgID, connectionID)
+		if err != nil {
+			return err
+		}
+		in.ChildOrganizationID = strings.TrimSpace(in.ChildOrganizationID)
+		name := parent.Name
+		var errs FieldErrors
+		if in.ChildOrganizationID == "" {
+			errs.Add("child_organization_id", "is required: the id of the child organization to share the connection into")
+		}
+		if in.Name != nil {
+			name = strings.TrimSpace(*in.Name)
+			if name == "" {
+				errs.Add("name", "must not be blank; leave it out to use the connection's own name")
+			} else if msg := CheckText(name, 255); msg != "" {
+				errs.Add("name", msg)
+			}
+		}
+		if err := errs.Err(); err != nil {
+			return err
+		}
+		child, err := partnerOrganization(ctx, tx, p.PartnerID, in.ChildOrganizationID)
+		if err != nil {
+			return err
+		}
+		if child.IsOwner {
+			errs.Add("child_organization_id", "is the partner's owner organization, where the connection already is; name a child organization")
+			return errs.Err()
+		}
+		now := Now()
+		share = connectionRow{ID: NewID(), OrgID: child.ID, ParentID: sql.NullString{String: parent.ID, Valid: true},
+			Name: name, Type: parent.Type, Config: parent.Config, CreatedAt: now, UpdatedAt: now}
+		// The share's own type and configuration stay empty: they are read from the parent.
+		_, err = tx.ExecContext(ctx, tx.Rebind(`INSERT INTO connections (id, org_id, parent_id, name, name_key, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`), share.ID, share.OrgID, parent.ID, share.Name, strings.ToLower(share.Name), now, now)
+		if err != nil && !IsUniqueViolation(err) {
+			return fmt.Errorf("insert share: %w", err)
+		}
+		return err
+	})
+	if IsUniqueViolation(err) {
+		// The insert failed on one of two unique indexes; which one only chooses the message.
+		var n int
+		if qerr := sqlx.GetContext(ctx, s.DB, &n, s.DB.Rebind(`SELECT COUNT(*) FROM connections WHERE parent_id = ? AND org_id = ?`),
+			share.ParentID.String, share.OrgID); qerr != nil {
+			return Connection{}, fmt.Errorf("diagnose share conflict: %w", qerr)
+		}
+		if n > 0 {
+			return Connection{}, Errorf(ErrConflict, "connection_already_shared",
+				"Connection %q is already shared into organization %q.", share.ParentID.String, share.OrgID)
+		}
+		return Connection{}, Errorf(ErrConflict, "connection_name_taken",
+			"Organization %q already has a connection named %q; names are unique ignoring case. Pass another name.", share.OrgID, share.Name)
+	}
+	if err != nil {
+		return Connection{}, err
+	}
+	return share.connection()
+}
+
+// ListConnectionShares pages through the shares of a connection of the calling partner's
+// owner organization, in order of creation.
+func (s *Store) ListConnectionShares(ctx context.Context, p *Principal, orgID, connectionID string, page Page) ([]Connection, string, error) {
+	parent, err := shareSource(ctx, s.DB, p, orgID, connectionID)
+	if err != nil {
+		return nil, "", err
+	}
+	return listConnections(ctx, s.DB, page, `c.parent_id = ?`, parent.ID)
+}

@@ -1,0 +1,225 @@
+package tenants
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Dataset is a named, slugged set of data of one organization, optionally read through one of
+// its connections (its own or a share into it).
+type Dataset struct {
+	ID             string    `json:"id" db:"id"`
+	Name           string    `json:"name" db:"name"`
+	Slug           string    `json:"slug" db:"slug"`
+	Description    string    `json:"description" db:"description"`
+	Source         string    `json:"source" db:"source"`
+	ConnectionID   *string   `json:"connection_id" db:"connection_id"`
+	OrganizationID string    `json:"organization_id" db:"org_id"`
+	CreatedAt      time.Time `json:"created_at" db:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at" db:"updated_at"`
+}
+
+// DatasetInput is the body of a create or a full-replacement update: a field left out is
+// stored empty. ConnectionID "" means none.
+type DatasetInput struct {
+	Name         string
+	Slug         string
+	Description  string
+	Source       string
+	ConnectionID string
+}
+
+const datasetColumns = `id, name, slug, description, source, connection_id, org_id, created_at, updated_at`
+
+var datasetSlug = regexp.MustCompile(`^[a-z0-9_-]{1,100}$`)
+
+// checkDescription is CheckText for multi-line text: line breaks and tabs are allowed.
+func checkDescription(s string, max int) string {
+	if !utf8.ValidString(s) {
+		return "must be valid UTF-8"
+	}
+	return CheckText(strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' || r == '\t' {
+			return ' '
+		}
+		return r
+	}, s), max)
+}
+
+// normalize validates in; connection_id must name a connection of orgID, looked up in q (the
+// transaction that then writes, so the connection cannot move in between: connections never
+// change organization, and the foreign key catches one deleted meanwhile).
+func (in *DatasetInput) normalize(ctx context.Context, q sqlx.ExtContext, orgID string) error {
+	in.Name = strings.TrimSpace(in.Name)
+	in.Slug = strings.TrimSpace(in.Slug)
+	in.Source = strings.TrimSpace(in.Source)
+	in.ConnectionID = strings.TrimSpace(in.ConnectionID)
+	var errs FieldErrors
+	if msg := checkName(in.Name, 255); msg != "" {
+		errs.Add("name", msg)
+	}
+	switch {
+	case in.Slug == "":
+		errs.Add("slug", "is required: 1 to 100 lowercase letters, digits, _ or -, such as web_events")
+	case !datasetSlug.MatchString(in.Slug):
+		errs.Add("slug", "must be 1 to 100 lowercase letters, digits, _ or -, such as web_events")
+	}
+	if msg := checkDescription(in.Description, 4000); msg != "" {
+		errs.Add("description", msg)
+	}
+	if in.Source != "" {
+		if msg := checkURL(in.Source); msg != "" {
+			errs.Add("source", "must be an absolute http or https URL such as https://data.example.com/events.csv")
+		}
+	}
+	if in.ConnectionID != "" {
+		if _, err := findConnection(ctx, q, orgID, in.ConnectionID); errors.Is(err, ErrNotFound) {
+			errs.Add("connection_id", errNoSuchConnection(in.ConnectionID))
+		} else if err != nil {
+			return err
+		}
+	}
+	return errs.Err()
+}
+
+func errNoSuchConnection(id string) string {
+	return fmt.Sprintf("no connection with id %q exists in this organization (its own or shared into it)", id)
+}
+
+func errDatasetNotFound(id string) error {
+	return Errorf(ErrNotFound, "dataset_not_found", "No dataset with id %q exists in this organization.", id)
+}
+
+func errDatasetSlugTaken(slug string) error {
+	return Errorf(ErrConflict, "dataset_slug_taken",
+		"A dataset with slug %q already exists in this organization; slugs are unique per organization.", slug)
+}
+
+// writeDatasetError maps a failed insert or update of d to the caller's error.
+func writeDatasetError(err error, d Dataset, what string) error {
+	switch {
+	case err == nil:
+		return nil
+	case IsUniqueViolation(err):
+		return errDatasetSlugTaken(d.Slug)
+	case IsForeignKeyViolation(err) && d.ConnectionID != nil:
+		// The connection was deleted after normalize found it.
+		var errs FieldErrors
+		errs.Add("connection_id", errNoSuchConnection(*d.ConnectionID))
+		return errs.Err()
+	}
+	return fmt.Errorf("%s dataset: %w", what, err)
+}
+
+func findDataset(ctx context.Context, q sqlx.ExtContext, orgID, id string) (Dataset, error) {
+	if !validID(id) {
+		return Dataset{}, errDatasetNotFound(id)
+	}
+	var d Dataset
+	err := sqlx.GetContext(ctx, q, &d, q.Rebind(`SELECT `+datasetColumns+` FROM datasets WHERE id = ? AND org_id = ?`), id, orgID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Dataset{}, errDatasetNotFound(id)
+	}
+	if err != nil {
+		return Dataset{}, fmt.Errorf("select dataset: %w", err)
+	}
+	return d.utc(), nil
+}
+
+func (d Dataset) utc() Dataset {
+	d.CreatedAt, d.UpdatedAt = d.CreatedAt.UTC(), d.UpdatedAt.UTC()
+	return d
+}
+
+func (d *Dataset) apply(in DatasetInput) {
+	d.Name, d.Slug, d.Description, d.Source, d.ConnectionID = in.Name, in.Slug, in.Description, in.Source, nil
+	if in.ConnectionID != "" {
+		id := in.ConnectionID
+		d.ConnectionID = &id
+	}
+}
+
+// ListDatasets pages through the caller's organization's datasets in order of creation.
+func (s *Store) ListDatasets(ctx context.Context, p *Principal, page Page) ([]Dataset, string, error) {
+	where, args := `org_id = ?`, []any{p.OrgID}
+	if page.After != "" {
+		where += ` AND id > ?`
+		args = append(args, page.After)
+	}
+	rows := []Dataset{}
+	err := sqlx.SelectContext(ctx, s.DB, &rows, s.DB.Rebind(`SELECT `+datasetColumns+` FROM datasets WHERE `+where+
+		` ORDER BY id LIMIT ?`), append(args, page.Limit+1)...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list datasets: %w", err)
+	}
+	rows, next := PageOf(rows, page.Limit, func(d Dataset) string { return d.ID })
+	for i := range rows {
+		rows[i] = rows[i].utc()
+	}
+	return rows, next, nil
+}
+
+// GetDataset returns one dataset of the caller's organization.
+func (s *Store) GetDataset(ctx context.Context, p *Principal, id string) (Dataset, error) {
+	return findDataset(ctx, s.DB, p.OrgID, id)
+}
+
+// CreateDataset adds a dataset to the caller's organization. A slug already used there is
+// ErrConflict; a connection_id that names no connection of the organization is ErrInvalid.
+func (s *Store) CreateDataset(ctx context.Context, p *Principal, in DatasetInput) (Dataset, error) {
+	var d Dataset
+	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+		if err := in.normalize(ctx, tx, p.OrgID); err != nil {
+			return err
+		}
+		now := Now()
+		d = Dataset{ID: NewID(), OrganizationID: p.OrgID, CreatedAt: now, UpdatedAt: now}
+		d.apply(in)
+		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO datasets (id, org_id, connection_id, name, slug, description, source, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`), d.ID, d.OrganizationID, d.ConnectionID, d.Name, d.Slug, d.Description, d.Source, now, now)
+		return writeDatasetError(err, d, "insert")
+	})
+	return d, err
+}
+
+// UpdateDataset replaces a dataset's fields in full.
+func (s *Store) UpdateDataset(ctx context.Context, p *Principal, id string, in DatasetInput) (Dataset, error) {
+	var d Dataset
+	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) (err error) {
+		if d, err = findDataset(ctx, tx, p.OrgID, id); err != nil {
+			return err
+		}
+		if err := in.normalize(ctx, tx, p.OrgID); err != nil {
+			return err
+		}
+		d.apply(in)
+		d.UpdatedAt = Now()
+		_, err = tx.ExecContext(ctx, tx.Rebind(`UPDATE datasets SET connection_id = ?, name = ?, slug = ?, description = ?, source = ?, updated_at = ?
+			WHERE id = ? AND org_id = ?`), d.ConnectionID, d.Name, d.Slug, d.Description, d.Source, d.UpdatedAt, d.ID, d.OrganizationID)
+		return writeDatasetError(err, d, "update")
+	})
+	return d, err
+}
+
+// DeleteDataset deletes a dataset of the caller's organization and returns it as it was.
+func (s *Store) DeleteDataset(ctx context.Context, p *Principal, id string) (Dataset, error) {
+	var d Dataset
+	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) (err error) {
+		if d, err = findDataset(ctx, tx, p.OrgID, id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM datasets WHERE id = ? AND org_id = ?`), d.ID, d.OrganizationID); err != nil {
+			return fmt.Errorf("delete dataset: %w", err)
+		}
+		return nil
+	})
+	return d, err
+}

@@ -1,0 +1,58 @@
+package tenants
+
+import (
+	"encoding/base64"
+	"strconv"
+	"strings"
+)
+
+// Page asks for one page of a list: at most Limit items after the item named by the cursor.
+// Lists are ordered by id, which is a time-ordered UUID (v7), so this is creation order and a
+// keyset query: the cost of a page does not grow with how far into the list it is.
+type Page struct {
+	Limit int
+	After string // the id of the last item of the previous page; "" for the first page
+}
+
+// DefaultPageLimit and MaxPageLimit bound Page.Limit.
+const (
+	DefaultPageLimit = 50
+	MaxPageLimit     = 100
+)
+
+// ParsePage reads the limit and page_token query parameters.
+func ParsePage(limit, token string) (Page, error) {
+	var errs FieldErrors
+	p := Page{Limit: DefaultPageLimit}
+	if limit != "" {
+		n, err := strconv.Atoi(limit)
+		if err != nil || n < 1 || n > MaxPageLimit {
+			errs.Add("limit", "must be a whole number from 1 to "+strconv.Itoa(MaxPageLimit))
+		}
+		p.Limit = n
+	}
+	if token != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(token)
+		if err != nil || !strings.HasPrefix(string(raw), "a:") || !validID(string(raw[2:])) {
+			errs.Add("page_token", "is not a page token this server issued; pass pagination.next_page_token from the previous page")
+		} else {
+			p.After = string(raw[2:])
+		}
+	}
+	return p, errs.Err()
+}
+
+// NextPageToken is the token for the page after one whose last item has id lastID.
+func NextPageToken(lastID string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("a:" + lastID))
+}
+
+// PageOf trims a result fetched with Limit+1 rows to Limit and returns the token of the next
+// page ("" when this is the last).
+func PageOf[T any](rows []T, limit int, id func(T) string) ([]T, string) {
+	if len(rows) <= limit {
+		return rows, ""
+	}
+	rows = rows[:limit]
+	return rows, NextPageToken(id(rows[len(rows)-1]))
+}
