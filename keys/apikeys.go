@@ -155,21 +155,15 @@ func (s *Service) CreateKey(ctx context.Context, p *tenants.Principal, in KeyInp
 	if err := errs.Err(); err != nil {
 		return Key{}, err
 	}
-	if p.ExpiresAt != nil {
-		if in.ExpiresAt == nil {
-			in.ExpiresAt = p.ExpiresAt // a key made by an expiring key expires with it
-		} else if in.ExpiresAt.After(*p.ExpiresAt) {
-			return Key{}, errEscalation("create a key that outlives the key creating it")
-		}
+	exp, err := boundExpiry(p, in.ExpiresAt)
+	if err != nil {
+		return Key{}, err
 	}
-	if in.ExpiresAt != nil {
-		t := in.ExpiresAt.UTC().Truncate(time.Microsecond)
-		in.ExpiresAt = &t
-	}
+	in.ExpiresAt = exp
 	nk := newKey{Kind: tenants.CredentialKind(in.Kind), Name: in.Name, PartnerID: p.PartnerID, OrgID: p.OrgID,
 		Role: in.Role, Scopes: scopes, CreatedBy: p.KeyID, ExpiresAt: in.ExpiresAt}
 	var out Key
-	err := tenants.InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+	err = tenants.InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
 		var perms tenants.Permissions
 		if nk.Kind == tenants.KindOrganization {
 			if !p.Can(tenants.KeysWrite) {
@@ -215,6 +209,20 @@ func (s *Service) CreateKey(ctx context.Context, p *tenants.Principal, in KeyInp
 		return err
 	})
 	return out, err
+}
+
+// boundExpiry is the expiry of a key created by p: a key made by an expiring credential
+// expires with it (by default) and may not outlive it (403).
+func boundExpiry(p *tenants.Principal, requested *time.Time) (*time.Time, error) {
+	switch {
+	case p.ExpiresAt == nil:
+		return requested, nil
+	case requested == nil:
+		return p.ExpiresAt, nil
+	case requested.After(*p.ExpiresAt):
+		return nil, errEscalation("create a key that outlives the key creating it")
+	}
+	return requested, nil
 }
 
 func errPermission(a tenants.Action, what string) error {
@@ -404,10 +412,9 @@ func (s *Service) RevokeOrganizationKey(ctx context.Context, p *tenants.Principa
 	return out, err
 }
 
-// ListPartnerKeys returns the partner's own keys, revoked ones included.
-func (s *Service) ListPartnerKeys(ctx context.Context, p *tenants.Principal) ([]Key, error) {
-	keys, _, err := listKeys(ctx, s.DB, tenants.Page{Limit: 1000}, `partner_id = ? AND kind = 'partner'`, p.PartnerID)
-	return keys, err
+// ListPartnerKeys pages through the partner's own keys, revoked ones included.
+func (s *Service) ListPartnerKeys(ctx context.Context, p *tenants.Principal, page tenants.Page) ([]Key, string, error) {
+	return listKeys(ctx, s.DB, page, `partner_id = ? AND kind = 'partner'`, p.PartnerID)
 }
 
 // CreatePartnerKey issues another partner key, so a partner can rotate: create the new key,
@@ -426,11 +433,12 @@ func (s *Service) CreatePartnerKey(ctx context.Context, p *tenants.Principal, na
 	if err := errs.Err(); err != nil {
 		return Key{}, err
 	}
-	if p.ExpiresAt != nil && (expiresAt == nil || expiresAt.After(*p.ExpiresAt)) {
-		expiresAt = p.ExpiresAt
+	expiresAt, err := boundExpiry(p, expiresAt)
+	if err != nil {
+		return Key{}, err
 	}
 	var out Key
-	err := tenants.InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+	err = tenants.InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
 		id, value, err := insertKey(ctx, tx, newKey{Kind: tenants.KindPartner, Name: name, PartnerID: p.PartnerID,
 			OrgID: p.OrgID, CreatedBy: p.KeyID, ExpiresAt: expiresAt})
 		if tenants.IsUniqueViolation(err) {

@@ -159,7 +159,11 @@ func insertKey(ctx context.Context, tx *sqlx.Tx, k newKey) (id, value string, er
 	now := tenants.Now()
 	owner := map[tenants.CredentialKind]string{tenants.KindPartner: k.PartnerID, tenants.KindUser: k.UserID,
 		tenants.KindOrganization: k.OrgID}[k.Kind]
-	var scopes, user, createdBy any
+	var scopes, user, createdBy, expires any
+	if k.ExpiresAt != nil {
+		// Stored as all times are (UTC, microseconds), so SQL comparisons of them hold.
+		expires = k.ExpiresAt.UTC().Truncate(time.Microsecond)
+	}
 	if k.Scopes != nil {
 		scopes = k.Scopes.String()
 	}
@@ -174,7 +178,7 @@ func insertKey(ctx context.Context, tx *sqlx.Tx, k newKey) (id, value string, er
 			partner_issued, created_at, created_by, expires_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		id, string(k.Kind), k.Name, hint(value), k.PartnerID, k.OrgID, user, owner, k.Role, scopes,
-		k.PartnerIssued, now, createdBy, k.ExpiresAt)
+		k.PartnerIssued, now, createdBy, expires)
 	if err != nil {
 		return "", "", err
 	}
@@ -258,7 +262,8 @@ func (s *Service) MintUserKey(ctx context.Context, p *tenants.Principal, orgID, 
 		// The name carries a fresh suffix so that only the one-active-key index can refuse it.
 		id := tenants.NewID()
 		_, value, err = insertKey(ctx, tx, newKey{Kind: tenants.KindUser, Name: "partner-issued-" + id[len(id)-8:],
-			PartnerID: p.PartnerID, OrgID: orgID, UserID: u.ID, PartnerIssued: true, CreatedBy: p.KeyID})
+			PartnerID: p.PartnerID, OrgID: orgID, UserID: u.ID, PartnerIssued: true, CreatedBy: p.KeyID,
+			ExpiresAt: p.ExpiresAt}) // a key issued by an expiring partner key expires with it
 		if tenants.IsUniqueViolation(err) {
 			return tenants.Errorf(tenants.ErrConflict, "user_key_exists",
 				"User %q already has an active key; pass force=true to revoke it and issue a new one.", u.ID)

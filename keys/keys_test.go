@@ -95,3 +95,66 @@ func BenchmarkAuthenticate(b *testing.B) {
 		}
 	}
 }
+
+// userKey creates a partner, an organization and an admin user with a key, the shape most
+// requests authenticate with.
+func userKey(t testing.TB, svc *keys.Service) (*tenants.Principal, string) {
+	t.Helper()
+	ctx := context.Background()
+	var partnerKey string
+	if _, err := svc.CreatePartner(ctx, "Bench", func(v string) error { partnerKey = v; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	partner, err := svc.Authenticate(ctx, partnerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := tenants.NewStore(svc.DB)
+	org, err := store.CreateOrganization(ctx, partner, tenants.OrganizationInput{Name: "Acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := store.CreateUser(ctx, partner, org.ID, tenants.UserInput{Email: "ada@acme.test", Role: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	value, err := svc.MintUserKey(ctx, partner, org.ID, u.ID, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := svc.Authenticate(ctx, value)
+	if err != nil || p.Permissions != tenants.AllPermissions {
+		t.Fatalf("user key: %+v, %v", p, err)
+	}
+	return p, value
+}
+
+// BenchmarkAuthenticateUserKey: a user key with its roles (one query, one row per role).
+func BenchmarkAuthenticateUserKey(b *testing.B) {
+	ctx := context.Background()
+	svc := keys.NewService(openDB(b))
+	_, value := userKey(b, svc)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := svc.Authenticate(ctx, value); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAuthenticateToken: verify an EdDSA token, then look up its parent key by id.
+func BenchmarkAuthenticateToken(b *testing.B) {
+	ctx := context.Background()
+	svc := keys.NewService(openDB(b))
+	p, _ := userKey(b, svc)
+	tok, err := svc.MintToken(ctx, p, keys.TokenInput{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := svc.Authenticate(ctx, tok.Token); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -56,7 +56,7 @@ type tokenClaims struct {
 	Partner     string            `json:"partner"`
 	Parent      string            `json:"parent"`
 	ParentKind  string            `json:"parent_kind"`
-	Scope       string            `json:"scope"`
+	Scope       *string           `json:"scope,omitempty"` // absent: the parent's permissions as they are at each use
 	Role        string            `json:"role,omitempty"`
 	RoleVars    map[string]string `json:"role_vars,omitempty"`
 	UserProfile *UserProfile      `json:"user_profile,omitempty"`
@@ -123,11 +123,15 @@ func (s *Service) MintToken(ctx context.Context, p *tenants.Principal, in TokenI
 		return Token{}, tenants.Errorf(tenants.ErrForbidden, "permission_escalation",
 			"The requested scopes include actions this key does not have: a token never exceeds its parent.")
 	}
-	perms := p.Permissions & scopes
+	var scope *string
+	if in.Scopes != nil {
+		v := scopes.String()
+		scope = &v
+	}
 	role := ""
 	switch {
 	case in.Role == tenants.OrgRoleAsker || p.IsAsker():
-		role, perms = tenants.OrgRoleAsker, perms&tenants.AskerPermissions
+		role = tenants.OrgRoleAsker
 	case in.Role == tenants.OrgRoleAdmin:
 		if p.Permissions != tenants.AllPermissions {
 			return Token{}, tenants.Errorf(tenants.ErrForbidden, "permission_escalation",
@@ -153,7 +157,7 @@ func (s *Service) MintToken(ctx context.Context, p *tenants.Principal, in TokenI
 			Subject: subject, ID: tenants.NewID(), IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(exp)},
 		Org: p.OrgID, Partner: p.PartnerID, Parent: p.KeyID, ParentKind: string(p.ParentKind),
-		Scope: perms.String(), Role: role, RoleVars: in.RoleVars, UserProfile: in.UserProfile,
+		Scope: scope, Role: role, RoleVars: in.RoleVars, UserProfile: in.UserProfile,
 	}
 	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
 	t.Header["kid"] = signer.id
@@ -191,7 +195,9 @@ func (s *Service) authenticateToken(ctx context.Context, value string) (*tenants
 	}
 	p := *parent
 	p.Kind, p.TokenID = tenants.KindToken, claims.ID
-	p.Permissions &= tenants.ParsePermissions(claims.Scope)
+	if claims.Scope != nil {
+		p.Permissions &= tenants.ParsePermissions(*claims.Scope)
+	}
 	if claims.Role == tenants.OrgRoleAsker {
 		p.OrgRole, p.Permissions = tenants.OrgRoleAsker, p.Permissions&tenants.AskerPermissions
 	}

@@ -1,12 +1,10 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/jmoiron/sqlx"
@@ -17,31 +15,13 @@ import (
 	"github.com/tenantry/tenantry/server/servertest"
 )
 
-// syncBuffer collects log output written from many goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // env is a real server on a real, migrated SQLite file, with one partner ("A") ready.
 type env struct {
 	t       *testing.T
 	db      *sqlx.DB
 	srv     *server.Server
 	url     string
-	logs    *syncBuffer
+	logs    *servertest.LogBuffer
 	anon    *servertest.Client
 	partner *servertest.Client // partner A
 	ownerID string             // partner A's owner organization
@@ -54,7 +34,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	logs := &syncBuffer{}
+	logs := &servertest.LogBuffer{}
 	srv := server.New(db, slog.New(slog.NewJSONHandler(logs, nil)))
 	ts := httptest.NewServer(srv)
 	t.Cleanup(func() { ts.Close(); srv.Close() })

@@ -120,11 +120,15 @@ func (s *Server) revokeOrganizationKey(c *gin.Context, p *tenants.Principal) err
 }
 
 func (s *Server) listPartnerKeys(c *gin.Context, p *tenants.Principal) error {
-	list, err := s.keys.ListPartnerKeys(c.Request.Context(), p)
+	page, err := pageOf(c)
 	if err != nil {
 		return err
 	}
-	return writeData(c, http.StatusOK, list)
+	list, next, err := s.keys.ListPartnerKeys(c.Request.Context(), p, page)
+	if err != nil {
+		return err
+	}
+	return writeList(c, list, next)
 }
 
 func (s *Server) createPartnerKey(c *gin.Context, p *tenants.Principal) error {

@@ -52,10 +52,13 @@ func (pol policy) check(p *tenants.Principal) error {
 			"A temporary token cannot call this endpoint; call it with a key.")
 	case p.IsPartner() && pol.partner == partnerRefused:
 		return &tenants.Error{Kind: tenants.ErrForbidden, Key: "partner_key_not_allowed", Message: pol.refusal}
-	case p.IsPartner():
-		return nil
-	case pol.partner == partnerOnly:
+	case pol.partner == partnerOnly && !p.IsPartner():
 		return tenants.RequirePartner(p)
+	case pol.partner == partnerOnly && p.Permissions != tenants.AllPermissions && !pol.asker:
+		// Partner operations are not in the action catalogue: only an unrestricted partner
+		// credential may perform them, never a token narrowed by scopes or role.
+		return tenants.Errorf(tenants.ErrForbidden, "permission_denied",
+			"This partner endpoint needs an unrestricted partner credential; this token is narrowed by its scopes or role.")
 	case p.IsAsker() && !pol.asker:
 		return tenants.Errorf(tenants.ErrForbidden, "asker_not_allowed",
 			"An asker key may only call GET /api/me, read connections and datasets, and mint asker tokens.")

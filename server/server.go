@@ -104,7 +104,7 @@ func (s *Server) routes() []route {
 		{"GET", "/api/organizations/:org_id/users/:id", forPartners, s.getUser(orgFromPath)},
 		{"PUT", "/api/organizations/:org_id/users/:id", forPartners, s.updateUser(orgFromPath)},
 		{"DELETE", "/api/organizations/:org_id/users/:id", forPartners, s.deleteUser(orgFromPath)},
-		{"POST", "/api/organizations/:org_id/users/:id/keys", forPartners, s.mintUserKey},
+		{"POST", "/api/organizations/:org_id/users/:id/keys", forPartners.noTokens(), s.mintUserKey},
 		{"GET", "/api/organizations/:org_id/keys", forPartners, s.listOrganizationKeys},
 		{"DELETE", "/api/organizations/:org_id/keys/:id", forPartners, s.revokeOrganizationKey},
 

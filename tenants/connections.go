@@ -298,18 +298,7 @@ func errSharedReadOnly(id string) error {
 
 // findConnection loads a connection of orgID (its own or a share into it).
 func findConnection(ctx context.Context, q sqlx.ExtContext, orgID, id string) (connectionRow, error) {
-	if !validID(id) {
-		return connectionRow{}, errConnectionNotFound(id)
-	}
-	var r connectionRow
-	err := sqlx.GetContext(ctx, q, &r, q.Rebind(connectionSelect+` WHERE c.id = ? AND c.org_id = ?`), id, orgID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return connectionRow{}, errConnectionNotFound(id)
-	}
-	if err != nil {
-		return connectionRow{}, fmt.Errorf("select connection: %w", err)
-	}
-	return r, nil
+	return getOne[connectionRow](ctx, q, id, errConnectionNotFound(id), connectionSelect+` WHERE c.id = ? AND c.org_id = ?`, id, orgID)
 }
 
 // listConnections pages through connections matching where (a condition on c, without

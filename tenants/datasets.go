@@ -2,7 +2,6 @@ package tenants
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"regexp"
@@ -120,18 +119,8 @@ func writeDatasetError(err error, d Dataset, what string) error {
 }
 
 func findDataset(ctx context.Context, q sqlx.ExtContext, orgID, id string) (Dataset, error) {
-	if !validID(id) {
-		return Dataset{}, errDatasetNotFound(id)
-	}
-	var d Dataset
-	err := sqlx.GetContext(ctx, q, &d, q.Rebind(`SELECT `+datasetColumns+` FROM datasets WHERE id = ? AND org_id = ?`), id, orgID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Dataset{}, errDatasetNotFound(id)
-	}
-	if err != nil {
-		return Dataset{}, fmt.Errorf("select dataset: %w", err)
-	}
-	return d.utc(), nil
+	d, err := getOne[Dataset](ctx, q, id, errDatasetNotFound(id), `SELECT `+datasetColumns+` FROM datasets WHERE id = ? AND org_id = ?`, id, orgID)
+	return d.utc(), err
 }
 
 func (d Dataset) utc() Dataset {

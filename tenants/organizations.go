@@ -2,8 +2,6 @@ package tenants
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -110,18 +108,8 @@ func insertOrganization(ctx context.Context, tx *sqlx.Tx, partnerID string, owne
 
 // partnerOrganization loads an organization that partnerID owns; any other is ErrNotFound.
 func partnerOrganization(ctx context.Context, q sqlx.ExtContext, partnerID, id string) (Organization, error) {
-	if !validID(id) {
-		return Organization{}, errOrganizationNotFound(id)
-	}
-	var o Organization
-	err := sqlx.GetContext(ctx, q, &o, q.Rebind(`SELECT `+orgColumns+` FROM organizations WHERE id = ? AND partner_id = ?`), id, partnerID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Organization{}, errOrganizationNotFound(id)
-	}
-	if err != nil {
-		return Organization{}, fmt.Errorf("select organization: %w", err)
-	}
-	return o, nil
+	return getOne[Organization](ctx, q, id, errOrganizationNotFound(id),
+		`SELECT `+orgColumns+` FROM organizations WHERE id = ? AND partner_id = ?`, id, partnerID)
 }
 
 // PartnerOrganization loads an organization of the partner p; another partner's is ErrNotFound.
@@ -171,13 +159,9 @@ func (s *Store) GetOrganization(ctx context.Context, p *Principal, id string) (O
 // CurrentOrganization returns the organization the credential acts in (a partner key's owner
 // organization).
 func (s *Store) CurrentOrganization(ctx context.Context, p *Principal) (Organization, error) {
-	var o Organization
-	err := sqlx.GetContext(ctx, s.DB, &o, s.DB.Rebind(`SELECT `+orgColumns+` FROM organizations WHERE id = ?`), p.OrgID)
-	if errors.Is(err, sql.ErrNoRows) {
-		// The organization was deleted between authentication and this query.
-		return Organization{}, errOrganizationNotFound(p.OrgID)
-	}
-	return o, err
+	// Not found only if the organization was deleted since authentication.
+	return getOne[Organization](ctx, s.DB, p.OrgID, errOrganizationNotFound(p.OrgID),
+		`SELECT `+orgColumns+` FROM organizations WHERE id = ?`, p.OrgID)
 }
 
 // UpdateOrganization replaces an organization's name and SSO fields in full.

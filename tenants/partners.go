@@ -2,8 +2,6 @@ package tenants
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -50,17 +48,4 @@ func CountPartners(ctx context.Context, q sqlx.QueryerContext) (int, error) {
 	var n int
 	err := sqlx.GetContext(ctx, q, &n, `SELECT COUNT(*) FROM partners`)
 	return n, err
-}
-
-// FindPartner returns a partner with its owner organization's id.
-func FindPartner(ctx context.Context, q sqlx.ExtContext, id string) (Partner, error) {
-	var p Partner
-	err := sqlx.GetContext(ctx, q, &p, q.Rebind(`
-		SELECT p.id, p.name, o.id AS owner_org_id, p.created_at
-		FROM partners p JOIN organizations o ON o.partner_id = p.id AND o.is_owner
-		WHERE p.id = ?`), id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Partner{}, Errorf(ErrNotFound, "partner_not_found", "No partner has id %q.", id)
-	}
-	return p, err
 }

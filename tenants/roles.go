@@ -2,8 +2,6 @@ package tenants
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -154,18 +152,7 @@ func (in *RoleInput) normalize() (Permissions, error) {
 }
 
 func findRole(ctx context.Context, q sqlx.ExtContext, orgID, id string) (roleRow, error) {
-	if !validID(id) {
-		return roleRow{}, errRoleNotFound(id)
-	}
-	var r roleRow
-	err := sqlx.GetContext(ctx, q, &r, q.Rebind(`SELECT `+roleColumns+` FROM roles WHERE id = ? AND org_id = ?`), id, orgID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return roleRow{}, errRoleNotFound(id)
-	}
-	if err != nil {
-		return roleRow{}, fmt.Errorf("select role: %w", err)
-	}
-	return r, nil
+	return getOne[roleRow](ctx, q, id, errRoleNotFound(id), `SELECT `+roleColumns+` FROM roles WHERE id = ? AND org_id = ?`, id, orgID)
 }
 
 func errRoleNameTaken(name string) error {

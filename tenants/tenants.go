@@ -9,6 +9,8 @@ package tenants
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -45,6 +47,23 @@ func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
 // NewID returns a new time-ordered UUID (version 7), so new rows land at the end of indexes.
 func NewID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// getOne loads the one row query finds (with args, after Rebind) into a T; no row is
+// notFound. A malformed id is notFound without touching the database.
+func getOne[T any](ctx context.Context, q sqlx.ExtContext, id string, notFound error, query string, args ...any) (T, error) {
+	var v T
+	if !validID(id) {
+		return v, notFound
+	}
+	err := sqlx.GetContext(ctx, q, &v, q.Rebind(query), args...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return v, notFound
+	}
+	if err != nil {
+		return v, fmt.Errorf("select %T: %w", v, err)
+	}
+	return v, nil
+}
 
 // validID reports whether s is a canonical UUID; anything else cannot name a row.
 func validID(s string) bool {

@@ -2,8 +2,6 @@ package tenants
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -98,16 +96,9 @@ func FindUser(ctx context.Context, q sqlx.ExtContext, p *Principal, orgID, id st
 }
 
 func findUser(ctx context.Context, q sqlx.ExtContext, orgID, id string) (User, error) {
-	if !validID(id) {
-		return User{}, errUserNotFound(id)
-	}
-	var u User
-	err := sqlx.GetContext(ctx, q, &u, q.Rebind(`SELECT `+userColumns+` FROM users WHERE id = ? AND org_id = ?`), id, orgID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return User{}, errUserNotFound(id)
-	}
+	u, err := getOne[User](ctx, q, id, errUserNotFound(id), `SELECT `+userColumns+` FROM users WHERE id = ? AND org_id = ?`, id, orgID)
 	if err != nil {
-		return User{}, fmt.Errorf("select user: %w", err)
+		return User{}, err
 	}
 	users := []User{u}
 	if err := loadRoles(ctx, q, orgID, users); err != nil {

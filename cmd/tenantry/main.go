@@ -27,6 +27,7 @@ const usage = `Usage:
   tenantry serve [--addr HOST:PORT] [--database PATH] [--bootstrap-key-file PATH]
   tenantry migrate [--database PATH]
   tenantry partner create --name NAME [--database PATH]
+  tenantry signing-key rotate [--database PATH]
 
 Environment: TENANTRY_ADDR, TENANTRY_DATABASE, TENANTRY_BOOTSTRAP_KEY_FILE.
 `
@@ -87,6 +88,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.migrate(ctx, rest)
 	case cmd == "partner" && len(rest) > 0 && rest[0] == "create":
 		return m.createPartner(ctx, rest[1:])
+	case cmd == "signing-key" && len(rest) > 0 && rest[0] == "rotate":
+		return m.rotateSigningKey(ctx, rest[1:])
 	case cmd == "help" || cmd == "-h" || cmd == "--help":
 		fmt.Fprint(m.Stdout, usage)
 		return nil
@@ -236,6 +239,26 @@ func (m *Main) createPartner(ctx context.Context, args []string) error {
 		return err
 	}
 	m.log.Info("created partner", "partner_id", p.ID, "name", p.Name, "owner_organization_id", p.OwnerOrgID)
+	return nil
+}
+
+// rotateSigningKey adds a new token signing key; older ones verify until their tokens expire.
+func (m *Main) rotateSigningKey(ctx context.Context, args []string) error {
+	fs, dbPath := m.flags("signing-key rotate")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	db, err := migrations.OpenAndMigrate(ctx, *dbPath)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	kid, err := keys.NewService(db).RotateSigningKey(ctx)
+	if err != nil {
+		return err
+	}
+	m.log.Info("rotated the token signing key; earlier keys verify until their tokens have expired",
+		"kid", kid, "verify_old_keys_for_seconds", keys.MaxTokenTTL)
 	return nil
 }
 

@@ -7,34 +7,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/tenantry/tenantry/migrations"
 	"github.com/tenantry/tenantry/server/servertest"
 )
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // start runs `tenantry serve` on a free port with env as its environment.
-func start(t *testing.T, env map[string]string, args ...string) (*Main, *syncBuffer) {
+func start(t *testing.T, env map[string]string, args ...string) (*Main, *servertest.LogBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &servertest.LogBuffer{}
 	m := &Main{Stdout: logs, Stderr: logs, Getenv: func(k string) string { return env[k] }}
 	if err := m.Run(context.Background(), append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)); err != nil {
 		t.Fatalf("serve: %v\n%s", err, logs)
@@ -196,7 +178,18 @@ func TestCommandLine(t *testing.T) {
 	if pending, err := migrations.Pending(context.Background(), conn); err != nil || pending {
 		t.Fatalf("after migrate: pending=%v err=%v", pending, err)
 	}
-	for _, args := range [][]string{{}, {"frobnicate"}, {"partner", "create"}, {"serve", "--nope"}, {"migrate", "extra"}} {
+	for range 2 {
+		if err := run("signing-key", "rotate", "--database", db); err != nil {
+			t.Fatalf("signing-key rotate: %v", err)
+		}
+	}
+	var active, verifying int
+	conn.Get(&active, `SELECT COUNT(*) FROM signing_keys WHERE verify_until IS NULL`)
+	conn.Get(&verifying, `SELECT COUNT(*) FROM signing_keys WHERE verify_until > CURRENT_TIMESTAMP`)
+	if active != 1 || verifying != 1 {
+		t.Fatalf("after two rotations: %d active and %d still verifying, want 1 and 1", active, verifying)
+	}
+	for _, args := range [][]string{{}, {"frobnicate"}, {"partner", "create"}, {"serve", "--nope"}, {"migrate", "extra"}, {"signing-key"}} {
 		if err := run(args...); !errors.Is(err, errUsage) {
 			t.Fatalf("%v: %v, want a usage error", args, err)
 		}

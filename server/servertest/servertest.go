@@ -224,3 +224,21 @@ func CheckErrorShape(t testing.TB, r *Response) {
 		t.Errorf("error key %q is not snake_case", body.Key)
 	}
 }
+
+// LogBuffer collects log output written from many goroutines, for tests that read the logs.
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *LogBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

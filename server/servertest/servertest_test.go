@@ -23,7 +23,8 @@ func (r *recorder) Helper() {}
 func TestCheckCatchesContractBreaks(t *testing.T) {
 	const identity = `{"data":{"organization_id":"01a20968-8ef6-7e38-8bdc-f972e01190c1","organization_name":"A",` +
 		`"is_partner":true,"is_user":false,"is_organization":false,"is_system":false,"kind":"partner",` +
-		`"partner_id":"01a20968-8ef6-7d8b-b415-96307a96ddb0"}}`
+		`"partner_id":"01a20968-8ef6-7d8b-b415-96307a96ddb0","key_id":"01a20968-8ef6-7d8b-b415-96307a96ddb1",` +
+		`"permissions":[],"expires_at":null}}`
 	cases := []struct {
 		name    string
 		status  int

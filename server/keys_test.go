@@ -1,0 +1,296 @@
+package server_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tenantry/tenantry/server/servertest"
+)
+
+// org is an organization with an admin and a member, each holding a partner-issued key.
+type org struct {
+	id            string
+	adminID       string
+	memberID      string
+	admin, member *servertest.Client
+}
+
+func (e *env) newOrg(name string) org {
+	e.t.Helper()
+	o := org{id: e.createOrg(e.partner, name)}
+	o.adminID = e.createUser(e.partner, o.id, "admin@"+strings.ToLower(name)+".test", "admin")
+	o.memberID = e.createUser(e.partner, o.id, "member@"+strings.ToLower(name)+".test", "user")
+	o.admin = e.anon.As(e.mintKey(e.partner, o.id, o.adminID))
+	o.member = e.anon.As(e.mintKey(e.partner, o.id, o.memberID))
+	return o
+}
+
+func TestPersonalKeys(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	o := e.newOrg("Acme")
+
+	r := o.member.Do("POST", "/api/keys", map[string]any{"name": "ci", "scopes": []string{"datasets:read", "users:write"}})
+	expect(t, r, 200, "")
+	k := r.Data()
+	value := k["value"].(string)
+	if !strings.HasPrefix(value, "tuk_") || k["kind"] != "user" || k["user_id"] != o.memberID || k["hint"] != "tuk_..."+value[len(value)-4:] ||
+		r.Header.Get("Cache-Control") != "no-store" || k["created_by"] == nil {
+		t.Fatalf("created key: %s", r.Body)
+	}
+	id := k["id"].(string)
+	// Scopes narrow: the member lacks users:write, so the key has datasets:read only.
+	ci := e.anon.As(value)
+	if got := strings.Join(toStrings(ci.Do("GET", "/api/me", nil).Data()["permissions"]), " "); got != "datasets:read" {
+		t.Fatalf("key permissions %q, want the member's roles ∩ scopes = datasets:read", got)
+	}
+	expect(t, ci.Do("GET", "/api/organization/users", nil), 403, "permission_denied")
+
+	got := o.member.Do("GET", "/api/keys/"+id, nil)
+	expect(t, got, 200, "")
+	if strings.Contains(string(got.Body), value) || got.Data()["value"] != nil {
+		t.Fatalf("a key's value is shown again: %s", got.Body)
+	}
+	expect(t, o.member.Do("POST", "/api/keys", map[string]any{"name": "CI "}), 200, "") // another owner's namespace? no: same owner, different name
+	expect(t, o.member.Do("POST", "/api/keys", map[string]any{"name": "ci"}), 409, "key_name_taken")
+	expect(t, o.admin.Do("POST", "/api/keys", map[string]any{"name": "ci"}), 200, "") // names are per owner
+
+	for _, tc := range []struct {
+		name string
+		body map[string]any
+		key  string
+	}{
+		{"past expiry", map[string]any{"name": "x1", "expires_at": "2001-01-01T00:00:00Z"}, "expires_at"},
+		{"bad expiry", map[string]any{"name": "x2", "expires_at": "tomorrow"}, "expires_at"},
+		{"unknown scope", map[string]any{"name": "x3", "scopes": []string{"everything"}}, "scopes"},
+		{"bad kind", map[string]any{"name": "x4", "kind": "robot"}, "kind"},
+		{"role on a user key", map[string]any{"name": "x5", "role": "admin"}, "role"},
+		{"organization key without role", map[string]any{"name": "x6", "kind": "organization"}, "role"},
+		{"no name", map[string]any{}, "name"},
+	} {
+		r := o.admin.Do("POST", "/api/keys", tc.body)
+		expect(t, r, 400, "validation_failed")
+		if _, ok := r.JSON()["metadata"].(map[string]any)[tc.key]; !ok {
+			t.Fatalf("%s: metadata does not name %s: %s", tc.name, tc.key, r.Body)
+		}
+	}
+
+	// Members may not issue keys for others, nor organization keys.
+	expect(t, o.member.Do("POST", "/api/keys", map[string]any{"name": "x", "user_id": o.adminID}), 403, "permission_denied")
+	expect(t, o.member.Do("POST", "/api/keys", map[string]any{"name": "x", "kind": "organization", "role": "asker"}), 403, "permission_denied")
+
+	// Listing: without keys:read a credential sees its own user's keys only; Members hold
+	// keys:read ("read everything") and see every key of the organization, never a value.
+	narrow := o.member.Do("POST", "/api/keys", map[string]any{"name": "narrow", "scopes": []string{"datasets:read"}})
+	expect(t, narrow, 200, "")
+	mine := e.anon.As(narrow.Data()["value"].(string)).Do("GET", "/api/keys", nil)
+	expect(t, mine, 200, "")
+	for _, k := range mine.List() {
+		if k["user_id"] != o.memberID {
+			t.Fatalf("a key without keys:read sees another user's key: %v", k)
+		}
+	}
+	if len(mine.List()) != 4 {
+		t.Fatalf("own keys: %d, want 4", len(mine.List()))
+	}
+	if strings.Contains(string(o.member.Do("GET", "/api/keys", nil).Body), `"value"`) {
+		t.Fatalf("a list carries key values")
+	}
+	all := o.admin.Do("GET", "/api/keys?limit=2", nil)
+	expect(t, all, 200, "")
+	seen := len(all.List())
+	for next := all.JSON()["pagination"].(map[string]any)["next_page_token"].(string); next != ""; {
+		page := o.admin.Do("GET", "/api/keys?limit=2&page_token="+next, nil)
+		expect(t, page, 200, "")
+		seen += len(page.List())
+		next = page.JSON()["pagination"].(map[string]any)["next_page_token"].(string)
+	}
+	if seen != 6 { // two partner-issued; the member's ci, CI and narrow; the admin's ci
+		t.Fatalf("admin paged through %d keys, want 6", seen)
+	}
+	expect(t, o.admin.Do("GET", "/api/keys?limit=0", nil), 400, "validation_failed")
+	expect(t, o.admin.Do("GET", "/api/keys?page_token=nonsense", nil), 400, "validation_failed")
+
+	// Revocation is immediate; the revoked key is still readable, with revoked_at.
+	rev := o.member.Do("DELETE", "/api/keys/"+id, nil)
+	expect(t, rev, 200, "")
+	if rev.Data()["revoked_at"] == nil {
+		t.Fatalf("revoked key: %s", rev.Body)
+	}
+	expect(t, ci.Do("GET", "/api/me", nil), 401, "invalid_token")
+	// The name is free again.
+	expect(t, o.member.Do("POST", "/api/keys", map[string]any{"name": "ci"}), 200, "")
+}
+
+func TestKeyExpiryAndUsage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	o := e.newOrg("Acme")
+	soon := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	r := o.admin.Do("POST", "/api/keys", map[string]any{"name": "short", "expires_at": soon})
+	expect(t, r, 200, "")
+	short := e.anon.As(r.Data()["value"].(string))
+	id := r.Data()["id"].(string)
+	me := short.Do("GET", "/api/me", nil).Data()
+	if me["expires_at"] == nil || !strings.HasPrefix(me["expires_at"].(string), soon[:16]) {
+		t.Fatalf("/api/me expires_at %v, want %s", me["expires_at"], soon)
+	}
+	// A key made by an expiring key expires with it, and may not outlive it.
+	child := short.Do("POST", "/api/keys", map[string]any{"name": "child"})
+	expect(t, child, 200, "")
+	if child.Data()["expires_at"] == nil {
+		t.Fatalf("a key made by an expiring key must expire too: %s", child.Body)
+	}
+	later := time.Now().Add(48 * time.Hour).UTC().Format(time.RFC3339)
+	expect(t, short.Do("POST", "/api/keys", map[string]any{"name": "child2", "expires_at": later}), 403, "permission_escalation")
+
+	// Expired: refused with the same 401 as any invalid key.
+	if _, err := e.db.Exec(e.db.Rebind(`UPDATE api_keys SET expires_at = ? WHERE id = ?`), time.Now().Add(-time.Second).UTC(), id); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, short.Do("GET", "/api/me", nil), 401, "invalid_token")
+
+	// last_used_at is written asynchronously, at most once a minute per key.
+	before := o.admin.Do("GET", "/api/me", nil).Data()["key_id"].(string)
+	e.srv.FlushUsage(context.Background())
+	first := o.admin.Do("GET", "/api/keys/"+before, nil).Data()["last_used_at"]
+	if first == nil {
+		t.Fatalf("last_used_at not recorded")
+	}
+	for range 5 {
+		o.admin.Do("GET", "/api/me", nil)
+	}
+	e.srv.FlushUsage(context.Background())
+	if again := o.admin.Do("GET", "/api/keys/"+before, nil).Data()["last_used_at"]; again != first {
+		t.Fatalf("last_used_at rewritten within a minute: %v then %v", first, again)
+	}
+}
+
+func TestRotation(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	o := e.newOrg("Acme")
+	create := func(name string) (string, *servertest.Client) {
+		r := o.admin.Do("POST", "/api/keys", map[string]any{"name": name})
+		expect(t, r, 200, "")
+		return r.Data()["id"].(string), e.anon.As(r.Data()["value"].(string))
+	}
+	id, old := create("no-grace")
+	rot := o.admin.Do("POST", "/api/keys/"+id+"/rotate", nil)
+	expect(t, rot, 200, "")
+	fresh := e.anon.As(rot.Data()["value"].(string))
+	if rot.Data()["id"] != id || fresh.Key == old.Key || rot.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("rotate: %s", rot.Body)
+	}
+	expect(t, old.Do("GET", "/api/me", nil), 401, "invalid_token")
+	expect(t, fresh.Do("GET", "/api/me", nil), 200, "")
+
+	id, old = create("grace")
+	rot = o.admin.Do("POST", "/api/keys/"+id+"/rotate", map[string]any{"grace_seconds": 3600})
+	expect(t, rot, 200, "")
+	fresh = e.anon.As(rot.Data()["value"].(string))
+	expect(t, old.Do("GET", "/api/me", nil), 200, "")
+	expect(t, fresh.Do("GET", "/api/me", nil), 200, "")
+	// When the grace period ends, the old value stops.
+	if _, err := e.db.Exec(e.db.Rebind(`UPDATE api_key_secrets SET expires_at = ? WHERE key_id = ? AND expires_at IS NOT NULL`),
+		time.Now().Add(-time.Second).UTC(), id); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, old.Do("GET", "/api/me", nil), 401, "invalid_token")
+	expect(t, fresh.Do("GET", "/api/me", nil), 200, "")
+
+	for _, g := range []any{-1, 604801, "soon"} {
+		r := o.admin.Do("POST", "/api/keys/"+id+"/rotate", map[string]any{"grace_seconds": g})
+		expect(t, r, 400, "validation_failed")
+	}
+	// A member may rotate its own key but not the admin's; a revoked key cannot be rotated.
+	expect(t, o.member.Do("POST", "/api/keys/"+id+"/rotate", nil), 403, "permission_denied")
+	expect(t, o.member.Do("DELETE", "/api/keys/"+id, nil), 403, "permission_denied")
+	expect(t, o.admin.Do("DELETE", "/api/keys/"+id, nil), 200, "")
+	expect(t, o.admin.Do("POST", "/api/keys/"+id+"/rotate", nil), 409, "key_inactive")
+	mineID := o.member.Do("GET", "/api/me", nil).Data()["key_id"].(string)
+	rot = o.member.Do("POST", "/api/keys/"+mineID+"/rotate", nil)
+	expect(t, rot, 200, "")
+	expect(t, o.member.Do("GET", "/api/me", nil), 401, "invalid_token")
+}
+
+func TestOrganizationKeys(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	o := e.newOrg("Acme")
+	r := o.admin.Do("POST", "/api/keys", map[string]any{"name": "backend", "kind": "organization", "role": "admin"})
+	expect(t, r, 200, "")
+	if !strings.HasPrefix(r.Data()["value"].(string), "tok_") || r.Data()["role"] != "admin" || r.Data()["user_id"] != nil {
+		t.Fatalf("organization key: %s", r.Body)
+	}
+	backend := e.anon.As(r.Data()["value"].(string))
+	me := backend.Do("GET", "/api/me", nil).Data()
+	if me["is_organization"] != true || me["kind"] != "organization" || me["id"] != nil || len(me["permissions"].([]any)) != 13 {
+		t.Fatalf("admin organization key identity: %v", me)
+	}
+	expect(t, backend.Do("POST", "/api/organization/users", map[string]any{"email": "new@acme.test"}), 200, "")
+	// An organization key is not a user: it names the user a key is for.
+	expect(t, backend.Do("POST", "/api/keys", map[string]any{"name": "for-member"}), 400, "validation_failed")
+	expect(t, backend.Do("POST", "/api/keys", map[string]any{"name": "for-member", "user_id": o.memberID}), 200, "")
+
+	r = o.admin.Do("POST", "/api/keys", map[string]any{"name": "widget", "kind": "organization", "role": "asker"})
+	expect(t, r, 200, "")
+	asker := e.anon.As(r.Data()["value"].(string))
+	if got := strings.Join(toStrings(asker.Do("GET", "/api/me", nil).Data()["permissions"]), " "); got != "connections:read datasets:read" {
+		t.Fatalf("asker permissions: %q", got)
+	}
+	for _, call := range [][2]string{{"GET", "/api/organization"}, {"GET", "/api/organization/users"}, {"GET", "/api/keys"},
+		{"GET", "/api/permissions/roles"}, {"POST", "/api/keys"}} {
+		expect(t, asker.Do(call[0], call[1], nil), 403, "asker_not_allowed")
+	}
+	tok := asker.Do("POST", "/api/auth/tokens", nil)
+	expect(t, tok, 200, "")
+	askerToken := e.anon.As(tok.Data()["token"].(string))
+	if got := askerToken.Do("GET", "/api/me", nil).Data(); got["organization_role"] != "asker" || got["kind"] != "token" {
+		t.Fatalf("asker token identity: %v", got)
+	}
+	expect(t, askerToken.Do("GET", "/api/organization/users", nil), 403, "asker_not_allowed")
+}
+
+func TestPartnerKeys(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	list := e.partner.Do("GET", "/api/partner/keys", nil)
+	expect(t, list, 200, "")
+	if len(list.List()) != 1 || list.List()[0]["kind"] != "partner" {
+		t.Fatalf("partner keys: %s", list.Body)
+	}
+	first := list.List()[0]["id"].(string)
+	expect(t, e.partner.Do("DELETE", "/api/partner/keys/"+first, nil), 409, "last_partner_key")
+
+	created := e.partner.Do("POST", "/api/partner/keys", map[string]any{"name": "rotation-2026"})
+	expect(t, created, 200, "")
+	second := e.anon.As(created.Data()["value"].(string))
+	if !strings.HasPrefix(second.Key, "tpk_") {
+		t.Fatalf("new partner key: %s", created.Body)
+	}
+	expect(t, second.Do("DELETE", "/api/partner/keys/"+first, nil), 200, "")
+	expect(t, e.partner.Do("GET", "/api/me", nil), 401, "invalid_token")
+	expect(t, second.Do("DELETE", "/api/partner/keys/"+created.Data()["id"].(string), nil), 409, "last_partner_key")
+	e.partner = second
+
+	// Partners see and revoke the keys of their organizations, and no one else's.
+	o := e.newOrg("Acme")
+	keys := second.Do("GET", "/api/organizations/"+o.id+"/keys", nil)
+	expect(t, keys, 200, "")
+	if len(keys.List()) != 2 {
+		t.Fatalf("organization keys: %s", keys.Body)
+	}
+	memberKeyID := o.member.Do("GET", "/api/me", nil).Data()["key_id"].(string)
+	expect(t, second.Do("DELETE", "/api/organizations/"+o.id+"/keys/"+memberKeyID, nil), 200, "")
+	expect(t, o.member.Do("GET", "/api/me", nil), 401, "invalid_token")
+	other, _ := e.newPartner("Partner B")
+	expect(t, other.Do("GET", "/api/organizations/"+o.id+"/keys", nil), 404, "organization_not_found")
+	adminKeyID := o.admin.Do("GET", "/api/me", nil).Data()["key_id"].(string)
+	expect(t, other.Do("DELETE", "/api/partner/keys/"+adminKeyID, nil), 404, "key_not_found")
+	// A user key is not a partner key.
+	expect(t, o.admin.Do("GET", "/api/partner/keys", nil), 403, "partner_key_required")
+	expect(t, second.Do("GET", "/api/keys", nil), 403, "partner_key_not_allowed")
+}

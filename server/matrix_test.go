@@ -1,0 +1,270 @@
+package server_test
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tenantry/tenantry/server/servertest"
+)
+
+// The credentials of the isolation matrix, in column order.
+var matrixCredentials = []string{"none", "malformed", "expired", "revoked",
+	"partnerA", "partnerB", "adminA", "memberA", "askerA", "orgAdminA", "tokenMemberA", "userB"}
+
+// world is partner A with a child organization full of objects, and partner B beside it.
+type world struct {
+	e       *env
+	creds   map[string]*servertest.Client
+	ownerA  string // partner A's owner organization
+	orgA    string
+	adminA  string // user ids in orgA
+	memberA string
+	spareA  string // a user nobody deletes
+	roleA   string
+	keyA    string // the admin's personal key (id)
+	connA   string
+	ownConn string // a connection of A's owner organization, for shares
+	dataA   string
+	idsA    []string // every identifier of partner A's tenancy
+	idsB    []string
+	seq     atomic.Int64
+}
+
+func (w *world) next() string { return fmt.Sprint(w.seq.Add(1)) }
+
+func buildWorld(t *testing.T) *world {
+	e := newEnv(t)
+	w := &world{e: e, creds: map[string]*servertest.Client{}, ownerA: e.ownerID}
+	pA := e.partner
+	w.orgA = e.createOrg(pA, "A1")
+	w.adminA = e.createUser(pA, w.orgA, "admin@a1.test", "admin")
+	w.memberA = e.createUser(pA, w.orgA, "member@a1.test", "user")
+	w.spareA = e.createUser(pA, w.orgA, "spare@a1.test", "user")
+	admin := e.anon.As(e.mintKey(pA, w.orgA, w.adminA))
+	member := e.anon.As(e.mintKey(pA, w.orgA, w.memberA))
+	mk := func(c *servertest.Client, body map[string]any) (string, string) {
+		r := c.Do("POST", "/api/keys", body)
+		if r.Status != 200 {
+			t.Fatalf("create key %v: %d %s", body, r.Status, r.Body)
+		}
+		return r.Data()["id"].(string), r.Data()["value"].(string)
+	}
+	_, askerKey := mk(admin, map[string]any{"name": "asker", "kind": "organization", "role": "asker"})
+	_, orgAdminKey := mk(admin, map[string]any{"name": "org-admin", "kind": "organization", "role": "admin"})
+	w.keyA, _ = mk(admin, map[string]any{"name": "personal"})
+	expiredID, expiredKey := mk(admin, map[string]any{"name": "expired", "expires_at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339)})
+	if _, err := e.db.Exec(e.db.Rebind(`UPDATE api_keys SET expires_at = ? WHERE id = ?`), time.Now().Add(-time.Minute).UTC(), expiredID); err != nil {
+		t.Fatal(err)
+	}
+	revokedID, revokedKey := mk(admin, map[string]any{"name": "revoked"})
+	admin.Do("DELETE", "/api/keys/"+revokedID, nil)
+	token := member.Do("POST", "/api/auth/tokens", nil).Data()["token"].(string)
+	w.roleA = admin.Do("POST", "/api/permissions/roles", map[string]any{"name": "Reader", "actions": []string{"users:read"}}).Data()["id"].(string)
+	w.connA = admin.Do("POST", "/api/connections", map[string]any{"name": "Warehouse", "type": "postgresql",
+		"configuration": map[string]any{"host": "db.a1.test", "password": "pw-a1"}}).Data()["id"].(string)
+	w.dataA = admin.Do("POST", "/api/datasets", map[string]any{"name": "Orders", "slug": "orders"}).Data()["id"].(string)
+	ownerAdmin := e.createUser(pA, w.ownerA, "staff@partner-a.test", "admin")
+	ownerKey := e.anon.As(e.mintKey(pA, w.ownerA, ownerAdmin))
+	w.ownConn = ownerKey.Do("POST", "/api/connections", map[string]any{"name": "Shared", "type": "postgresql"}).Data()["id"].(string)
+
+	pB, ownerB := e.newPartner("Partner B")
+	orgB := e.createOrg(pB, "B1")
+	userBID := e.createUser(pB, orgB, "admin@b1.test", "admin")
+	userB := e.anon.As(e.mintKey(pB, orgB, userBID))
+	w.idsB = []string{ownerB, orgB, userBID}
+
+	w.creds = map[string]*servertest.Client{
+		"none": e.anon, "malformed": e.anon.As("tuk_not-a-key"), "expired": e.anon.As(expiredKey), "revoked": e.anon.As(revokedKey),
+		"partnerA": pA, "partnerB": pB, "adminA": admin, "memberA": member, "askerA": e.anon.As(askerKey),
+		"orgAdminA": e.anon.As(orgAdminKey), "tokenMemberA": e.anon.As(token), "userB": userB,
+	}
+	w.idsA = []string{w.ownerA, w.orgA, w.adminA, w.memberA, w.spareA, w.roleA, w.keyA, w.connA, w.ownConn, w.dataA,
+		pA.Key, admin.Key, member.Key, askerKey, orgAdminKey, "pw-a1", "db.a1.test"}
+	return w
+}
+
+// cell expectations for partnerA, partnerB, adminA, memberA, askerA, orgAdminA, tokenMemberA, userB;
+// none, malformed, expired and revoked always get 401 (or 200 on a public route).
+type expectations [8]int
+
+var (
+	partnerOnlyOnA = expectations{200, 404, 403, 403, 403, 403, 403, 403} // partner routes on A's objects
+	partnerOwnList = expectations{200, 200, 403, 403, 403, 403, 403, 403} // partner routes on the caller's own things
+)
+
+type matrixRoute struct {
+	path   func(w *world) string // a fresh target for each cell, so writes never interfere
+	body   func(w *world) any
+	expect expectations
+}
+
+func (w *world) disposableOrg() string { return w.e.createOrg(w.e.partner, "tmp-"+w.next()) }
+func (w *world) disposableUser() string {
+	return w.e.createUser(w.e.partner, w.orgA, "tmp"+w.next()+"@a1.test", "user")
+}
+func (w *world) adminDo(method, path string, body any) map[string]any {
+	r := w.creds["adminA"].Do(method, path, body)
+	if r.Status != 200 {
+		w.e.t.Fatalf("setup %s %s: %d %s", method, path, r.Status, r.Body)
+	}
+	return r.Data()
+}
+func fixed(p string) func(*world) string { return func(*world) string { return p } }
+
+func matrixRoutes() map[string]matrixRoute {
+	orgUsers := func(w *world) string { return "/api/organizations/" + w.orgA + "/users" }
+	return map[string]matrixRoute{
+		"GET /api/me":                    {fixed("/api/me"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}},
+		"POST /api/auth/tokens":          {fixed("/api/auth/tokens"), nil, expectations{200, 200, 200, 200, 200, 200, 403, 200}},
+		"GET /.well-known/jwks.json":     {fixed("/.well-known/jwks.json"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}},
+		"GET /api/organizations":         {fixed("/api/organizations"), nil, partnerOwnList},
+		"POST /api/organizations":        {fixed("/api/organizations"), func(w *world) any { return map[string]any{"name": "new-" + w.next()} }, partnerOwnList},
+		"GET /api/organizations/:org_id": {func(w *world) string { return "/api/organizations/" + w.orgA }, nil, partnerOnlyOnA},
+		"PUT /api/organizations/:org_id": {func(w *world) string { return "/api/organizations/" + w.orgA },
+			func(*world) any { return map[string]any{"name": "A1"} }, partnerOnlyOnA},
+		"DELETE /api/organizations/:org_id": {func(w *world) string { return "/api/organizations/" + w.disposableOrg() }, nil, partnerOnlyOnA},
+		"GET /api/organization":             {fixed("/api/organization"), nil, expectations{200, 200, 200, 200, 403, 200, 200, 200}},
+
+		"GET /api/organizations/:org_id/users":     {orgUsers, nil, partnerOnlyOnA},
+		"POST /api/organizations/:org_id/users":    {orgUsers, func(w *world) any { return map[string]any{"email": "n" + w.next() + "@a1.test"} }, partnerOnlyOnA},
+		"GET /api/organizations/:org_id/users/:id": {func(w *world) string { return orgUsers(w) + "/" + w.spareA }, nil, partnerOnlyOnA},
+		"PUT /api/organizations/:org_id/users/:id": {func(w *world) string { return orgUsers(w) + "/" + w.spareA },
+			func(*world) any { return map[string]any{"email": "spare@a1.test"} }, partnerOnlyOnA},
+		"DELETE /api/organizations/:org_id/users/:id":    {func(w *world) string { return orgUsers(w) + "/" + w.disposableUser() }, nil, partnerOnlyOnA},
+		"POST /api/organizations/:org_id/users/:id/keys": {func(w *world) string { return orgUsers(w) + "/" + w.disposableUser() + "/keys" }, nil, partnerOnlyOnA},
+		"GET /api/organizations/:org_id/keys":            {func(w *world) string { return "/api/organizations/" + w.orgA + "/keys" }, nil, partnerOnlyOnA},
+		"DELETE /api/organizations/:org_id/keys/:id": {func(w *world) string {
+			return "/api/organizations/" + w.orgA + "/keys/" + w.adminDo("POST", "/api/keys", map[string]any{"name": "d" + w.next()})["id"].(string)
+		}, nil, partnerOnlyOnA},
+
+		"GET /api/partner/keys":  {fixed("/api/partner/keys"), nil, partnerOwnList},
+		"POST /api/partner/keys": {fixed("/api/partner/keys"), func(w *world) any { return map[string]any{"name": "p" + w.next()} }, partnerOwnList},
+		"DELETE /api/partner/keys/:id": {func(w *world) string {
+			return "/api/partner/keys/" + w.e.partner.Do("POST", "/api/partner/keys", map[string]any{"name": "d" + w.next()}).Data()["id"].(string)
+		}, nil, partnerOnlyOnA},
+
+		"GET /api/organization/users": {fixed("/api/organization/users"), nil, expectations{200, 200, 200, 200, 403, 200, 200, 200}},
+		"POST /api/organization/users": {fixed("/api/organization/users"), func(w *world) any { return map[string]any{"email": "o" + w.next() + "@x.test"} },
+			expectations{200, 200, 200, 403, 403, 200, 403, 200}},
+		"GET /api/organization/users/:id": {func(w *world) string { return "/api/organization/users/" + w.spareA }, nil,
+			expectations{404, 404, 200, 200, 403, 200, 200, 404}},
+		"PUT /api/organization/users/:id": {func(w *world) string { return "/api/organization/users/" + w.spareA },
+			func(*world) any { return map[string]any{"email": "spare@a1.test"} }, expectations{404, 404, 200, 403, 403, 200, 403, 404}},
+		"DELETE /api/organization/users/:id": {func(w *world) string { return "/api/organization/users/" + w.disposableUser() }, nil,
+			expectations{404, 404, 200, 403, 403, 200, 403, 404}},
+
+		"GET /api/permissions/roles": {fixed("/api/permissions/roles"), nil, expectations{200, 200, 200, 200, 403, 200, 200, 200}},
+		"POST /api/permissions/roles": {fixed("/api/permissions/roles"), func(w *world) any { return map[string]any{"name": "r" + w.next(), "actions": []string{}} },
+			expectations{200, 200, 200, 403, 403, 200, 403, 200}},
+		"GET /api/permissions/roles/:id": {func(w *world) string { return "/api/permissions/roles/" + w.roleA }, nil,
+			expectations{404, 404, 200, 200, 403, 200, 200, 404}},
+		"PUT /api/permissions/roles/:id": {func(w *world) string { return "/api/permissions/roles/" + w.roleA },
+			func(*world) any { return map[string]any{"name": "Reader", "actions": []string{"users:read"}} }, expectations{404, 404, 200, 403, 403, 200, 403, 404}},
+		"DELETE /api/permissions/roles/:id": {func(w *world) string {
+			return "/api/permissions/roles/" + w.adminDo("POST", "/api/permissions/roles", map[string]any{"name": "d" + w.next(), "actions": []string{}})["id"].(string)
+		}, nil, expectations{404, 404, 200, 403, 403, 200, 403, 404}},
+
+		"GET /api/keys": {fixed("/api/keys"), nil, expectations{403, 403, 200, 200, 403, 200, 200, 200}},
+		"POST /api/keys": {fixed("/api/keys"), func(w *world) any { return map[string]any{"name": "k" + w.next(), "user_id": w.memberA} },
+			expectations{403, 403, 200, 200, 403, 200, 403, 404}},
+		"GET /api/keys/:id": {func(w *world) string { return "/api/keys/" + w.keyA }, nil, expectations{403, 403, 200, 200, 403, 200, 200, 404}},
+		"DELETE /api/keys/:id": {func(w *world) string {
+			return "/api/keys/" + w.adminDo("POST", "/api/keys", map[string]any{"name": "d" + w.next()})["id"].(string)
+		}, nil, expectations{403, 403, 200, 403, 403, 200, 403, 404}},
+		"POST /api/keys/:id/rotate": {func(w *world) string {
+			return "/api/keys/" + w.adminDo("POST", "/api/keys", map[string]any{"name": "d" + w.next()})["id"].(string) + "/rotate"
+		}, nil, expectations{403, 403, 200, 403, 403, 200, 403, 404}},
+
+		"GET /api/connections": {fixed("/api/connections"), nil, expectations{403, 403, 200, 200, 200, 200, 200, 200}},
+		"POST /api/connections": {fixed("/api/connections"), func(w *world) any { return map[string]any{"name": "c" + w.next(), "type": "postgresql"} },
+			expectations{403, 403, 200, 200, 403, 200, 200, 200}},
+		"GET /api/connections/:id": {func(w *world) string { return "/api/connections/" + w.connA }, nil, expectations{403, 403, 200, 200, 200, 200, 200, 404}},
+		"PUT /api/connections/:id": {func(w *world) string { return "/api/connections/" + w.connA },
+			func(*world) any { return map[string]any{"name": "Warehouse", "type": "postgresql"} }, expectations{403, 403, 200, 200, 403, 200, 200, 404}},
+		"DELETE /api/connections/:id": {func(w *world) string {
+			return "/api/connections/" + w.adminDo("POST", "/api/connections", map[string]any{"name": "d" + w.next(), "type": "mysql"})["id"].(string)
+		}, nil, expectations{403, 403, 200, 200, 403, 200, 200, 404}},
+		"GET /api/organizations/:org_id/connections/:connection_id/shared": {func(w *world) string {
+			return "/api/organizations/" + w.ownerA + "/connections/" + w.ownConn + "/shared"
+		}, nil, partnerOnlyOnA},
+		"POST /api/organizations/:org_id/connections/:connection_id/shared": {func(w *world) string {
+			return "/api/organizations/" + w.ownerA + "/connections/" + w.ownConn + "/shared"
+		}, func(w *world) any { return map[string]any{"child_organization_id": w.disposableOrg()} }, partnerOnlyOnA},
+
+		"GET /api/datasets": {fixed("/api/datasets"), nil, expectations{403, 403, 200, 200, 200, 200, 200, 200}},
+		"POST /api/datasets": {fixed("/api/datasets"), func(w *world) any { n := w.next(); return map[string]any{"name": "d" + n, "slug": "d" + n} },
+			expectations{403, 403, 200, 200, 403, 200, 200, 200}},
+		"GET /api/datasets/:id": {func(w *world) string { return "/api/datasets/" + w.dataA }, nil, expectations{403, 403, 200, 200, 200, 200, 200, 404}},
+		"PUT /api/datasets/:id": {func(w *world) string { return "/api/datasets/" + w.dataA },
+			func(*world) any { return map[string]any{"name": "Orders", "slug": "orders"} }, expectations{403, 403, 200, 200, 403, 200, 200, 404}},
+		"DELETE /api/datasets/:id": {func(w *world) string {
+			n := w.next()
+			return "/api/datasets/" + w.adminDo("POST", "/api/datasets", map[string]any{"name": "d" + n, "slug": "d" + n})["id"].(string)
+		}, nil, expectations{403, 403, 200, 200, 403, 200, 200, 404}},
+	}
+}
+
+// TestIsolationMatrix calls every route with every kind of credential on partner A's objects
+// and checks each cell's status, and that no answer carries the other tenant's identifiers
+// beyond what the request itself named.
+func TestIsolationMatrix(t *testing.T) {
+	t.Parallel()
+	w := buildWorld(t)
+	table := matrixRoutes()
+	var served []string
+	for _, r := range w.e.srv.Routes() {
+		served = append(served, r.Method+" "+r.Path)
+	}
+	sort.Strings(served)
+	for _, name := range served {
+		if _, ok := table[name]; !ok {
+			t.Errorf("route %s is missing from the isolation matrix", name)
+		}
+	}
+	if len(table) != len(served) {
+		t.Errorf("the matrix lists %d routes, the server serves %d", len(table), len(served))
+	}
+	cells := 0
+	for _, name := range served {
+		route, ok := table[name]
+		if !ok {
+			continue
+		}
+		method := strings.Fields(name)[0]
+		for i, cred := range matrixCredentials {
+			want := 401
+			if i >= 4 {
+				want = route.expect[i-4]
+			} else if strings.HasPrefix(name, "GET /.well-known") {
+				want = 200
+			}
+			path := route.path(w)
+			var body any
+			if route.body != nil {
+				body = route.body(w)
+			}
+			r := w.creds[cred].Do(method, path, body)
+			cells++
+			if r.Status != want {
+				t.Errorf("%s as %s (%s): %d, want %d: %s", name, cred, path, r.Status, want, r.Body)
+				continue
+			}
+			// What the other tenant may never see: identifiers or data it did not send.
+			sent := path + fmt.Sprint(body)
+			foreign := w.idsA
+			if cred == "partnerA" || strings.HasSuffix(cred, "A") {
+				foreign = w.idsB
+			}
+			for _, id := range foreign {
+				if strings.Contains(string(r.Body), id) && !strings.Contains(sent, id) {
+					t.Errorf("%s as %s: the answer holds %q of the other tenant: %s", name, cred, id, r.Body)
+				}
+			}
+		}
+	}
+	t.Logf("isolation matrix: %d routes × %d credentials = %d cells", len(served), len(matrixCredentials), cells)
+}
