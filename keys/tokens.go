@@ -350,4 +350,3 @@ func (s *Service) JWKS(ctx context.Context) ([]JWK, error) {
 	}
 	return out, nil
 }
-

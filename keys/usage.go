@@ -14,7 +14,9 @@ const UsageGranularity = time.Minute
 
 // usageRecorder collects key uses in memory and writes them in batches.
 type usageRecorder struct {
-	db       interface{ ExecContext(context.Context, string, ...any) (sql.Result, error) }
+	db interface {
+		ExecContext(context.Context, string, ...any) (sql.Result, error)
+	}
 	rebind   func(string) string
 	log      *slog.Logger
 	mu       sync.Mutex

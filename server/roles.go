@@ -14,7 +14,9 @@ type roleRequest struct {
 	Actions []string `json:"actions"`
 }
 
-func (r roleRequest) input() tenants.RoleInput { return tenants.RoleInput{Name: r.Name, Actions: r.Actions} }
+func (r roleRequest) input() tenants.RoleInput {
+	return tenants.RoleInput{Name: r.Name, Actions: r.Actions}
+}
 
 func (s *Server) listRoles(c *gin.Context, p *tenants.Principal) error {
 	roles, err := s.store.ListRoles(c.Request.Context(), p)
