@@ -204,9 +204,12 @@ func (s *Service) CreateKey(ctx context.Context, p *tenants.Principal, in KeyInp
 			return fmt.Errorf("insert key: %w", err)
 		}
 		rec, err := findKey(ctx, tx, `id = ?`, id)
+		if err != nil {
+			return err
+		}
 		out = rec.key()
 		out.Value = value
-		return err
+		return tenants.RecordEvent(ctx, tx, p, rec.PartnerID, rec.OrgID, "api_key.created", rec.key())
 	})
 	return out, err
 }
@@ -309,21 +312,35 @@ func (s *Service) RevokeKey(ctx context.Context, p *tenants.Principal, id string
 		if err := mayManage(p, r, "revoke"); err != nil {
 			return err
 		}
-		out, err = revoke(ctx, tx, r)
+		out, err = revoke(ctx, tx, p, r)
 		return err
 	})
 	return out, err
 }
 
-func revoke(ctx context.Context, tx *sqlx.Tx, r keyRecord) (Key, error) {
-	if !r.RevokedAt.Valid {
-		now := tenants.Now()
-		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE api_keys SET revoked_at = ? WHERE id = ?`), now, r.ID); err != nil {
-			return Key{}, fmt.Errorf("revoke key: %w", err)
-		}
-		r.RevokedAt = sql.NullTime{Time: now, Valid: true}
+func revoke(ctx context.Context, tx *sqlx.Tx, p *tenants.Principal, r keyRecord) (Key, error) {
+	if r.RevokedAt.Valid {
+		return r.key(), nil
 	}
-	return r.key(), nil
+	now := tenants.Now()
+	if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE api_keys SET revoked_at = ? WHERE id = ?`), now, r.ID); err != nil {
+		return Key{}, fmt.Errorf("revoke key: %w", err)
+	}
+	r.RevokedAt = sql.NullTime{Time: now, Valid: true}
+	typ := "api_key.revoked"
+	if r.Kind == string(tenants.KindPartner) {
+		typ = "partner_key.revoked"
+	}
+	return r.key(), tenants.RecordEvent(ctx, tx, p, r.PartnerID, r.OrgID, typ, r.key())
+}
+
+// keyEvent records an event about the key id as the API shows it (never its value).
+func keyEvent(ctx context.Context, tx *sqlx.Tx, p *tenants.Principal, id, typ string) error {
+	r, err := findKey(ctx, tx, `id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("select key: %w", err)
+	}
+	return tenants.RecordEvent(ctx, tx, p, r.PartnerID, r.OrgID, typ, r.key())
 }
 
 // MaxRotationGrace bounds how long a rotated-out value keeps working: 7 days, in seconds.
@@ -378,7 +395,7 @@ func (s *Service) RotateKey(ctx context.Context, p *tenants.Principal, id string
 		}
 		out = r.key()
 		out.Value = value
-		return nil
+		return tenants.RecordEvent(ctx, tx, p, r.PartnerID, r.OrgID, "api_key.rotated", r.key())
 	})
 	return out, err
 }
@@ -406,7 +423,7 @@ func (s *Service) RevokeOrganizationKey(ctx context.Context, p *tenants.Principa
 		if err != nil {
 			return fmt.Errorf("select key: %w", err)
 		}
-		out, err = revoke(ctx, tx, r)
+		out, err = revoke(ctx, tx, p, r)
 		return err
 	})
 	return out, err
@@ -448,9 +465,12 @@ func (s *Service) CreatePartnerKey(ctx context.Context, p *tenants.Principal, na
 			return fmt.Errorf("insert partner key: %w", err)
 		}
 		rec, err := findKey(ctx, tx, `id = ?`, id)
+		if err != nil {
+			return err
+		}
 		out = rec.key()
 		out.Value = value
-		return err
+		return tenants.RecordEvent(ctx, tx, p, rec.PartnerID, rec.OrgID, "partner_key.created", rec.key())
 	})
 	return out, err
 }
@@ -486,7 +506,7 @@ func (s *Service) RevokePartnerKey(ctx context.Context, p *tenants.Principal, id
 					"Key %q is the partner's last active key; create another with POST /api/partner/keys before revoking it.", r.ID)
 			}
 		}
-		out, err = revoke(ctx, tx, r)
+		out, err = revoke(ctx, tx, p, r)
 		return err
 	})
 	return out, err

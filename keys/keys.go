@@ -50,12 +50,15 @@ type keyRow struct {
 	RoleSystem    sql.NullBool   `db:"role_system"`
 	RoleName      sql.NullString `db:"role_name"`
 	RoleActions   sql.NullString `db:"role_actions"`
+	APIVersion    string         `db:"api_version"`
 }
 
 const authColumns = `k.id, k.kind, k.partner_id, k.org_id, COALESCE(k.user_id, '') AS user_id, k.role, k.scopes,
-	k.expires_at, k.revoked_at, k.last_used_at, r.system AS role_system, r.name AS role_name, r.actions AS role_actions`
+	k.expires_at, k.revoked_at, k.last_used_at, r.system AS role_system, r.name AS role_name, r.actions AS role_actions,
+	o.api_version`
 
-const authJoins = `LEFT JOIN user_roles ur ON ur.user_id = k.user_id LEFT JOIN roles r ON r.id = ur.role_id`
+const authJoins = `JOIN organizations o ON o.id = k.org_id
+	LEFT JOIN user_roles ur ON ur.user_id = k.user_id LEFT JOIN roles r ON r.id = ur.role_id`
 
 // Authenticate turns a bearer value into the Principal it stands for. A key costs one indexed
 // lookup by its hash; a token costs a signature check and one lookup of its parent key by id.
@@ -98,7 +101,7 @@ func principalOf(rows []keyRow, now time.Time) (*tenants.Principal, error) {
 		return nil, ErrInvalidToken
 	}
 	p := &tenants.Principal{Kind: tenants.CredentialKind(k.Kind), ParentKind: tenants.CredentialKind(k.Kind),
-		KeyID: k.ID, PartnerID: k.PartnerID, OrgID: k.OrgID, UserID: k.UserID, OrgRole: k.OrgRole}
+		KeyID: k.ID, PartnerID: k.PartnerID, OrgID: k.OrgID, UserID: k.UserID, OrgRole: k.OrgRole, APIVersion: k.APIVersion}
 	switch p.Kind {
 	case tenants.KindPartner:
 		p.Permissions = tenants.AllPermissions
@@ -214,9 +217,12 @@ func createPartner(ctx context.Context, tx *sqlx.Tx, name string, deliver func(v
 	if err != nil {
 		return p, err
 	}
-	_, value, err := insertKey(ctx, tx, newKey{Kind: tenants.KindPartner, Name: "initial", PartnerID: p.ID, OrgID: p.OwnerOrgID})
+	id, value, err := insertKey(ctx, tx, newKey{Kind: tenants.KindPartner, Name: "initial", PartnerID: p.ID, OrgID: p.OwnerOrgID})
 	if err != nil {
 		return p, fmt.Errorf("insert partner key: %w", err)
+	}
+	if err := keyEvent(ctx, tx, nil, id, "partner_key.created"); err != nil {
+		return p, err
 	}
 	return p, deliver(value)
 }
@@ -254,14 +260,24 @@ func (s *Service) MintUserKey(ctx context.Context, p *tenants.Principal, orgID, 
 			return err
 		}
 		if force {
-			if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE api_keys SET revoked_at = ?
-				WHERE user_id = ? AND partner_issued AND revoked_at IS NULL`), tenants.Now(), u.ID); err != nil {
-				return fmt.Errorf("revoke user key: %w", err)
+			var old []string
+			if err := sqlx.SelectContext(ctx, tx, &old, tx.Rebind(`SELECT id FROM api_keys
+				WHERE user_id = ? AND partner_issued AND revoked_at IS NULL`), u.ID); err != nil {
+				return fmt.Errorf("select user key: %w", err)
+			}
+			for _, id := range old {
+				r, err := findKey(ctx, tx, `id = ?`, id)
+				if err != nil {
+					return fmt.Errorf("select user key: %w", err)
+				}
+				if _, err := revoke(ctx, tx, p, r); err != nil {
+					return err
+				}
 			}
 		}
 		// The name carries a fresh suffix so that only the one-active-key index can refuse it.
-		id := tenants.NewID()
-		_, value, err = insertKey(ctx, tx, newKey{Kind: tenants.KindUser, Name: "partner-issued-" + id[len(id)-8:],
+		suffix := tenants.NewID()
+		id, v, err := insertKey(ctx, tx, newKey{Kind: tenants.KindUser, Name: "partner-issued-" + suffix[len(suffix)-8:],
 			PartnerID: p.PartnerID, OrgID: orgID, UserID: u.ID, PartnerIssued: true, CreatedBy: p.KeyID,
 			ExpiresAt: p.ExpiresAt}) // a key issued by an expiring partner key expires with it
 		if tenants.IsUniqueViolation(err) {
@@ -271,7 +287,8 @@ func (s *Service) MintUserKey(ctx context.Context, p *tenants.Principal, orgID, 
 		if err != nil {
 			return fmt.Errorf("insert user key: %w", err)
 		}
-		return nil
+		value = v
+		return keyEvent(ctx, tx, p, id, "api_key.created")
 	})
 	return value, err
 }

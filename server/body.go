@@ -36,7 +36,27 @@ func decodeJSON(c *gin.Context, dst any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return newAPIError(http.StatusBadRequest, "body_required", "This endpoint needs a JSON object as the request body.")
 	}
+	c.Set(ctxBody, body)
 	return unmarshalStrict(body, dst)
+}
+
+// decodePatch reads a partial update (PATCH, before version 2025-09-18): the body's fields
+// overwrite those of dst, which holds the resource as it is, and the rest stay. It returns the
+// names of the fields the body gave.
+func decodePatch(c *gin.Context, dst any) (map[string]bool, error) {
+	if err := decodeJSON(c, dst); err != nil {
+		return nil, err
+	}
+	var fields map[string]json.RawMessage
+	body, _ := c.Get(ctxBody)
+	if err := json.Unmarshal(body.([]byte), &fields); err != nil {
+		return nil, newAPIError(http.StatusBadRequest, "malformed_json", "The request body must be a JSON object.")
+	}
+	given := make(map[string]bool, len(fields))
+	for k := range fields {
+		given[k] = true
+	}
+	return given, nil
 }
 
 // decodeOptionalJSON accepts an empty body, or a JSON object holding only dst's fields.

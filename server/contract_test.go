@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tenantry/tenantry/server"
 	"github.com/tenantry/tenantry/server/servertest"
+	"github.com/tenantry/tenantry/tenants"
 )
 
 // The server's routes and openapi.yaml's operations are the same set.
@@ -49,7 +49,7 @@ func TestRoutesMatchSpec(t *testing.T) {
 func TestVersionHeader(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	for _, v := range server.Versions {
+	for _, v := range tenants.Versions {
 		r := e.partner.Do("GET", "/api/me", nil, "X-Polytomic-Version", v)
 		expect(t, r, 200, "")
 		if got := r.Header.Get("X-Polytomic-Version"); got != v {
@@ -62,7 +62,7 @@ func TestVersionHeader(t *testing.T) {
 	for _, bad := range []string{"2020-01-01", "latest", "2025-9-18", strings.Repeat("9", 300)} {
 		r := e.partner.Do("GET", "/api/me", nil, "X-Polytomic-Version", bad)
 		expect(t, r, 400, "unsupported_version")
-		if got, _ := r.JSON()["metadata"].(map[string]any)["supported_versions"].([]any); len(got) != len(server.Versions) {
+		if got, _ := r.JSON()["metadata"].(map[string]any)["supported_versions"].([]any); len(got) != len(tenants.Versions) {
 			t.Fatalf("metadata must list the supported versions: %s", r.Body)
 		}
 	}

@@ -29,13 +29,21 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, func(*server.Config) {})
+}
+
+// newEnvWith is newEnv with a server configured by configure.
+func newEnvWith(t *testing.T, configure func(*server.Config)) *env {
+	t.Helper()
 	db, err := migrations.OpenAndMigrate(context.Background(), filepath.Join(t.TempDir(), "tenantry.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
 	logs := &servertest.LogBuffer{}
-	srv := server.New(db, slog.New(slog.NewJSONHandler(logs, nil)))
+	cfg := server.Config{DB: db, Log: slog.New(slog.NewJSONHandler(logs, nil))}
+	configure(&cfg)
+	srv := server.New(cfg)
 	ts := httptest.NewServer(srv)
 	t.Cleanup(func() { ts.Close(); srv.Close() })
 	e := &env{t: t, db: db, srv: srv, url: ts.URL, logs: logs, anon: servertest.New(t, ts.URL)}

@@ -97,10 +97,14 @@ var (
 )
 
 type matrixRoute struct {
-	path   func(w *world) string // a fresh target for each cell, so writes never interfere
-	body   func(w *world) any
-	expect expectations
+	path    func(w *world) string // a fresh target for each cell, so writes never interfere
+	body    func(w *world) any
+	expect  expectations
+	version string // the X-Polytomic-Version to send, when the route needs an older one
 }
+
+// legacy is a version before 2025-09-18, where PATCH is served.
+const legacy = "2024-02-08"
 
 func (w *world) disposableOrg() string { return w.e.createOrg(w.e.partner, "tmp-"+w.next()) }
 func (w *world) disposableUser() string {
@@ -118,93 +122,100 @@ func fixed(p string) func(*world) string { return func(*world) string { return p
 func matrixRoutes() map[string]matrixRoute {
 	orgUsers := func(w *world) string { return "/api/organizations/" + w.orgA + "/users" }
 	return map[string]matrixRoute{
-		"GET /api/me":                    {fixed("/api/me"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}},
-		"POST /api/auth/tokens":          {fixed("/api/auth/tokens"), nil, expectations{200, 200, 200, 200, 200, 200, 403, 200}},
-		"GET /.well-known/jwks.json":     {fixed("/.well-known/jwks.json"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}},
-		"GET /api/organizations":         {fixed("/api/organizations"), nil, partnerOwnList},
-		"POST /api/organizations":        {fixed("/api/organizations"), func(w *world) any { return map[string]any{"name": "new-" + w.next()} }, partnerOwnList},
-		"GET /api/organizations/:org_id": {func(w *world) string { return "/api/organizations/" + w.orgA }, nil, partnerOnlyOnA},
+		"GET /api/me":       {fixed("/api/me"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
+		"GET /api/versions": {fixed("/api/versions"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
+		"PATCH /api/organizations/:org_id": {func(w *world) string { return "/api/organizations/" + w.orgA },
+			func(*world) any { return map[string]any{"sso_org_id": "x"} }, partnerOnlyOnA, legacy},
+		"PATCH /api/organizations/:org_id/users/:id": {func(w *world) string { return "/api/organizations/" + w.orgA + "/users/" + w.spareA },
+			func(*world) any { return map[string]any{"role": "user"} }, partnerOnlyOnA, legacy},
+		"PATCH /api/permissions/roles/:id": {func(w *world) string { return "/api/permissions/roles/" + w.roleA },
+			func(*world) any { return map[string]any{"name": "Reader"} }, expectations{404, 404, 200, 403, 403, 200, 403, 404}, legacy},
+		"POST /api/auth/tokens":          {fixed("/api/auth/tokens"), nil, expectations{200, 200, 200, 200, 200, 200, 403, 200}, ""},
+		"GET /.well-known/jwks.json":     {fixed("/.well-known/jwks.json"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
+		"GET /api/organizations":         {fixed("/api/organizations"), nil, partnerOwnList, ""},
+		"POST /api/organizations":        {fixed("/api/organizations"), func(w *world) any { return map[string]any{"name": "new-" + w.next()} }, partnerOwnList, ""},
+		"GET /api/organizations/:org_id": {func(w *world) string { return "/api/organizations/" + w.orgA }, nil, partnerOnlyOnA, ""},
 		"PUT /api/organizations/:org_id": {func(w *world) string { return "/api/organizations/" + w.orgA },
-			func(*world) any { return map[string]any{"name": "A1"} }, partnerOnlyOnA},
-		"DELETE /api/organizations/:org_id": {func(w *world) string { return "/api/organizations/" + w.disposableOrg() }, nil, partnerOnlyOnA},
-		"GET /api/organization":             {fixed("/api/organization"), nil, expectations{200, 200, 200, 200, 403, 200, 200, 200}},
+			func(*world) any { return map[string]any{"name": "A1"} }, partnerOnlyOnA, ""},
+		"DELETE /api/organizations/:org_id": {func(w *world) string { return "/api/organizations/" + w.disposableOrg() }, nil, partnerOnlyOnA, ""},
+		"GET /api/organization":             {fixed("/api/organization"), nil, expectations{200, 200, 200, 200, 403, 200, 200, 200}, ""},
 
-		"GET /api/organizations/:org_id/users":     {orgUsers, nil, partnerOnlyOnA},
-		"POST /api/organizations/:org_id/users":    {orgUsers, func(w *world) any { return map[string]any{"email": "n" + w.next() + "@a1.test"} }, partnerOnlyOnA},
-		"GET /api/organizations/:org_id/users/:id": {func(w *world) string { return orgUsers(w) + "/" + w.spareA }, nil, partnerOnlyOnA},
+		"GET /api/organizations/:org_id/users":     {orgUsers, nil, partnerOnlyOnA, ""},
+		"POST /api/organizations/:org_id/users":    {orgUsers, func(w *world) any { return map[string]any{"email": "n" + w.next() + "@a1.test"} }, partnerOnlyOnA, ""},
+		"GET /api/organizations/:org_id/users/:id": {func(w *world) string { return orgUsers(w) + "/" + w.spareA }, nil, partnerOnlyOnA, ""},
 		"PUT /api/organizations/:org_id/users/:id": {func(w *world) string { return orgUsers(w) + "/" + w.spareA },
-			func(*world) any { return map[string]any{"email": "spare@a1.test"} }, partnerOnlyOnA},
-		"DELETE /api/organizations/:org_id/users/:id":    {func(w *world) string { return orgUsers(w) + "/" + w.disposableUser() }, nil, partnerOnlyOnA},
-		"POST /api/organizations/:org_id/users/:id/keys": {func(w *world) string { return orgUsers(w) + "/" + w.disposableUser() + "/keys" }, nil, partnerOnlyOnA},
-		"GET /api/organizations/:org_id/keys":            {func(w *world) string { return "/api/organizations/" + w.orgA + "/keys" }, nil, partnerOnlyOnA},
+			func(*world) any { return map[string]any{"email": "spare@a1.test"} }, partnerOnlyOnA, ""},
+		"DELETE /api/organizations/:org_id/users/:id":    {func(w *world) string { return orgUsers(w) + "/" + w.disposableUser() }, nil, partnerOnlyOnA, ""},
+		"POST /api/organizations/:org_id/users/:id/keys": {func(w *world) string { return orgUsers(w) + "/" + w.disposableUser() + "/keys" }, nil, partnerOnlyOnA, ""},
+		"GET /api/organizations/:org_id/keys":            {func(w *world) string { return "/api/organizations/" + w.orgA + "/keys" }, nil, partnerOnlyOnA, ""},
 		"DELETE /api/organizations/:org_id/keys/:id": {func(w *world) string {
 			return "/api/organizations/" + w.orgA + "/keys/" + w.adminDo("POST", "/api/keys", map[string]any{"name": "d" + w.next()})["id"].(string)
-		}, nil, partnerOnlyOnA},
+		}, nil, partnerOnlyOnA, ""},
 
-		"GET /api/partner/keys":  {fixed("/api/partner/keys"), nil, partnerOwnList},
-		"POST /api/partner/keys": {fixed("/api/partner/keys"), func(w *world) any { return map[string]any{"name": "p" + w.next()} }, partnerOwnList},
+		"GET /api/partner/keys":  {fixed("/api/partner/keys"), nil, partnerOwnList, ""},
+		"POST /api/partner/keys": {fixed("/api/partner/keys"), func(w *world) any { return map[string]any{"name": "p" + w.next()} }, partnerOwnList, ""},
 		"DELETE /api/partner/keys/:id": {func(w *world) string {
 			return "/api/partner/keys/" + w.e.partner.Do("POST", "/api/partner/keys", map[string]any{"name": "d" + w.next()}).Data()["id"].(string)
-		}, nil, partnerOnlyOnA},
+		}, nil, partnerOnlyOnA, ""},
 
-		"GET /api/organization/users": {fixed("/api/organization/users"), nil, expectations{200, 200, 200, 200, 403, 200, 200, 200}},
+		"GET /api/organization/users": {fixed("/api/organization/users"), nil, expectations{200, 200, 200, 200, 403, 200, 200, 200}, ""},
 		"POST /api/organization/users": {fixed("/api/organization/users"), func(w *world) any { return map[string]any{"email": "o" + w.next() + "@x.test"} },
-			expectations{200, 200, 200, 403, 403, 200, 403, 200}},
+			expectations{200, 200, 200, 403, 403, 200, 403, 200}, ""},
 		"GET /api/organization/users/:id": {func(w *world) string { return "/api/organization/users/" + w.spareA }, nil,
-			expectations{404, 404, 200, 200, 403, 200, 200, 404}},
+			expectations{404, 404, 200, 200, 403, 200, 200, 404}, ""},
 		"PUT /api/organization/users/:id": {func(w *world) string { return "/api/organization/users/" + w.spareA },
-			func(*world) any { return map[string]any{"email": "spare@a1.test"} }, expectations{404, 404, 200, 403, 403, 200, 403, 404}},
+			func(*world) any { return map[string]any{"email": "spare@a1.test"} }, expectations{404, 404, 200, 403, 403, 200, 403, 404}, ""},
 		"DELETE /api/organization/users/:id": {func(w *world) string { return "/api/organization/users/" + w.disposableUser() }, nil,
-			expectations{404, 404, 200, 403, 403, 200, 403, 404}},
+			expectations{404, 404, 200, 403, 403, 200, 403, 404}, ""},
 
-		"GET /api/permissions/roles": {fixed("/api/permissions/roles"), nil, expectations{200, 200, 200, 200, 403, 200, 200, 200}},
+		"GET /api/permissions/roles": {fixed("/api/permissions/roles"), nil, expectations{200, 200, 200, 200, 403, 200, 200, 200}, ""},
 		"POST /api/permissions/roles": {fixed("/api/permissions/roles"), func(w *world) any { return map[string]any{"name": "r" + w.next(), "actions": []string{}} },
-			expectations{200, 200, 200, 403, 403, 200, 403, 200}},
+			expectations{200, 200, 200, 403, 403, 200, 403, 200}, ""},
 		"GET /api/permissions/roles/:id": {func(w *world) string { return "/api/permissions/roles/" + w.roleA }, nil,
-			expectations{404, 404, 200, 200, 403, 200, 200, 404}},
+			expectations{404, 404, 200, 200, 403, 200, 200, 404}, ""},
 		"PUT /api/permissions/roles/:id": {func(w *world) string { return "/api/permissions/roles/" + w.roleA },
-			func(*world) any { return map[string]any{"name": "Reader", "actions": []string{"users:read"}} }, expectations{404, 404, 200, 403, 403, 200, 403, 404}},
+			func(*world) any { return map[string]any{"name": "Reader", "actions": []string{"users:read"}} }, expectations{404, 404, 200, 403, 403, 200, 403, 404}, ""},
 		"DELETE /api/permissions/roles/:id": {func(w *world) string {
 			return "/api/permissions/roles/" + w.adminDo("POST", "/api/permissions/roles", map[string]any{"name": "d" + w.next(), "actions": []string{}})["id"].(string)
-		}, nil, expectations{404, 404, 200, 403, 403, 200, 403, 404}},
+		}, nil, expectations{404, 404, 200, 403, 403, 200, 403, 404}, ""},
 
-		"GET /api/keys": {fixed("/api/keys"), nil, expectations{403, 403, 200, 200, 403, 200, 200, 200}},
+		"GET /api/keys": {fixed("/api/keys"), nil, expectations{403, 403, 200, 200, 403, 200, 200, 200}, ""},
 		"POST /api/keys": {fixed("/api/keys"), func(w *world) any { return map[string]any{"name": "k" + w.next(), "user_id": w.memberA} },
-			expectations{403, 403, 200, 200, 403, 200, 403, 404}},
-		"GET /api/keys/:id": {func(w *world) string { return "/api/keys/" + w.keyA }, nil, expectations{403, 403, 200, 200, 403, 200, 200, 404}},
+			expectations{403, 403, 200, 200, 403, 200, 403, 404}, ""},
+		"GET /api/keys/:id": {func(w *world) string { return "/api/keys/" + w.keyA }, nil, expectations{403, 403, 200, 200, 403, 200, 200, 404}, ""},
 		"DELETE /api/keys/:id": {func(w *world) string {
 			return "/api/keys/" + w.adminDo("POST", "/api/keys", map[string]any{"name": "d" + w.next()})["id"].(string)
-		}, nil, expectations{403, 403, 200, 403, 403, 200, 403, 404}},
+		}, nil, expectations{403, 403, 200, 403, 403, 200, 403, 404}, ""},
 		"POST /api/keys/:id/rotate": {func(w *world) string {
 			return "/api/keys/" + w.adminDo("POST", "/api/keys", map[string]any{"name": "d" + w.next()})["id"].(string) + "/rotate"
-		}, nil, expectations{403, 403, 200, 403, 403, 200, 403, 404}},
+		}, nil, expectations{403, 403, 200, 403, 403, 200, 403, 404}, ""},
 
-		"GET /api/connections": {fixed("/api/connections"), nil, expectations{403, 403, 200, 200, 200, 200, 200, 200}},
+		"GET /api/connections": {fixed("/api/connections"), nil, expectations{403, 403, 200, 200, 200, 200, 200, 200}, ""},
 		"POST /api/connections": {fixed("/api/connections"), func(w *world) any { return map[string]any{"name": "c" + w.next(), "type": "postgresql"} },
-			expectations{403, 403, 200, 200, 403, 200, 200, 200}},
-		"GET /api/connections/:id": {func(w *world) string { return "/api/connections/" + w.connA }, nil, expectations{403, 403, 200, 200, 200, 200, 200, 404}},
+			expectations{403, 403, 200, 200, 403, 200, 200, 200}, ""},
+		"GET /api/connections/:id": {func(w *world) string { return "/api/connections/" + w.connA }, nil, expectations{403, 403, 200, 200, 200, 200, 200, 404}, ""},
 		"PUT /api/connections/:id": {func(w *world) string { return "/api/connections/" + w.connA },
-			func(*world) any { return map[string]any{"name": "Warehouse", "type": "postgresql"} }, expectations{403, 403, 200, 200, 403, 200, 200, 404}},
+			func(*world) any { return map[string]any{"name": "Warehouse", "type": "postgresql"} }, expectations{403, 403, 200, 200, 403, 200, 200, 404}, ""},
 		"DELETE /api/connections/:id": {func(w *world) string {
 			return "/api/connections/" + w.adminDo("POST", "/api/connections", map[string]any{"name": "d" + w.next(), "type": "mysql"})["id"].(string)
-		}, nil, expectations{403, 403, 200, 200, 403, 200, 200, 404}},
+		}, nil, expectations{403, 403, 200, 200, 403, 200, 200, 404}, ""},
 		"GET /api/organizations/:org_id/connections/:connection_id/shared": {func(w *world) string {
 			return "/api/organizations/" + w.ownerA + "/connections/" + w.ownConn + "/shared"
-		}, nil, partnerOnlyOnA},
+		}, nil, partnerOnlyOnA, ""},
 		"POST /api/organizations/:org_id/connections/:connection_id/shared": {func(w *world) string {
 			return "/api/organizations/" + w.ownerA + "/connections/" + w.ownConn + "/shared"
-		}, func(w *world) any { return map[string]any{"child_organization_id": w.disposableOrg()} }, partnerOnlyOnA},
+		}, func(w *world) any { return map[string]any{"child_organization_id": w.disposableOrg()} }, partnerOnlyOnA, ""},
 
-		"GET /api/datasets": {fixed("/api/datasets"), nil, expectations{403, 403, 200, 200, 200, 200, 200, 200}},
+		"GET /api/datasets": {fixed("/api/datasets"), nil, expectations{403, 403, 200, 200, 200, 200, 200, 200}, ""},
 		"POST /api/datasets": {fixed("/api/datasets"), func(w *world) any { n := w.next(); return map[string]any{"name": "d" + n, "slug": "d" + n} },
-			expectations{403, 403, 200, 200, 403, 200, 200, 200}},
-		"GET /api/datasets/:id": {func(w *world) string { return "/api/datasets/" + w.dataA }, nil, expectations{403, 403, 200, 200, 200, 200, 200, 404}},
+			expectations{403, 403, 200, 200, 403, 200, 200, 200}, ""},
+		"GET /api/datasets/:id": {func(w *world) string { return "/api/datasets/" + w.dataA }, nil, expectations{403, 403, 200, 200, 200, 200, 200, 404}, ""},
 		"PUT /api/datasets/:id": {func(w *world) string { return "/api/datasets/" + w.dataA },
-			func(*world) any { return map[string]any{"name": "Orders", "slug": "orders"} }, expectations{403, 403, 200, 200, 403, 200, 200, 404}},
+			func(*world) any { return map[string]any{"name": "Orders", "slug": "orders"} }, expectations{403, 403, 200, 200, 403, 200, 200, 404}, ""},
 		"DELETE /api/datasets/:id": {func(w *world) string {
 			n := w.next()
 			return "/api/datasets/" + w.adminDo("POST", "/api/datasets", map[string]any{"name": "d" + n, "slug": "d" + n})["id"].(string)
-		}, nil, expectations{403, 403, 200, 200, 403, 200, 200, 404}},
+		}, nil, expectations{403, 403, 200, 200, 403, 200, 200, 404}, ""},
 	}
 }
 
@@ -239,7 +250,7 @@ func TestIsolationMatrix(t *testing.T) {
 			want := 401
 			if i >= 4 {
 				want = route.expect[i-4]
-			} else if strings.HasPrefix(name, "GET /.well-known") {
+			} else if name == "GET /.well-known/jwks.json" || name == "GET /api/versions" {
 				want = 200
 			}
 			path := route.path(w)
@@ -247,7 +258,11 @@ func TestIsolationMatrix(t *testing.T) {
 			if route.body != nil {
 				body = route.body(w)
 			}
-			r := w.creds[cred].Do(method, path, body)
+			var header []string
+			if route.version != "" {
+				header = []string{"X-Polytomic-Version", route.version}
+			}
+			r := w.creds[cred].Do(method, path, body, header...)
 			cells++
 			if r.Status != want {
 				t.Errorf("%s as %s (%s): %d, want %d: %s", name, cred, path, r.Status, want, r.Body)

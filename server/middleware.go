@@ -4,7 +4,6 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
@@ -21,6 +20,7 @@ const (
 	ctxPrincipal = "tenantry.principal"
 	ctxAuthError = "tenantry.auth_error"
 	ctxVersion   = "tenantry.version"
+	ctxBody      = "tenantry.body" // the request body, once read by decodeJSON
 )
 
 var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
@@ -80,36 +80,6 @@ func (s *Server) accessLog(c *gin.Context) {
 		attrs = append(attrs, slog.String("credential_kind", string(p.Kind)), slog.String("credential_id", p.KeyID))
 	}
 	s.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "request", attrs...)
-}
-
-// Versions are Polytomic's API versions, oldest first; the last is the default.
-var Versions = []string{"2021-05-23", "2022-12-12", "2023-04-25", "2024-02-08", "2025-09-18"}
-
-// DefaultVersion serves requests that do not name a version.
-var DefaultVersion = Versions[len(Versions)-1]
-
-const versionHeader = "X-Polytomic-Version"
-
-// negotiateVersion validates X-Polytomic-Version and names the version on every response,
-// errors included.
-func (s *Server) negotiateVersion(c *gin.Context) {
-	v := strings.TrimSpace(c.GetHeader(versionHeader))
-	if v == "" {
-		v = DefaultVersion
-	}
-	if !slices.Contains(Versions, v) {
-		c.Set(ctxVersion, DefaultVersion)
-		c.Header(versionHeader, DefaultVersion)
-		e := newAPIError(http.StatusBadRequest, "unsupported_version",
-			"X-Polytomic-Version %q is not supported; use one of %s, or leave the header out for %s.",
-			v, strings.Join(Versions, ", "), DefaultVersion)
-		e.Metadata = map[string]any{"supported_versions": Versions}
-		s.writeError(c, e)
-		return
-	}
-	c.Set(ctxVersion, v)
-	c.Header(versionHeader, v)
-	c.Next()
 }
 
 // authenticate resolves the bearer credential, if any, into a Principal. It rejects nothing:

@@ -24,11 +24,12 @@ type organizationRequest struct {
 	ClientSecret string `json:"client_secret"`
 	SSODomain    string `json:"sso_domain"`
 	SSOOrgID     string `json:"sso_org_id"`
+	APIVersion   string `json:"api_version"`
 }
 
 func (r organizationRequest) input() tenants.OrganizationInput {
 	return tenants.OrganizationInput{Name: r.Name, Issuer: r.Issuer, ClientID: r.ClientID,
-		ClientSecret: r.ClientSecret, SSODomain: r.SSODomain, SSOOrgID: r.SSOOrgID}
+		ClientSecret: r.ClientSecret, SSODomain: r.SSODomain, SSOOrgID: r.SSOOrgID, APIVersion: r.APIVersion}
 }
 
 func (s *Server) listOrganizations(c *gin.Context, p *tenants.Principal) error {
@@ -73,6 +74,29 @@ func (s *Server) updateOrganization(c *gin.Context, p *tenants.Principal) error 
 		return err
 	}
 	org, err := s.store.UpdateOrganization(c.Request.Context(), p, c.Param("org_id"), req.input())
+	if err != nil {
+		return err
+	}
+	return writeData(c, http.StatusOK, org)
+}
+
+// patchOrganization is the partial update of versions before 2025-09-18: fields left out keep
+// their values, the client secret included.
+func (s *Server) patchOrganization(c *gin.Context, p *tenants.Principal) error {
+	ctx := c.Request.Context()
+	org, err := s.store.GetOrganization(ctx, p, c.Param("org_id"))
+	if err != nil {
+		return err
+	}
+	req := organizationRequest{Name: org.Name, Issuer: org.Issuer, ClientID: org.ClientID, SSODomain: org.SSODomain,
+		SSOOrgID: org.SSOOrgID, APIVersion: org.APIVersion}
+	given, err := decodePatch(c, &req)
+	if err != nil {
+		return err
+	}
+	in := req.input()
+	in.KeepClientSecret = !given["client_secret"]
+	org, err = s.store.UpdateOrganization(ctx, p, org.ID, in)
 	if err != nil {
 		return err
 	}

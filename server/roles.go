@@ -58,6 +58,27 @@ func (s *Server) updateRole(c *gin.Context, p *tenants.Principal) error {
 	return writeData(c, http.StatusOK, r)
 }
 
+// patchRole is the partial update of versions before 2025-09-18.
+func (s *Server) patchRole(c *gin.Context, p *tenants.Principal) error {
+	ctx := c.Request.Context()
+	r, err := s.store.GetRole(ctx, p, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	req := roleRequest{Name: r.Name, Actions: make([]string, len(r.Actions))}
+	for i, a := range r.Actions {
+		req.Actions[i] = string(a)
+	}
+	if _, err := decodePatch(c, &req); err != nil {
+		return err
+	}
+	r, err = s.store.UpdateRole(ctx, p, r.ID, req.input())
+	if err != nil {
+		return err
+	}
+	return writeData(c, http.StatusOK, r)
+}
+
 func (s *Server) deleteRole(c *gin.Context, p *tenants.Principal) error {
 	r, err := s.store.DeleteRole(c.Request.Context(), p, c.Param("id"))
 	if err != nil {

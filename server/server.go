@@ -19,16 +19,27 @@ func init() { gin.SetMode(gin.ReleaseMode) }
 
 // Server serves Tenantry's HTTP API.
 type Server struct {
+	cfg    Config
+	db     *sqlx.DB
 	store  *tenants.Store
 	keys   *keys.Service
 	log    *slog.Logger
 	engine *gin.Engine
 }
 
-// New builds the HTTP API on db, logging to log. Close it to write pending key usage.
-func New(db *sqlx.DB, log *slog.Logger) *Server {
-	s := &Server{store: tenants.NewStore(db), keys: keys.NewService(db), log: log}
-	s.keys.StartUsageRecorder(5*time.Second, log)
+// Config is what a Server needs; zero values are the documented defaults.
+type Config struct {
+	DB  *sqlx.DB
+	Log *slog.Logger
+	// OldestVersionSunset, when set, is announced (Deprecation and Sunset headers) on every
+	// response served at the oldest API version.
+	OldestVersionSunset time.Time
+}
+
+// New builds the HTTP API. Close it to stop its background work.
+func New(cfg Config) *Server {
+	s := &Server{cfg: cfg, db: cfg.DB, store: tenants.NewStore(cfg.DB), keys: keys.NewService(cfg.DB), log: cfg.Log}
+	s.keys.StartUsageRecorder(5*time.Second, s.log)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	e.RedirectTrailingSlash = false
@@ -37,7 +48,7 @@ func New(db *sqlx.DB, log *slog.Logger) *Server {
 	// different route.
 	e.UseRawPath = true
 	e.UnescapePathValues = true
-	e.Use(withRequestID, s.accessLog, s.recoverPanics, limitBody, s.negotiateVersion, s.authenticate)
+	e.Use(withRequestID, s.accessLog, s.recoverPanics, limitBody, s.authenticate, s.negotiateVersion, s.idempotency)
 	e.NoRoute(func(c *gin.Context) {
 		s.writeError(c, newAPIError(http.StatusNotFound, "route_not_found",
 			"There is no endpoint %s %s.", c.Request.Method, c.Request.URL.Path))
@@ -89,6 +100,7 @@ type route struct {
 func (s *Server) routes() []route {
 	r := []route{
 		{"GET", "/api/me", forAnyone, s.getIdentity},
+		{"GET", "/api/versions", public, s.listVersions},
 		{"POST", "/api/auth/tokens", forAnyone.noTokens(), s.mintToken},
 		{"GET", "/.well-known/jwks.json", public, s.getJWKS},
 
@@ -96,6 +108,7 @@ func (s *Server) routes() []route {
 		{"POST", "/api/organizations", forPartners, s.createOrganization},
 		{"GET", "/api/organizations/:org_id", forPartners, s.getOrganization},
 		{"PUT", "/api/organizations/:org_id", forPartners, s.updateOrganization},
+		{"PATCH", "/api/organizations/:org_id", forPartners, s.patchOrganization},
 		{"DELETE", "/api/organizations/:org_id", forPartners, s.deleteOrganization},
 		{"GET", "/api/organization", orgAction(""), s.getCurrentOrganization},
 
@@ -103,6 +116,7 @@ func (s *Server) routes() []route {
 		{"POST", "/api/organizations/:org_id/users", forPartners, s.createUser(orgFromPath)},
 		{"GET", "/api/organizations/:org_id/users/:id", forPartners, s.getUser(orgFromPath)},
 		{"PUT", "/api/organizations/:org_id/users/:id", forPartners, s.updateUser(orgFromPath)},
+		{"PATCH", "/api/organizations/:org_id/users/:id", forPartners, s.patchUser(orgFromPath)},
 		{"DELETE", "/api/organizations/:org_id/users/:id", forPartners, s.deleteUser(orgFromPath)},
 		{"POST", "/api/organizations/:org_id/users/:id/keys", forPartners.noTokens(), s.mintUserKey},
 		{"GET", "/api/organizations/:org_id/keys", forPartners, s.listOrganizationKeys},
@@ -122,6 +136,7 @@ func (s *Server) routes() []route {
 		{"POST", "/api/permissions/roles", orgAction(tenants.RolesWrite), s.createRole},
 		{"GET", "/api/permissions/roles/:id", orgAction(tenants.RolesRead), s.getRole},
 		{"PUT", "/api/permissions/roles/:id", orgAction(tenants.RolesWrite), s.updateRole},
+		{"PATCH", "/api/permissions/roles/:id", orgAction(tenants.RolesWrite), s.patchRole},
 		{"DELETE", "/api/permissions/roles/:id", orgAction(tenants.RolesWrite), s.deleteRole},
 
 		// Keys of the caller's organization. Reading, revoking and rotating one's own key needs
@@ -139,6 +154,10 @@ func (s *Server) routes() []route {
 // to writeError.
 func (s *Server) handle(pol policy, h handler) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		if err := versionGate(c); err != nil {
+			s.writeError(c, err)
+			return
+		}
 		if pol.public {
 			if err := h(c, nil); err != nil {
 				s.writeError(c, err)
@@ -167,8 +186,9 @@ type envelope struct {
 	Data any `json:"data"`
 }
 
+// writeData sends {"data": v}, as the request's API version shapes it.
 func writeData(c *gin.Context, status int, v any) error {
-	c.JSON(status, envelope{Data: v})
+	c.JSON(status, envelope{Data: transform(routeKey(c.Request.Method, c.FullPath()), version(c), v)})
 	return nil
 }
 
@@ -189,6 +209,7 @@ func pageOf(c *gin.Context) (tenants.Page, error) {
 }
 
 func writeList(c *gin.Context, items any, next string) error {
+	items = transform(routeKey(c.Request.Method, c.FullPath()), version(c), items)
 	c.JSON(http.StatusOK, listEnvelope{Data: items, Pagination: pagination{NextPageToken: next}})
 	return nil
 }

@@ -343,15 +343,22 @@ func (s *Store) CreateConnection(ctx context.Context, p *Principal, in Connectio
 	}
 	now := Now()
 	r := connectionRow{ID: NewID(), OrgID: p.OrgID, Name: in.Name, Type: in.Type, Config: cfg, CreatedAt: now, UpdatedAt: now}
-	_, err = s.DB.ExecContext(ctx, s.DB.Rebind(`INSERT INTO connections (id, org_id, name, name_key, type, configuration, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), r.ID, r.OrgID, r.Name, strings.ToLower(r.Name), r.Type, r.Config, now, now)
-	if IsUniqueViolation(err) {
-		return Connection{}, errConnectionNameTaken(r.Name)
-	}
-	if err != nil {
-		return Connection{}, fmt.Errorf("insert connection: %w", err)
-	}
-	return r.connection()
+	var c Connection
+	err = InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO connections (id, org_id, name, name_key, type, configuration, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), r.ID, r.OrgID, r.Name, strings.ToLower(r.Name), r.Type, r.Config, now, now)
+		if IsUniqueViolation(err) {
+			return errConnectionNameTaken(r.Name)
+		}
+		if err != nil {
+			return fmt.Errorf("insert connection: %w", err)
+		}
+		if c, err = r.connection(); err != nil {
+			return err
+		}
+		return recordEvent(ctx, tx, p, r.OrgID, "connection.created", c)
+	})
+	return c, err
 }
 
 // UpdateConnection replaces a connection's name, type and configuration; secret fields the
@@ -382,7 +389,7 @@ func (s *Store) UpdateConnection(ctx context.Context, p *Principal, id string, i
 		if err != nil {
 			return fmt.Errorf("update connection: %w", err)
 		}
-		return nil
+		return connectionEvent(ctx, tx, p, r, "connection.updated")
 	})
 	if err != nil {
 		return Connection{}, err
@@ -406,12 +413,21 @@ func (s *Store) DeleteConnection(ctx context.Context, p *Principal, id string) (
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM connections WHERE id = ? AND org_id = ?`), r.ID, r.OrgID); err != nil {
 			return fmt.Errorf("delete connection: %w", err)
 		}
-		return nil
+		return connectionEvent(ctx, tx, p, r, "connection.deleted")
 	})
 	if err != nil {
 		return Connection{}, err
 	}
 	return r.connection()
+}
+
+// connectionEvent records an event about r as callers see it (secrets stripped).
+func connectionEvent(ctx context.Context, q sqlx.ExtContext, p *Principal, r connectionRow, typ string) error {
+	c, err := r.connection()
+	if err != nil {
+		return err
+	}
+	return recordEvent(ctx, q, p, r.OrgID, typ, c)
 }
 
 // shareSource checks that p is a partner, orgID its owner organization and connectionID a
@@ -476,7 +492,11 @@ func (s *Store) ShareConnection(ctx context.Context, p *Principal, orgID, connec
 		if err != nil && !IsUniqueViolation(err) {
 			return fmt.Errorf("insert share: %w", err)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		// Recorded in the child organization, where the share appears.
+		return connectionEvent(ctx, tx, p, share, "connection.shared")
 	})
 	if IsUniqueViolation(err) {
 		// The insert failed on one of two unique indexes; which one only chooses the message.

@@ -174,7 +174,10 @@ func (s *Store) CreateDataset(ctx context.Context, p *Principal, in DatasetInput
 		d.apply(in)
 		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO datasets (id, org_id, connection_id, name, slug, description, source, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`), d.ID, d.OrganizationID, d.ConnectionID, d.Name, d.Slug, d.Description, d.Source, now, now)
-		return writeDatasetError(err, d, "insert")
+		if err := writeDatasetError(err, d, "insert"); err != nil {
+			return err
+		}
+		return recordEvent(ctx, tx, p, d.OrganizationID, "dataset.created", d)
 	})
 	return d, err
 }
@@ -193,7 +196,10 @@ func (s *Store) UpdateDataset(ctx context.Context, p *Principal, id string, in D
 		d.UpdatedAt = Now()
 		_, err = tx.ExecContext(ctx, tx.Rebind(`UPDATE datasets SET connection_id = ?, name = ?, slug = ?, description = ?, source = ?, updated_at = ?
 			WHERE id = ? AND org_id = ?`), d.ConnectionID, d.Name, d.Slug, d.Description, d.Source, d.UpdatedAt, d.ID, d.OrganizationID)
-		return writeDatasetError(err, d, "update")
+		if err := writeDatasetError(err, d, "update"); err != nil {
+			return err
+		}
+		return recordEvent(ctx, tx, p, d.OrganizationID, "dataset.updated", d)
 	})
 	return d, err
 }
@@ -208,7 +214,7 @@ func (s *Store) DeleteDataset(ctx context.Context, p *Principal, id string) (Dat
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM datasets WHERE id = ? AND org_id = ?`), d.ID, d.OrganizationID); err != nil {
 			return fmt.Errorf("delete dataset: %w", err)
 		}
-		return nil
+		return recordEvent(ctx, tx, p, d.OrganizationID, "dataset.deleted", d)
 	})
 	return d, err
 }

@@ -12,31 +12,36 @@ import (
 // Organization is an isolated customer tenant of a partner. Its SSO client secret is
 // write-only: it is stored but has no field here, so it cannot be returned or logged.
 type Organization struct {
-	ID        string    `json:"id" db:"id"`
-	Name      string    `json:"name" db:"name"`
-	Issuer    string    `json:"issuer" db:"issuer"`
-	ClientID  string    `json:"client_id" db:"client_id"`
-	SSODomain string    `json:"sso_domain" db:"sso_domain"`
-	SSOOrgID  string    `json:"sso_org_id" db:"sso_org_id"`
-	CreatedAt time.Time `json:"created_at" db:"created_at"`
-	UpdatedAt time.Time `json:"updated_at" db:"updated_at"`
+	ID        string `json:"id" db:"id"`
+	Name      string `json:"name" db:"name"`
+	Issuer    string `json:"issuer" db:"issuer"`
+	ClientID  string `json:"client_id" db:"client_id"`
+	SSODomain string `json:"sso_domain" db:"sso_domain"`
+	SSOOrgID  string `json:"sso_org_id" db:"sso_org_id"`
+	// APIVersion serves requests of this organization's credentials that name no version.
+	APIVersion string    `json:"api_version" db:"api_version"`
+	CreatedAt  time.Time `json:"created_at" db:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at" db:"updated_at"`
 
 	PartnerID string `json:"-" db:"partner_id"`
 	IsOwner   bool   `json:"-" db:"is_owner"`
 }
 
-// OrganizationInput is the body of a create or a full-replacement update: a field left out
-// is stored empty.
+// OrganizationInput is the body of a create or a full-replacement update: an SSO field left
+// out is stored empty. APIVersion "" means the newest on create and unchanged on update;
+// KeepClientSecret leaves the stored secret as it is (a partial update that does not name it).
 type OrganizationInput struct {
-	Name         string
-	Issuer       string
-	ClientID     string
-	ClientSecret string
-	SSODomain    string
-	SSOOrgID     string
+	Name             string
+	Issuer           string
+	ClientID         string
+	ClientSecret     string
+	SSODomain        string
+	SSOOrgID         string
+	APIVersion       string
+	KeepClientSecret bool
 }
 
-const orgColumns = `id, name, issuer, client_id, sso_domain, sso_org_id, created_at, updated_at, partner_id, is_owner`
+const orgColumns = `id, name, issuer, client_id, sso_domain, sso_org_id, api_version, created_at, updated_at, partner_id, is_owner`
 
 func (in *OrganizationInput) normalize() error {
 	in.Name = strings.TrimSpace(in.Name)
@@ -67,6 +72,9 @@ func (in *OrganizationInput) normalize() error {
 	if msg := CheckText(in.SSOOrgID, 255); msg != "" {
 		errs.Add("sso_org_id", msg)
 	}
+	if in.APIVersion != "" && !IsVersion(in.APIVersion) {
+		errs.Add("api_version", "must be one of "+strings.Join(Versions, ", "))
+	}
 	return errs.Err()
 }
 
@@ -85,15 +93,18 @@ func insertOrganization(ctx context.Context, tx *sqlx.Tx, partnerID string, owne
 		return Organization{}, err
 	}
 	now := Now()
+	if in.APIVersion == "" {
+		in.APIVersion = LatestVersion // pinned at creation to the newest
+	}
 	o := Organization{ID: NewID(), Name: in.Name, Issuer: in.Issuer, ClientID: in.ClientID,
-		SSODomain: in.SSODomain, SSOOrgID: in.SSOOrgID, CreatedAt: now, UpdatedAt: now,
+		SSODomain: in.SSODomain, SSOOrgID: in.SSOOrgID, APIVersion: in.APIVersion, CreatedAt: now, UpdatedAt: now,
 		PartnerID: partnerID, IsOwner: owner}
 	_, err := tx.ExecContext(ctx, tx.Rebind(`
 		INSERT INTO organizations (id, partner_id, is_owner, name, name_key, issuer, client_id,
-			client_secret, sso_domain, sso_org_id, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			client_secret, sso_domain, sso_org_id, api_version, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		o.ID, partnerID, owner, o.Name, strings.ToLower(o.Name), o.Issuer, o.ClientID,
-		in.ClientSecret, o.SSODomain, o.SSOOrgID, now, now)
+		in.ClientSecret, o.SSODomain, o.SSOOrgID, o.APIVersion, now, now)
 	if IsUniqueViolation(err) {
 		return Organization{}, errOrganizationNameTaken(o.Name)
 	}
@@ -127,8 +138,10 @@ func (s *Store) CreateOrganization(ctx context.Context, p *Principal, in Organiz
 	}
 	var o Organization
 	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) (err error) {
-		o, err = insertOrganization(ctx, tx, p.PartnerID, false, in)
-		return err
+		if o, err = insertOrganization(ctx, tx, p.PartnerID, false, in); err != nil {
+			return err
+		}
+		return recordEvent(ctx, tx, p, o.ID, "organization.created", o)
 	})
 	return o, err
 }
@@ -179,16 +192,23 @@ func (s *Store) UpdateOrganization(ctx context.Context, p *Principal, id string,
 		}
 		o.Name, o.Issuer, o.ClientID, o.SSODomain, o.SSOOrgID, o.UpdatedAt =
 			in.Name, in.Issuer, in.ClientID, in.SSODomain, in.SSOOrgID, Now()
+		if in.APIVersion != "" {
+			o.APIVersion = in.APIVersion
+		}
 		_, err = tx.ExecContext(ctx, tx.Rebind(`
-			UPDATE organizations SET name = ?, name_key = ?, issuer = ?, client_id = ?, client_secret = ?,
-				sso_domain = ?, sso_org_id = ?, updated_at = ?
+			UPDATE organizations SET name = ?, name_key = ?, issuer = ?, client_id = ?,
+				client_secret = CASE WHEN ? THEN client_secret ELSE ? END,
+				sso_domain = ?, sso_org_id = ?, api_version = ?, updated_at = ?
 			WHERE id = ? AND partner_id = ?`),
-			o.Name, strings.ToLower(o.Name), o.Issuer, o.ClientID, in.ClientSecret,
-			o.SSODomain, o.SSOOrgID, o.UpdatedAt, o.ID, p.PartnerID)
+			o.Name, strings.ToLower(o.Name), o.Issuer, o.ClientID, in.KeepClientSecret, in.ClientSecret,
+			o.SSODomain, o.SSOOrgID, o.APIVersion, o.UpdatedAt, o.ID, p.PartnerID)
 		if IsUniqueViolation(err) {
 			return errOrganizationNameTaken(o.Name)
 		}
-		return err
+		if err != nil {
+			return fmt.Errorf("update organization: %w", err)
+		}
+		return recordEvent(ctx, tx, p, o.ID, "organization.updated", o)
 	})
 	return o, err
 }
@@ -218,7 +238,7 @@ func (s *Store) DeleteOrganization(ctx context.Context, p *Principal, id string)
 				return fmt.Errorf("delete organization: %w", err)
 			}
 		}
-		return nil
+		return recordEvent(ctx, tx, p, o.ID, "organization.deleted", o)
 	})
 	return o, err
 }

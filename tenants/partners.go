@@ -40,7 +40,7 @@ func CreatePartner(ctx context.Context, tx *sqlx.Tx, name string) (Partner, erro
 		return Partner{}, err
 	}
 	p.OwnerOrgID = org.ID
-	return p, nil
+	return p, RecordEvent(ctx, tx, nil, p.ID, org.ID, "organization.created", org)
 }
 
 // CountPartners returns how many partners exist (zero on a new installation).

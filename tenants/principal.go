@@ -31,6 +31,7 @@ type Principal struct {
 	OrgRole     string         // OrgRoleAdmin or OrgRoleAsker, for organization keys and their tokens
 	Permissions Permissions    // what it may do in OrgID: roles ∩ scopes ∩ parent
 	ExpiresAt   *time.Time     // when it stops working, if ever
+	APIVersion  string         // its organization's pinned API version
 }
 
 // IsPartner reports whether p is a partner key or a token minted from one.

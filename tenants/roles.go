@@ -193,15 +193,18 @@ func (s *Store) CreateRole(ctx context.Context, p *Principal, in RoleInput) (Rol
 	}
 	now := Now()
 	r := roleRow{ID: NewID(), OrgID: p.OrgID, Name: in.Name, Actions: perms.String(), CreatedAt: now, UpdatedAt: now}
-	_, err = s.DB.ExecContext(ctx, s.DB.Rebind(`INSERT INTO roles (id, org_id, name, name_key, system, actions, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), r.ID, r.OrgID, r.Name, strings.ToLower(r.Name), false, r.Actions, now, now)
-	if IsUniqueViolation(err) {
-		return Role{}, errRoleNameTaken(r.Name)
-	}
-	if err != nil {
-		return Role{}, fmt.Errorf("insert role: %w", err)
-	}
-	return r.role(), nil
+	err = InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO roles (id, org_id, name, name_key, system, actions, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), r.ID, r.OrgID, r.Name, strings.ToLower(r.Name), false, r.Actions, now, now)
+		if IsUniqueViolation(err) {
+			return errRoleNameTaken(r.Name)
+		}
+		if err != nil {
+			return fmt.Errorf("insert role: %w", err)
+		}
+		return recordEvent(ctx, tx, p, r.OrgID, "role.created", r.role())
+	})
+	return r.role(), err
 }
 
 // UpdateRole replaces a custom role's name and actions; users holding it get the new actions
@@ -229,7 +232,10 @@ func (s *Store) UpdateRole(ctx context.Context, p *Principal, id string, in Role
 		if IsUniqueViolation(err) {
 			return errRoleNameTaken(r.Name)
 		}
-		return err
+		if err != nil {
+			return fmt.Errorf("update role: %w", err)
+		}
+		return recordEvent(ctx, tx, p, r.OrgID, "role.updated", r.role())
 	})
 	return r.role(), err
 }
@@ -258,7 +264,10 @@ func (s *Store) DeleteRole(ctx context.Context, p *Principal, id string) (Role, 
 			return Errorf(ErrConflict, "role_in_use",
 				"Role %q is held by at least one user; give those users other roles first.", r.Name)
 		}
-		return err
+		if err != nil {
+			return fmt.Errorf("delete role: %w", err)
+		}
+		return recordEvent(ctx, tx, p, r.OrgID, "role.deleted", r.role())
 	})
 	return r.role(), err
 }

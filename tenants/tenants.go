@@ -26,8 +26,22 @@ type Store struct {
 // NewStore returns a Store on db.
 func NewStore(db *sqlx.DB) *Store { return &Store{DB: db} }
 
+type txKey struct{}
+
+// WithTx returns a context carrying tx. InTx called with it joins tx instead of opening a
+// transaction of its own, so a caller can make several domain operations, and its own writes,
+// one atomic change: the idempotency middleware (the change and its stored response) and
+// provisioning (organization, user and key) do. The caller commits or rolls back tx.
+func WithTx(ctx context.Context, tx *sqlx.Tx) context.Context {
+	return context.WithValue(ctx, txKey{}, tx)
+}
+
 // InTx runs fn in one transaction on db: committed when fn returns nil, rolled back otherwise.
+// Inside a context from WithTx it runs fn in that transaction and leaves the outcome to its owner.
 func InTx(ctx context.Context, db *sqlx.DB, fn func(tx *sqlx.Tx) error) error {
+	if tx, ok := ctx.Value(txKey{}).(*sqlx.Tx); ok {
+		return fn(tx)
+	}
 	tx, err := db.BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)

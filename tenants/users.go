@@ -211,7 +211,10 @@ func (s *Store) CreateUser(ctx context.Context, p *Principal, orgID string, in U
 		if err != nil {
 			return fmt.Errorf("insert user: %w", err)
 		}
-		return setUserRoles(ctx, tx, u.ID, roleIDs)
+		if err := setUserRoles(ctx, tx, u.ID, roleIDs); err != nil {
+			return err
+		}
+		return recordEvent(ctx, tx, p, orgID, "user.created", u)
 	})
 	return u, err
 }
@@ -249,7 +252,10 @@ func (s *Store) UpdateUser(ctx context.Context, p *Principal, orgID, id string, 
 		if err != nil {
 			return fmt.Errorf("update user: %w", err)
 		}
-		return setUserRoles(ctx, tx, u.ID, roleIDs)
+		if err := setUserRoles(ctx, tx, u.ID, roleIDs); err != nil {
+			return err
+		}
+		return recordEvent(ctx, tx, p, orgID, "user.updated", u)
 	})
 	return u, err
 }
@@ -277,7 +283,7 @@ func (s *Store) DeleteUser(ctx context.Context, p *Principal, orgID, id string) 
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM users WHERE id = ? AND org_id = ?`), u.ID, orgID); err != nil {
 			return fmt.Errorf("delete user: %w", err)
 		}
-		return nil
+		return recordEvent(ctx, tx, p, orgID, "user.deleted", u)
 	})
 	return u, err
 }

@@ -181,7 +181,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	m.ln = ln
-	m.srv = server.New(db, m.log)
+	m.srv = server.New(server.Config{DB: db, Log: m.log})
 	m.http = &http.Server{
 		Handler:           m.srv,
 		ReadHeaderTimeout: 10 * time.Second,

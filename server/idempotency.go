@@ -1,0 +1,233 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/tenantry/tenantry/tenants"
+)
+
+// Idempotency-Key: a write sent again with the same key by the same credential gets the first
+// response again, byte for byte, instead of being done twice. Records live in the database,
+// so every replica (and a restarted one) sees them, and a successful change and its record
+// commit in one transaction: either both happened or neither did.
+
+const idempotencyHeader = "Idempotency-Key"
+
+var validIdempotencyKey = regexp.MustCompile(`^[A-Za-z0-9_-]{8,255}$`)
+
+// idempotencyStale is how long an in-flight record may go without finishing before a repeat
+// may take it over: longer than any request runs (the server's write timeout is 30 s), so it
+// only fires when the process that held it died.
+const idempotencyStale = 2 * time.Minute
+
+// replayedHeaders are the response headers stored and replayed with a response.
+var replayedHeaders = []string{"Content-Type", "Cache-Control", "Allow", "WWW-Authenticate"}
+
+type idempotencyRecord struct {
+	Fingerprint []byte         `db:"fingerprint"`
+	State       string         `db:"state"`
+	Status      sql.NullInt64  `db:"status"`
+	Headers     sql.NullString `db:"headers"`
+	Body        []byte         `db:"body"`
+	UpdatedAt   time.Time      `db:"updated_at"`
+}
+
+// idempotency makes writes carrying Idempotency-Key safe to retry. It runs after
+// authentication: records are per credential, and a request without a valid credential is
+// not recorded (it fails the same way every time anyway).
+func (s *Server) idempotency(c *gin.Context) {
+	key := c.GetHeader(idempotencyHeader)
+	switch c.Request.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+	default:
+		c.Next() // ignored on reads
+		return
+	}
+	if key == "" {
+		c.Next()
+		return
+	}
+	if !validIdempotencyKey.MatchString(key) {
+		e := newAPIError(http.StatusBadRequest, "invalid_idempotency_key",
+			"Idempotency-Key must be 8 to 255 characters of letters, digits, '-' and '_'; a UUID is a good choice.")
+		e.Metadata = map[string]any{"header": idempotencyHeader}
+		s.writeError(c, e)
+		return
+	}
+	v, ok := c.Get(ctxPrincipal)
+	if !ok {
+		c.Next()
+		return
+	}
+	credential := v.(*tenants.Principal).KeyID
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		s.writeError(c, errBodyTooLarge)
+		return
+	}
+	c.Request.Body = io.NopCloser(bytes.NewReader(body))
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s\n%s\n%s\n%s", c.Request.Method, c.Request.URL.EscapedPath(), c.Request.URL.RawQuery, body))
+	fingerprint := sum[:]
+	ctx := c.Request.Context()
+
+	owned, rec, err := s.claimIdempotencyKey(ctx, credential, key, fingerprint)
+	switch {
+	case err != nil:
+		s.writeError(c, err)
+		return
+	case !owned && !bytes.Equal(rec.Fingerprint, fingerprint):
+		s.writeError(c, newAPIError(http.StatusUnprocessableEntity, "idempotency_key_reused",
+			"This Idempotency-Key was used for a different request (method, path, query or body); use a new key for a new request."))
+		return
+	case !owned && rec.State == "in_flight":
+		c.Header("Retry-After", "1")
+		s.writeError(c, newAPIError(http.StatusConflict, "idempotency_key_in_use",
+			"A request with this Idempotency-Key is still being processed; retry once it has finished."))
+		return
+	case !owned:
+		replay(c, rec)
+		return
+	}
+	s.runIdempotent(c, credential, key)
+}
+
+// claimIdempotencyKey records the request as in flight, or returns the record already there.
+// owned is true when this request is to run: a new key, or one whose holder died.
+func (s *Server) claimIdempotencyKey(ctx context.Context, credential, key string, fingerprint []byte) (bool, idempotencyRecord, error) {
+	now := tenants.Now()
+	res, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO idempotency_keys (credential_id, idem_key, fingerprint, state, created_at, updated_at)
+		VALUES (?, ?, ?, 'in_flight', ?, ?) ON CONFLICT (credential_id, idem_key) DO NOTHING`), credential, key, fingerprint, now, now)
+	if err != nil {
+		return false, idempotencyRecord{}, fmt.Errorf("claim idempotency key: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return true, idempotencyRecord{}, nil
+	}
+	var rec idempotencyRecord
+	if err := sqlx.GetContext(ctx, s.db, &rec, s.db.Rebind(`SELECT fingerprint, state, status, headers, body, updated_at
+		FROM idempotency_keys WHERE credential_id = ? AND idem_key = ?`), credential, key); err != nil {
+		return false, rec, fmt.Errorf("read idempotency key: %w", err)
+	}
+	if rec.State == "in_flight" && bytes.Equal(rec.Fingerprint, fingerprint) && now.Sub(rec.UpdatedAt) > idempotencyStale {
+		// Its first request's process died mid-way (nothing of it committed): run it again.
+		res, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE idempotency_keys SET updated_at = ?
+			WHERE credential_id = ? AND idem_key = ? AND state = 'in_flight' AND updated_at = ?`), now, credential, key, rec.UpdatedAt)
+		if err != nil {
+			return false, rec, fmt.Errorf("take over idempotency key: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			return true, rec, nil
+		}
+	}
+	return false, rec, nil
+}
+
+// runIdempotent runs the request inside one transaction that also stores its response, then
+// sends the response. A 5xx is not stored (the record is dropped, so a retry runs again).
+func (s *Server) runIdempotent(c *gin.Context, credential, key string) {
+	ctx := c.Request.Context()
+	release := func() {
+		s.db.ExecContext(context.WithoutCancel(ctx), s.db.Rebind(`DELETE FROM idempotency_keys
+			WHERE credential_id = ? AND idem_key = ? AND state = 'in_flight'`), credential, key)
+	}
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		release()
+		s.writeError(c, fmt.Errorf("begin: %w", err))
+		return
+	}
+	real := c.Writer
+	buf := &bufferedWriter{ResponseWriter: real, status: http.StatusOK}
+	c.Writer = buf
+	c.Request = c.Request.WithContext(tenants.WithTx(ctx, tx))
+	c.Next()
+	c.Writer = real
+	c.Request = c.Request.WithContext(ctx)
+
+	status := buf.status
+	headers := map[string]string{}
+	for _, h := range replayedHeaders {
+		if v := real.Header().Get(h); v != "" {
+			headers[h] = v
+		}
+	}
+	encoded, _ := json.Marshal(headers)
+	store := `UPDATE idempotency_keys SET state = 'done', status = ?, headers = ?, body = ?, updated_at = ?
+		WHERE credential_id = ? AND idem_key = ?`
+	args := []any{status, string(encoded), buf.body.Bytes(), tenants.Now(), credential, key}
+	switch {
+	case status >= 500:
+		tx.Rollback()
+		release()
+	case status >= 400:
+		// A refusal changed nothing: drop whatever the handler wrote, keep the answer.
+		tx.Rollback()
+		if _, err := s.db.ExecContext(ctx, s.db.Rebind(store), args...); err != nil {
+			s.log.ErrorContext(ctx, "storing an idempotent response failed", "request_id", requestID(c), "error", err.Error())
+		}
+	default:
+		_, err := tx.ExecContext(ctx, tx.Rebind(store), args...)
+		if err == nil {
+			err = tx.Commit()
+		} else {
+			tx.Rollback()
+		}
+		if err != nil {
+			release()
+			buf.body.Reset()
+			s.writeError(c, fmt.Errorf("commit idempotent request: %w", err))
+			return
+		}
+	}
+	real.WriteHeader(status)
+	real.Write(buf.body.Bytes())
+}
+
+// replay sends a stored response again.
+func replay(c *gin.Context, rec idempotencyRecord) {
+	var headers map[string]string
+	json.Unmarshal([]byte(rec.Headers.String), &headers)
+	for k, v := range headers {
+		c.Header(k, v)
+	}
+	c.Header("Idempotent-Replayed", "true")
+	c.Writer.WriteHeader(int(rec.Status.Int64))
+	c.Writer.Write(rec.Body)
+	c.Abort()
+}
+
+// bufferedWriter holds a response until the transaction behind it has committed.
+type bufferedWriter struct {
+	gin.ResponseWriter
+	status  int
+	written bool
+	body    bytes.Buffer
+}
+
+func (w *bufferedWriter) WriteHeader(code int) {
+	if !w.written {
+		w.status = code
+	}
+}
+func (w *bufferedWriter) WriteHeaderNow()             { w.written = true }
+func (w *bufferedWriter) Write(b []byte) (int, error) { w.written = true; return w.body.Write(b) }
+func (w *bufferedWriter) WriteString(s string) (int, error) {
+	w.written = true
+	return w.body.WriteString(s)
+}
+func (w *bufferedWriter) Status() int   { return w.status }
+func (w *bufferedWriter) Size() int     { return w.body.Len() }
+func (w *bufferedWriter) Written() bool { return w.written }
+func (w *bufferedWriter) Flush()        {}

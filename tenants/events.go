@@ -1,0 +1,184 @@
+package tenants
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+)
+
+// Event types: every change writes one, in the change's transaction.
+var EventTypes = []string{
+	"organization.created", "organization.updated", "organization.deleted",
+	"user.created", "user.updated", "user.deleted",
+	"api_key.created", "api_key.rotated", "api_key.revoked",
+	"partner_key.created", "partner_key.revoked",
+	"role.created", "role.updated", "role.deleted",
+	"connection.created", "connection.updated", "connection.deleted", "connection.shared",
+	"dataset.created", "dataset.updated", "dataset.deleted",
+	"webhook.created", "webhook.updated", "webhook.deleted", "webhook.enabled", "webhook.disabled",
+}
+
+// Event is an audit record: what changed, who changed it, and the object as it then was
+// (secrets are never part of an object, so never part of an event).
+type Event struct {
+	ID             string          `json:"id" db:"id"`
+	Type           string          `json:"type" db:"type"`
+	OrganizationID string          `json:"organization_id" db:"organization_id"`
+	CreatedAt      time.Time       `json:"created_at" db:"created_at"`
+	Actor          Actor           `json:"actor"`
+	Data           json.RawMessage `json:"data" db:"data"`
+}
+
+// Actor is who made a change: a credential's kind and ids, never the credential itself.
+// Kind "operator" is the command line on the server.
+type Actor struct {
+	Kind   string `json:"kind"`
+	KeyID  string `json:"key_id,omitempty"`
+	UserID string `json:"user_id,omitempty"`
+}
+
+func actorOf(p *Principal) Actor {
+	if p == nil {
+		return Actor{Kind: "operator"}
+	}
+	return Actor{Kind: string(p.Kind), KeyID: p.KeyID, UserID: p.UserID}
+}
+
+// RecordEvent writes an event about object in orgID (of partnerID) and queues its webhook
+// deliveries, in q: call it in the transaction of the change it records.
+func RecordEvent(ctx context.Context, q sqlx.ExtContext, p *Principal, partnerID, orgID, typ string, object any) error {
+	if !slices.Contains(EventTypes, typ) {
+		return fmt.Errorf("unknown event type %q", typ)
+	}
+	data, err := json.Marshal(object)
+	if err != nil {
+		return fmt.Errorf("encode %s event: %w", typ, err)
+	}
+	e := Event{ID: NewID(), Type: typ, OrganizationID: orgID, CreatedAt: Now(), Actor: actorOf(p), Data: data}
+	actor, _ := json.Marshal(e.Actor)
+	_, err = q.ExecContext(ctx, q.Rebind(`INSERT INTO events (id, type, partner_id, organization_id, actor, data, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`), e.ID, e.Type, partnerID, orgID, string(actor), string(data), e.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("insert event: %w", err)
+	}
+	return queueDeliveries(ctx, q, e)
+}
+
+// recordEvent is RecordEvent for a principal acting in its own partner.
+func recordEvent(ctx context.Context, q sqlx.ExtContext, p *Principal, orgID, typ string, object any) error {
+	return RecordEvent(ctx, q, p, p.PartnerID, orgID, typ, object)
+}
+
+// queueDeliveries adds a pending delivery of e for each enabled webhook of its organization
+// that wants its type.
+func queueDeliveries(ctx context.Context, q sqlx.ExtContext, e Event) error {
+	var hooks []struct {
+		ID         string `db:"id"`
+		EventTypes string `db:"event_types"`
+	}
+	if err := sqlx.SelectContext(ctx, q, &hooks, q.Rebind(`SELECT id, event_types FROM webhooks WHERE org_id = ? AND enabled`),
+		e.OrganizationID); err != nil {
+		return fmt.Errorf("select webhooks: %w", err)
+	}
+	if len(hooks) == 0 {
+		return nil
+	}
+	payload, err := json.Marshal(e) // what a receiver gets: the event as GET /api/events shows it
+	if err != nil {
+		return err
+	}
+	for _, h := range hooks {
+		if h.EventTypes != "" && !slices.Contains(strings.Fields(h.EventTypes), e.Type) {
+			continue
+		}
+		_, err := q.ExecContext(ctx, q.Rebind(`INSERT INTO webhook_deliveries (id, webhook_id, event_id, event_type, payload, state,
+			next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)`), NewID(), h.ID, e.ID, e.Type, string(payload), e.CreatedAt, e.CreatedAt)
+		if err != nil {
+			return fmt.Errorf("queue delivery: %w", err)
+		}
+	}
+	return nil
+}
+
+// eventRow is an event as stored.
+type eventRow struct {
+	ID             string    `db:"id"`
+	Type           string    `db:"type"`
+	OrganizationID string    `db:"organization_id"`
+	Actor          string    `db:"actor"`
+	Data           string    `db:"data"`
+	CreatedAt      time.Time `db:"created_at"`
+}
+
+// EventFilter selects events: by type and organization, and a window of ids (events are
+// ordered by id, which is time-ordered).
+type EventFilter struct {
+	Type           string
+	OrganizationID string
+	StartingAfter  string // only events after this id
+	EndingBefore   string // only events before this id
+	Limit          int
+}
+
+// ListEvents returns events newest first: an organization credential's own organization's,
+// or, for a partner, those of all its organizations (narrowed by OrganizationID). The next
+// page is the one after the last event returned (pass its id as StartingAfter... of the
+// descending order, that is: older events).
+func (s *Store) ListEvents(ctx context.Context, p *Principal, f EventFilter) ([]Event, bool, error) {
+	var where []string
+	var args []any
+	switch {
+	case p.IsPartner():
+		where, args = append(where, "partner_id = ?"), append(args, p.PartnerID)
+		if f.OrganizationID != "" {
+			where, args = append(where, "organization_id = ?"), append(args, f.OrganizationID)
+		}
+	default:
+		where, args = append(where, "organization_id = ?"), append(args, p.OrgID)
+		if f.OrganizationID != "" && f.OrganizationID != p.OrgID {
+			return []Event{}, false, nil
+		}
+	}
+	if f.Type != "" {
+		where, args = append(where, "type = ?"), append(args, f.Type)
+	}
+	if f.StartingAfter != "" {
+		where, args = append(where, "id < ?"), append(args, f.StartingAfter)
+	}
+	if f.EndingBefore != "" {
+		where, args = append(where, "id > ?"), append(args, f.EndingBefore)
+	}
+	var rows []eventRow
+	err := sqlx.SelectContext(ctx, s.DB, &rows, s.DB.Rebind(`SELECT id, type, organization_id, actor, data, created_at
+		FROM events WHERE `+strings.Join(where, " AND ")+` ORDER BY id DESC LIMIT ?`), append(args, f.Limit+1)...)
+	if err != nil {
+		return nil, false, fmt.Errorf("list events: %w", err)
+	}
+	more := len(rows) > f.Limit
+	if more {
+		rows = rows[:f.Limit]
+	}
+	out := make([]Event, len(rows))
+	for i, r := range rows {
+		out[i] = Event{ID: r.ID, Type: r.Type, OrganizationID: r.OrganizationID, CreatedAt: r.CreatedAt.UTC(),
+			Data: json.RawMessage(r.Data)}
+		if err := json.Unmarshal([]byte(r.Actor), &out[i].Actor); err != nil {
+			return nil, false, fmt.Errorf("event %s actor: %w", r.ID, err)
+		}
+	}
+	return out, more, nil
+}
+
+// SweepEvents deletes events older than retention.
+func SweepEvents(ctx context.Context, db *sqlx.DB, retention time.Duration) (int64, error) {
+	res, err := db.ExecContext(ctx, db.Rebind(`DELETE FROM events WHERE created_at < ?`), Now().Add(-retention))
+	if err != nil {
+		return 0, fmt.Errorf("sweep events: %w", err)
+	}
+	return res.RowsAffected()
+}
