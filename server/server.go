@@ -147,7 +147,8 @@ func (s *Server) routes() []route {
 		{"DELETE", "/api/keys/:id", orgKeys, s.revokeKey},
 		{"POST", "/api/keys/:id/rotate", orgKeys.noTokens(), s.rotateKey},
 	}
-	return append(r, s.resourceRoutes()...)
+	r = append(r, s.resourceRoutes()...)
+	return append(r, s.webhookRoutes()...)
 }
 
 // handle authenticates (401), applies the route's policy (403) and runs h, sending any error
