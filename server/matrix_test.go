@@ -122,7 +122,16 @@ func fixed(p string) func(*world) string { return func(*world) string { return p
 func matrixRoutes() map[string]matrixRoute {
 	orgUsers := func(w *world) string { return "/api/organizations/" + w.orgA + "/users" }
 	return map[string]matrixRoute{
-		"GET /api/me":       {fixed("/api/me"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
+		"GET /api/me":           {fixed("/api/me"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
+		"GET /api/events":       {fixed("/api/events"), nil, expectations{200, 200, 200, 200, 403, 200, 200, 200}, ""},
+		"GET /api/events_types": {fixed("/api/events_types"), nil, expectations{200, 200, 200, 200, 403, 200, 200, 200}, ""},
+		"POST /api/provision": {fixed("/api/provision"), func(w *world) any {
+			n := w.next()
+			return map[string]any{"organization": map[string]any{"name": "prov-" + n}, "user": map[string]any{"email": "root" + n + "@p.test", "role": "admin"}}
+		}, partnerOwnList, ""},
+		"POST /api": {fixed("/api"), func(w *world) any {
+			return map[string]any{"command": "get_organization", "params": map[string]any{"id": w.orgA}}
+		}, partnerOnlyOnA, ""},
 		"GET /api/versions": {fixed("/api/versions"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
 		"PATCH /api/organizations/:org_id": {func(w *world) string { return "/api/organizations/" + w.orgA },
 			func(*world) any { return map[string]any{"sso_org_id": "x"} }, partnerOnlyOnA, legacy},

@@ -25,6 +25,7 @@ type Server struct {
 	keys   *keys.Service
 	log    *slog.Logger
 	engine *gin.Engine
+	sweep  *sweeper
 }
 
 // Config is what a Server needs; zero values are the documented defaults.
@@ -34,12 +35,22 @@ type Config struct {
 	// OldestVersionSunset, when set, is announced (Deprecation and Sunset headers) on every
 	// response served at the oldest API version.
 	OldestVersionSunset time.Time
+	// IdempotencyTTL is how long Idempotency-Key records are kept (default 24 h); EventRetention
+	// how long events are (default 30 days). A sweeper deletes older ones every SweepInterval
+	// (default 10 minutes).
+	IdempotencyTTL time.Duration
+	EventRetention time.Duration
+	SweepInterval  time.Duration
+	// ProvisionFault is for tests only: called after each step of POST /api/provision, its
+	// error aborts the provisioning, which must then leave nothing behind.
+	ProvisionFault func(step string) error
 }
 
 // New builds the HTTP API. Close it to stop its background work.
 func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, db: cfg.DB, store: tenants.NewStore(cfg.DB), keys: keys.NewService(cfg.DB), log: cfg.Log}
 	s.keys.StartUsageRecorder(5*time.Second, s.log)
+	s.startSweeper()
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	e.RedirectTrailingSlash = false
@@ -65,7 +76,10 @@ func New(cfg Config) *Server {
 }
 
 // Close stops background work, writing what it holds (key usage).
-func (s *Server) Close() { s.keys.Close() }
+func (s *Server) Close() {
+	s.stopSweeper()
+	s.keys.Close()
+}
 
 // FlushUsage writes recorded key usage now (tests use it instead of waiting).
 func (s *Server) FlushUsage(ctx context.Context) { s.keys.FlushUsage(ctx) }
@@ -101,6 +115,8 @@ func (s *Server) routes() []route {
 	r := []route{
 		{"GET", "/api/me", forAnyone, s.getIdentity},
 		{"GET", "/api/versions", public, s.listVersions},
+		// The command endpoint runs another route, which authenticates and authorizes itself.
+		{"POST", "/api", public, s.runCommand},
 		{"POST", "/api/auth/tokens", forAnyone.noTokens(), s.mintToken},
 		{"GET", "/.well-known/jwks.json", public, s.getJWKS},
 
@@ -119,6 +135,7 @@ func (s *Server) routes() []route {
 		{"PATCH", "/api/organizations/:org_id/users/:id", forPartners, s.patchUser(orgFromPath)},
 		{"DELETE", "/api/organizations/:org_id/users/:id", forPartners, s.deleteUser(orgFromPath)},
 		{"POST", "/api/organizations/:org_id/users/:id/keys", forPartners.noTokens(), s.mintUserKey},
+		{"POST", "/api/provision", forPartners.noTokens(), s.provision},
 		{"GET", "/api/organizations/:org_id/keys", forPartners, s.listOrganizationKeys},
 		{"DELETE", "/api/organizations/:org_id/keys/:id", forPartners, s.revokeOrganizationKey},
 
@@ -138,6 +155,9 @@ func (s *Server) routes() []route {
 		{"PUT", "/api/permissions/roles/:id", orgAction(tenants.RolesWrite), s.updateRole},
 		{"PATCH", "/api/permissions/roles/:id", orgAction(tenants.RolesWrite), s.patchRole},
 		{"DELETE", "/api/permissions/roles/:id", orgAction(tenants.RolesWrite), s.deleteRole},
+
+		{"GET", "/api/events", orgAction(tenants.EventsRead), s.listEvents},
+		{"GET", "/api/events_types", orgAction(tenants.EventsRead), s.listEventTypes},
 
 		// Keys of the caller's organization. Reading, revoking and rotating one's own key needs
 		// no permission; the domain requires keys:read / keys:write for anyone else's.

@@ -23,15 +23,16 @@ var EventTypes = []string{
 	"webhook.created", "webhook.updated", "webhook.deleted", "webhook.enabled", "webhook.disabled",
 }
 
-// Event is an audit record: what changed, who changed it, and the object as it then was
-// (secrets are never part of an object, so never part of an event).
+// Event is an audit record, in the shape of Polytomic's events: what changed (type), when,
+// in which organization, who changed it (actor, an extension), and in "event" the object as
+// it then was (secrets are never part of an object, so never part of an event).
 type Event struct {
 	ID             string          `json:"id" db:"id"`
 	Type           string          `json:"type" db:"type"`
 	OrganizationID string          `json:"organization_id" db:"organization_id"`
 	CreatedAt      time.Time       `json:"created_at" db:"created_at"`
 	Actor          Actor           `json:"actor"`
-	Data           json.RawMessage `json:"data" db:"data"`
+	Data           json.RawMessage `json:"event" db:"data"` // Polytomic's name for the event's payload
 }
 
 // Actor is who made a change: a credential's kind and ids, never the credential itself.
@@ -120,58 +121,59 @@ type eventRow struct {
 type EventFilter struct {
 	Type           string
 	OrganizationID string
-	StartingAfter  string // only events after this id
-	EndingBefore   string // only events before this id
+	StartingAfter  string // the page after this event: older ones
+	EndingBefore   string // the page before this event: newer ones
 	Limit          int
 }
 
-// ListEvents returns events newest first: an organization credential's own organization's,
-// or, for a partner, those of all its organizations (narrowed by OrganizationID). The next
-// page is the one after the last event returned (pass its id as StartingAfter... of the
-// descending order, that is: older events).
-func (s *Store) ListEvents(ctx context.Context, p *Principal, f EventFilter) ([]Event, bool, error) {
-	var where []string
-	var args []any
+// ListEvents returns a page of events, newest first: those of an organization credential's
+// own organization or, for a partner, of all its organizations (narrowed by OrganizationID).
+// more reports whether events lie beyond the page (older ones; newer ones with EndingBefore).
+func (s *Store) ListEvents(ctx context.Context, p *Principal, f EventFilter) (events []Event, more bool, err error) {
+	where, args := []string{"partner_id = ?"}, []any{p.PartnerID}
 	switch {
-	case p.IsPartner():
-		where, args = append(where, "partner_id = ?"), append(args, p.PartnerID)
-		if f.OrganizationID != "" {
-			where, args = append(where, "organization_id = ?"), append(args, f.OrganizationID)
-		}
-	default:
+	case !p.IsPartner():
 		where, args = append(where, "organization_id = ?"), append(args, p.OrgID)
 		if f.OrganizationID != "" && f.OrganizationID != p.OrgID {
-			return []Event{}, false, nil
+			return []Event{}, false, nil // another organization's events: there are none to see
 		}
+	case f.OrganizationID != "":
+		where, args = append(where, "organization_id = ?"), append(args, f.OrganizationID)
 	}
 	if f.Type != "" {
 		where, args = append(where, "type = ?"), append(args, f.Type)
 	}
+	order := "DESC"
 	if f.StartingAfter != "" {
 		where, args = append(where, "id < ?"), append(args, f.StartingAfter)
 	}
 	if f.EndingBefore != "" {
 		where, args = append(where, "id > ?"), append(args, f.EndingBefore)
+		if f.StartingAfter == "" {
+			order = "ASC" // the events just newer than EndingBefore, turned newest first below
+		}
 	}
 	var rows []eventRow
-	err := sqlx.SelectContext(ctx, s.DB, &rows, s.DB.Rebind(`SELECT id, type, organization_id, actor, data, created_at
-		FROM events WHERE `+strings.Join(where, " AND ")+` ORDER BY id DESC LIMIT ?`), append(args, f.Limit+1)...)
+	err = sqlx.SelectContext(ctx, s.DB, &rows, s.DB.Rebind(`SELECT id, type, organization_id, actor, data, created_at
+		FROM events WHERE `+strings.Join(where, " AND ")+` ORDER BY id `+order+` LIMIT ?`), append(args, f.Limit+1)...)
 	if err != nil {
 		return nil, false, fmt.Errorf("list events: %w", err)
 	}
-	more := len(rows) > f.Limit
-	if more {
+	if more = len(rows) > f.Limit; more {
 		rows = rows[:f.Limit]
 	}
-	out := make([]Event, len(rows))
+	if order == "ASC" {
+		slices.Reverse(rows)
+	}
+	events = make([]Event, len(rows))
 	for i, r := range rows {
-		out[i] = Event{ID: r.ID, Type: r.Type, OrganizationID: r.OrganizationID, CreatedAt: r.CreatedAt.UTC(),
+		events[i] = Event{ID: r.ID, Type: r.Type, OrganizationID: r.OrganizationID, CreatedAt: r.CreatedAt.UTC(),
 			Data: json.RawMessage(r.Data)}
-		if err := json.Unmarshal([]byte(r.Actor), &out[i].Actor); err != nil {
+		if err := json.Unmarshal([]byte(r.Actor), &events[i].Actor); err != nil {
 			return nil, false, fmt.Errorf("event %s actor: %w", r.ID, err)
 		}
 	}
-	return out, more, nil
+	return events, more, nil
 }
 
 // SweepEvents deletes events older than retention.

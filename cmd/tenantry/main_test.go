@@ -221,3 +221,29 @@ func TestPartnerCreateLosesNothing(t *testing.T) {
 		t.Fatalf("retry printed %q", stdout.String())
 	}
 }
+
+// An Idempotency-Key replays after the server restarts: records live in the database.
+func TestIdempotencyAcrossRestart(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"TENANTRY_DATABASE": filepath.Join(t.TempDir(), "tenantry.db")}
+	m, _ := start(t, env)
+	raw, err := os.ReadFile(filepath.Join(filepath.Dir(env["TENANTRY_DATABASE"]), "bootstrap-partner-key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := strings.TrimSpace(string(raw))
+	body := map[string]any{"organization": map[string]any{"name": "Retry Corp"}, "user": map[string]any{"email": "root@retry.test"}}
+	first := servertest.New(t, "http://"+m.Addr()).As(key).Do("POST", "/api/provision", body, "Idempotency-Key", "restart-provision-1")
+	if first.Status != 200 {
+		t.Fatalf("provision: %d %s", first.Status, first.Body)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m2, _ := start(t, env)
+	defer m2.Close()
+	again := servertest.New(t, "http://"+m2.Addr()).As(key).Do("POST", "/api/provision", body, "Idempotency-Key", "restart-provision-1")
+	if again.Status != 200 || !bytes.Equal(first.Body, again.Body) || again.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("after a restart: %d %s", again.Status, again.Body)
+	}
+}

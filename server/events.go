@@ -1,0 +1,59 @@
+package server
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+
+	"github.com/tenantry/tenantry/tenants"
+)
+
+// listEvents is GET /api/events: newest first, filtered by type and organization, paged with
+// limit and page_token (or Stripe-style starting_after / ending_before event ids).
+func (s *Server) listEvents(c *gin.Context, p *tenants.Principal) error {
+	f := tenants.EventFilter{Type: c.Query("type"), OrganizationID: c.Query("organization_id"),
+		StartingAfter: c.Query("starting_after"), EndingBefore: c.Query("ending_before"), Limit: 10}
+	var errs tenants.FieldErrors
+	if f.Type != "" && !slices.Contains(tenants.EventTypes, f.Type) {
+		errs.Add("type", "is not an event type; GET /api/events_types lists them")
+	}
+	for name, v := range map[string]string{"organization_id": f.OrganizationID, "starting_after": f.StartingAfter, "ending_before": f.EndingBefore} {
+		if _, err := uuid.Parse(v); v != "" && err != nil {
+			errs.Add(name, "must be an id")
+		}
+	}
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			errs.Add("limit", "must be a whole number from 1 to 100")
+		}
+		f.Limit = n
+	}
+	if tok := c.Query("page_token"); tok != "" {
+		page, err := tenants.ParsePage("", tok)
+		if err != nil {
+			return err
+		}
+		f.StartingAfter = page.After
+	}
+	if err := errs.Err(); err != nil {
+		return err
+	}
+	events, more, err := s.store.ListEvents(c.Request.Context(), p, f)
+	if err != nil {
+		return err
+	}
+	next := ""
+	if more && f.EndingBefore == "" && len(events) > 0 {
+		next = tenants.NextPageToken(events[len(events)-1].ID)
+	}
+	return writeList(c, events, next)
+}
+
+// listEventTypes is GET /api/events_types: the type names, as Polytomic lists them.
+func (s *Server) listEventTypes(c *gin.Context, _ *tenants.Principal) error {
+	return writeData(c, http.StatusOK, tenants.EventTypes)
+}
