@@ -155,6 +155,9 @@ func (s *Service) CreateKey(ctx context.Context, p *tenants.Principal, in KeyInp
 	if err := errs.Err(); err != nil {
 		return Key{}, err
 	}
+	if p.InGrace {
+		return Key{}, errInGrace()
+	}
 	exp, err := boundExpiry(p, in.ExpiresAt)
 	if err != nil {
 		return Key{}, err
@@ -252,8 +255,18 @@ func visibleKey(ctx context.Context, q sqlx.ExtContext, p *tenants.Principal, id
 	return r, nil
 }
 
+// ownKey reports whether r is p itself or, for a credential not narrowed by scopes or a role,
+// another key of p's user: a scoped key or token manages nothing but itself.
 func ownKey(p *tenants.Principal, r keyRecord) bool {
-	return r.ID == p.KeyID || (p.UserID != "" && r.UserID.String == p.UserID)
+	return r.ID == p.KeyID || (!p.Narrowed && p.UserID != "" && r.UserID.String == p.UserID)
+}
+
+// errInGrace refuses key management to a rotated-out value: it works, until its grace period
+// ends, for everything else, but must not mint, rotate or revoke, or whoever still holds it
+// could take the key back.
+func errInGrace() error {
+	return tenants.Errorf(tenants.ErrForbidden, "rotated_key_value",
+		"This key value has been rotated out and works only until its grace period ends; manage keys with the key's new value.")
 }
 
 // listKeys pages through keys matching where (without ORDER BY or LIMIT).
@@ -282,6 +295,9 @@ func (s *Service) ListKeys(ctx context.Context, p *tenants.Principal, page tenan
 	if p.Can(tenants.KeysRead) {
 		return listKeys(ctx, s.DB, page, `org_id = ? AND kind <> 'partner'`, p.OrgID)
 	}
+	if p.Narrowed || p.UserID == "" {
+		return listKeys(ctx, s.DB, page, `org_id = ? AND kind <> 'partner' AND id = ?`, p.OrgID, p.KeyID)
+	}
 	return listKeys(ctx, s.DB, page, `org_id = ? AND kind <> 'partner' AND (id = ? OR user_id = ?)`, p.OrgID, p.KeyID, p.UserID)
 }
 
@@ -294,6 +310,9 @@ func (s *Service) GetKey(ctx context.Context, p *tenants.Principal, id string) (
 // mayManage decides whether p may revoke or rotate r: its own keys always, others with
 // keys:write.
 func mayManage(p *tenants.Principal, r keyRecord, what string) error {
+	if p.InGrace {
+		return errInGrace()
+	}
 	if ownKey(p, r) || p.Can(tenants.KeysWrite) {
 		return nil
 	}
@@ -376,8 +395,13 @@ func (s *Service) RotateKey(ctx context.Context, p *tenants.Principal, id string
 		if err != nil {
 			return err
 		}
+		// Whoever rotates receives a working value: it may not do more, or live longer, than
+		// the caller.
 		if !p.Permissions.Covers(holder.Permissions) {
 			return errEscalation("rotate this key")
+		}
+		if p.ExpiresAt != nil && (!r.ExpiresAt.Valid || r.ExpiresAt.Time.After(*p.ExpiresAt)) {
+			return errEscalation("rotate a key that outlives the key rotating it")
 		}
 		// Secrets already rotated out keep the earlier of their expiry and the new grace end.
 		end := now.Add(time.Duration(graceSeconds) * time.Second)
@@ -495,15 +519,18 @@ func (s *Service) RevokePartnerKey(ctx context.Context, p *tenants.Principal, id
 		}
 		now := tenants.Now()
 		if r.active(now) {
+			// Another active key must live at least as long as this one would have: revoking
+			// a permanent key in favour of one that expires would lock the partner out later.
 			var others int
 			if err := sqlx.GetContext(ctx, tx, &others, tx.Rebind(`SELECT COUNT(*) FROM api_keys
 				WHERE partner_id = ? AND kind = 'partner' AND id <> ? AND revoked_at IS NULL
-				AND (expires_at IS NULL OR expires_at > ?)`), p.PartnerID, r.ID, now); err != nil {
+				AND (expires_at IS NULL OR (expires_at > ? AND ? AND expires_at >= ?))`),
+				p.PartnerID, r.ID, now, r.ExpiresAt.Valid, r.ExpiresAt.Time); err != nil {
 				return fmt.Errorf("count partner keys: %w", err)
 			}
 			if others == 0 {
 				return tenants.Errorf(tenants.ErrConflict, "last_partner_key",
-					"Key %q is the partner's last active key; create another with POST /api/partner/keys before revoking it.", r.ID)
+					"Revoking key %q would leave the partner without a key that lasts as long; create one with POST /api/partner/keys first.", r.ID)
 			}
 		}
 		out, err = revoke(ctx, tx, p, r)

@@ -2,6 +2,7 @@ package keys
 
 import (
 	"context"
+	"encoding/base64"
 	"database/sql"
 	"fmt"
 	"strings"
@@ -74,11 +75,12 @@ func (s *Service) Authenticate(ctx context.Context, value string) (*tenants.Prin
 	if _, ok := parse(value); !ok {
 		return nil, ErrInvalidToken
 	}
+	h := hash(value)
 	var rows []keyRow
 	err := sqlx.SelectContext(ctx, s.DB, &rows, s.DB.Rebind(`
 		SELECT `+authColumns+`, sec.expires_at AS secret_expires_at
 		FROM api_key_secrets sec JOIN api_keys k ON k.id = sec.key_id `+authJoins+`
-		WHERE sec.hash = ?`), hash(value))
+		WHERE sec.hash = ?`), h)
 	if err != nil {
 		return nil, fmt.Errorf("look up key: %w", err)
 	}
@@ -86,6 +88,7 @@ func (s *Service) Authenticate(ctx context.Context, value string) (*tenants.Prin
 	if err != nil {
 		return nil, err
 	}
+	p.SecretID = base64.RawURLEncoding.EncodeToString(h)
 	s.usage.touch(rows[0].ID, rows[0].LastUsedAt, time.Now())
 	return p, nil
 }
@@ -116,8 +119,10 @@ func principalOf(rows []keyRow, now time.Time) (*tenants.Principal, error) {
 	}
 	if k.Scopes.Valid {
 		p.Permissions &= tenants.ParsePermissions(k.Scopes.String)
+		p.Narrowed = true
 	}
 	p.ExpiresAt = earliest(k.ExpiresAt, k.SecretExpires)
+	p.InGrace = k.SecretExpires.Valid
 	return p, nil
 }
 
@@ -225,6 +230,29 @@ func createPartner(ctx context.Context, tx *sqlx.Tx, name string, deliver func(v
 		return p, err
 	}
 	return p, deliver(value)
+}
+
+// IssuePartnerKey gives an existing partner a new partner key, for the operator (the command
+// line): the way back in for a partner that has lost its keys. The value goes to deliver
+// before the transaction commits, as in CreatePartner.
+func (s *Service) IssuePartnerKey(ctx context.Context, partnerID, name string, deliver func(value string) error) error {
+	return tenants.InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+		owner, err := tenants.OwnerOrganizationID(ctx, tx, partnerID)
+		if err != nil {
+			return err
+		}
+		id, value, err := insertKey(ctx, tx, newKey{Kind: tenants.KindPartner, Name: name, PartnerID: partnerID, OrgID: owner})
+		if tenants.IsUniqueViolation(err) {
+			return errKeyNameTaken(name)
+		}
+		if err != nil {
+			return fmt.Errorf("insert partner key: %w", err)
+		}
+		if err := keyEvent(ctx, tx, nil, id, "partner_key.created"); err != nil {
+			return err
+		}
+		return deliver(value)
+	})
 }
 
 // Bootstrap creates a first partner named name when the database has none, delivering its key

@@ -55,6 +55,7 @@ type tokenClaims struct {
 	Org         string            `json:"org"`
 	Partner     string            `json:"partner"`
 	Parent      string            `json:"parent"`
+	ParentValue string            `json:"psh"` // the hash of the parent value that minted it: it dies with that value
 	ParentKind  string            `json:"parent_kind"`
 	Scope       *string           `json:"scope,omitempty"` // absent: the parent's permissions as they are at each use
 	Role        string            `json:"role,omitempty"`
@@ -156,7 +157,7 @@ func (s *Service) MintToken(ctx context.Context, p *tenants.Principal, in TokenI
 		RegisteredClaims: jwt.RegisteredClaims{Issuer: TokenIssuer, Audience: jwt.ClaimStrings{TokenAudience},
 			Subject: subject, ID: tenants.NewID(), IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(exp)},
-		Org: p.OrgID, Partner: p.PartnerID, Parent: p.KeyID, ParentKind: string(p.ParentKind),
+		Org: p.OrgID, Partner: p.PartnerID, Parent: p.KeyID, ParentValue: p.SecretID, ParentKind: string(p.ParentKind),
 		Scope: scope, Role: role, RoleVars: in.RoleVars, UserProfile: in.UserProfile,
 	}
 	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
@@ -174,18 +175,35 @@ func (s *Service) tokenParser() *jwt.Parser {
 		jwt.WithIssuedAt(), jwt.WithLeeway(tokenLeeway))
 }
 
+// tokenShapeOK holds what the parser does not check: an issue time, a lifetime no longer than
+// a token may have (signing keys retire on that assumption), and no critical extensions.
+func tokenShapeOK(t *jwt.Token, c *tokenClaims) bool {
+	if _, crit := t.Header["crit"]; crit || c.IssuedAt == nil || c.NotBefore == nil || c.ExpiresAt == nil {
+		return false
+	}
+	return c.ExpiresAt.Sub(c.IssuedAt.Time) <= MaxTokenTTL*time.Second
+}
+
 func (s *Service) authenticateToken(ctx context.Context, value string) (*tenants.Principal, error) {
 	var claims tokenClaims
-	_, err := s.tokenParser().ParseWithClaims(value, &claims, func(t *jwt.Token) (any, error) {
+	tok, err := s.tokenParser().ParseWithClaims(value, &claims, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
 		return s.signers.verifier(ctx, s.DB, kid)
 	})
-	if err != nil || claims.Parent == "" || claims.NotBefore == nil {
+	if err != nil || claims.Parent == "" || !tokenShapeOK(tok, &claims) {
 		return nil, ErrInvalidToken
 	}
+	secret, err := base64.RawURLEncoding.DecodeString(claims.ParentValue)
+	if err != nil {
+		return nil, ErrInvalidToken
+	}
+	// The parent key by id, and the value of it that minted the token: a token dies when that
+	// value is rotated out and its grace period ends, not only with the key.
 	var rows []keyRow
 	err = sqlx.SelectContext(ctx, s.DB, &rows, s.DB.Rebind(`
-		SELECT `+authColumns+`, NULL AS secret_expires_at FROM api_keys k `+authJoins+` WHERE k.id = ?`), claims.Parent)
+		SELECT `+authColumns+`, sec.expires_at AS secret_expires_at
+		FROM api_keys k JOIN api_key_secrets sec ON sec.key_id = k.id AND sec.hash = ? `+authJoins+`
+		WHERE k.id = ?`), secret, claims.Parent)
 	if err != nil {
 		return nil, fmt.Errorf("look up token parent: %w", err)
 	}
@@ -193,13 +211,15 @@ func (s *Service) authenticateToken(ctx context.Context, value string) (*tenants
 	if err != nil || parent.OrgID != claims.Org || parent.PartnerID != claims.Partner {
 		return nil, ErrInvalidToken
 	}
+	s.usage.touch(rows[0].ID, rows[0].LastUsedAt, time.Now())
 	p := *parent
-	p.Kind, p.TokenID = tenants.KindToken, claims.ID
+	p.Kind, p.TokenID, p.SecretID = tenants.KindToken, claims.ID, claims.ParentValue
 	if claims.Scope != nil {
 		p.Permissions &= tenants.ParsePermissions(*claims.Scope)
+		p.Narrowed = true
 	}
 	if claims.Role == tenants.OrgRoleAsker {
-		p.OrgRole, p.Permissions = tenants.OrgRoleAsker, p.Permissions&tenants.AskerPermissions
+		p.OrgRole, p.Permissions, p.Narrowed = tenants.OrgRoleAsker, p.Permissions&tenants.AskerPermissions, true
 	}
 	exp := claims.ExpiresAt.Time.UTC()
 	p.ExpiresAt = &exp

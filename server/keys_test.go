@@ -81,8 +81,9 @@ func TestPersonalKeys(t *testing.T) {
 	expect(t, o.member.Do("POST", "/api/keys", map[string]any{"name": "x", "user_id": o.adminID}), 403, "permission_denied")
 	expect(t, o.member.Do("POST", "/api/keys", map[string]any{"name": "x", "kind": "organization", "role": "asker"}), 403, "permission_denied")
 
-	// Listing: without keys:read a credential sees its own user's keys only; Members hold
-	// keys:read ("read everything") and see every key of the organization, never a value.
+	// Listing: without keys:read a scoped credential sees itself only (an unscoped one: its
+	// user's keys); Members hold keys:read ("read everything") and see every key of the
+	// organization, never a value.
 	narrow := o.member.Do("POST", "/api/keys", map[string]any{"name": "narrow", "scopes": []string{"datasets:read"}})
 	expect(t, narrow, 200, "")
 	mine := e.anon.As(narrow.Data()["value"].(string)).Do("GET", "/api/keys", nil)
@@ -92,8 +93,8 @@ func TestPersonalKeys(t *testing.T) {
 			t.Fatalf("a key without keys:read sees another user's key: %v", k)
 		}
 	}
-	if len(mine.List()) != 4 {
-		t.Fatalf("own keys: %d, want 4", len(mine.List()))
+	if len(mine.List()) != 1 || mine.List()[0]["id"] != narrow.Data()["id"] {
+		t.Fatalf("a scoped key must see itself only: %s", mine.Body)
 	}
 	if strings.Contains(string(o.member.Do("GET", "/api/keys", nil).Body), `"value"`) {
 		t.Fatalf("a list carries key values")
@@ -293,4 +294,91 @@ func TestPartnerKeys(t *testing.T) {
 	// A user key is not a partner key.
 	expect(t, o.admin.Do("GET", "/api/partner/keys", nil), 403, "partner_key_required")
 	expect(t, second.Do("GET", "/api/keys", nil), 403, "partner_key_not_allowed")
+}
+
+// The attacks a review found, each refused: a rotated-out value taking its key back, an
+// expiring key rotating a permanent one, a scoped key managing its siblings, a token minted
+// from a leaked value outliving its rotation, a partner locking itself out by expiry.
+func TestKeyManagementCannotEscalate(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	o := e.newOrg("Acme")
+	mk := func(c *servertest.Client, body map[string]any) (string, *servertest.Client) {
+		t.Helper()
+		r := c.Do("POST", "/api/keys", body)
+		expect(t, r, 200, "")
+		return r.Data()["id"].(string), e.anon.As(r.Data()["value"].(string))
+	}
+
+	// 1. The old value, inside its grace period, cannot rotate (or revoke, or mint) its key.
+	id, old := mk(o.admin, map[string]any{"name": "leaked"})
+	rot := o.admin.Do("POST", "/api/keys/"+id+"/rotate", map[string]any{"grace_seconds": 3600})
+	expect(t, rot, 200, "")
+	fresh := e.anon.As(rot.Data()["value"].(string))
+	expect(t, old.Do("POST", "/api/keys/"+id+"/rotate", nil), 403, "rotated_key_value")
+	expect(t, old.Do("DELETE", "/api/keys/"+id, nil), 403, "rotated_key_value")
+	expect(t, old.Do("POST", "/api/keys", map[string]any{"name": "persist"}), 403, "rotated_key_value")
+	expect(t, old.Do("GET", "/api/me", nil), 200, "") // it still works for everything else
+	expect(t, fresh.Do("GET", "/api/me", nil), 200, "")
+
+	// 2. A token minted from a value dies when that value is rotated out.
+	tok := e.anon.As(fresh.Do("POST", "/api/auth/tokens", map[string]any{"token_ttl": 86400}).Data()["token"].(string))
+	expect(t, tok.Do("GET", "/api/me", nil), 200, "")
+	expect(t, o.admin.Do("POST", "/api/keys/"+id+"/rotate", nil), 200, "") // grace 0
+	expect(t, tok.Do("GET", "/api/me", nil), 401, "invalid_token")
+
+	// 3. An expiring key cannot rotate (and so obtain) a key that outlives it.
+	soon := time.Now().Add(5 * time.Minute).UTC().Format(time.RFC3339)
+	_, short := mk(o.admin, map[string]any{"name": "short", "expires_at": soon})
+	permID, _ := mk(o.admin, map[string]any{"name": "backend", "kind": "organization", "role": "admin"})
+	expect(t, short.Do("POST", "/api/keys/"+permID+"/rotate", nil), 403, "permission_escalation")
+
+	// 4. A scoped key manages itself only, not its user's other keys.
+	scopedID, scoped := mk(o.member, map[string]any{"name": "scoped", "scopes": []string{"datasets:read"}})
+	memberKeyID := o.member.Do("GET", "/api/me", nil).Data()["key_id"].(string)
+	expect(t, scoped.Do("DELETE", "/api/keys/"+memberKeyID, nil), 404, "key_not_found")
+	expect(t, scoped.Do("POST", "/api/keys/"+memberKeyID+"/rotate", nil), 404, "key_not_found")
+	expect(t, o.member.Do("GET", "/api/me", nil), 200, "")
+	expect(t, scoped.Do("POST", "/api/keys/"+scopedID+"/rotate", nil), 200, "")
+
+	// 5. A custom role holding keys:write but not every permission cannot mint a key for an
+	// admin (its permissions exceed the caller's).
+	keyAdmin := o.admin.Do("POST", "/api/permissions/roles", map[string]any{"name": "KeyAdmin",
+		"actions": []string{"keys:read", "keys:write", "users:read"}}).Data()["id"].(string)
+	kaID := e.createUser(e.partner, o.id, "keys@acme.test", "user")
+	expect(t, o.admin.Do("PUT", "/api/organization/users/"+kaID, map[string]any{"email": "keys@acme.test", "role_ids": []string{keyAdmin}}), 200, "")
+	ka := e.anon.As(e.mintKey(e.partner, o.id, kaID))
+	expect(t, ka.Do("POST", "/api/keys", map[string]any{"name": "steal", "user_id": o.adminID}), 403, "permission_escalation")
+	expect(t, ka.Do("POST", "/api/keys", map[string]any{"name": "org", "kind": "organization", "role": "admin"}), 403, "permission_escalation")
+	expect(t, ka.Do("POST", "/api/keys", map[string]any{"name": "org", "kind": "organization", "role": "asker", "scopes": []string{"datasets:read"}}), 403, "permission_escalation")
+	expect(t, ka.Do("POST", "/api/keys/"+permID+"/rotate", nil), 403, "permission_escalation")
+
+	// 6. A role holder cannot take actions away from a role beyond its own, nor demote an admin.
+	mgrRole := o.admin.Do("POST", "/api/permissions/roles", map[string]any{"name": "Manager",
+		"actions": []string{"roles:read", "roles:write", "users:read", "users:write"}}).Data()["id"].(string)
+	mgrID := e.createUser(e.partner, o.id, "mgr@acme.test", "user")
+	expect(t, o.admin.Do("PUT", "/api/organization/users/"+mgrID, map[string]any{"email": "mgr@acme.test", "role_ids": []string{mgrRole}}), 200, "")
+	mgr := e.anon.As(e.mintKey(e.partner, o.id, mgrID))
+	expect(t, mgr.Do("PUT", "/api/permissions/roles/"+keyAdmin, map[string]any{"name": "KeyAdmin", "actions": []string{"users:read"}}), 403, "permission_escalation")
+	expect(t, mgr.Do("PUT", "/api/organization/users/"+o.adminID, map[string]any{"email": "admin@acme.test", "role": "user"}), 403, "permission_escalation")
+	expect(t, mgr.Do("DELETE", "/api/organization/users/"+o.adminID, nil), 403, "permission_escalation")
+}
+
+func TestPartnerCannotLockItselfOut(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	first := e.partner.Do("GET", "/api/partner/keys", nil).List()[0]["id"].(string)
+	soon := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	r := e.partner.Do("POST", "/api/partner/keys", map[string]any{"name": "temporary", "expires_at": soon})
+	expect(t, r, 200, "")
+	temp := e.anon.As(r.Data()["value"].(string))
+	// The permanent key cannot be revoked in favour of one that expires.
+	expect(t, temp.Do("DELETE", "/api/partner/keys/"+first, nil), 409, "last_partner_key")
+	// An expiring partner key cannot create a longer-lived one.
+	later := time.Now().Add(48 * time.Hour).UTC().Format(time.RFC3339)
+	expect(t, temp.Do("POST", "/api/partner/keys", map[string]any{"name": "longer", "expires_at": later}), 403, "permission_escalation")
+	// Nor revoke its own partner key through the organization-key route.
+	expect(t, e.partner.Do("DELETE", "/api/organizations/"+e.ownerID+"/keys/"+first, nil), 404, "key_not_found")
+	// The expiring one can go: the permanent one outlives it.
+	expect(t, e.partner.Do("DELETE", "/api/partner/keys/"+r.Data()["id"].(string), nil), 200, "")
 }

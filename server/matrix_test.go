@@ -31,6 +31,9 @@ type world struct {
 	dataA   string
 	idsA    []string // every identifier of partner A's tenancy
 	idsB    []string
+	// Identifiers A1's credentials must not see either: a sibling organization's and the
+	// owner organization's.
+	idsBesideA1 []string
 	seq     atomic.Int64
 }
 
@@ -70,6 +73,15 @@ func buildWorld(t *testing.T) *world {
 	ownerAdmin := e.createUser(pA, w.ownerA, "staff@partner-a.test", "admin")
 	ownerKey := e.anon.As(e.mintKey(pA, w.ownerA, ownerAdmin))
 	w.ownConn = ownerKey.Do("POST", "/api/connections", map[string]any{"name": "Shared", "type": "postgresql"}).Data()["id"].(string)
+
+	// A sibling of A1 under the same partner, with objects of its own.
+	orgA2 := e.createOrg(pA, "A2")
+	userA2 := e.createUser(pA, orgA2, "admin@a2.test", "admin")
+	adminA2 := e.anon.As(e.mintKey(pA, orgA2, userA2))
+	connA2 := adminA2.Do("POST", "/api/connections", map[string]any{"name": "Other", "type": "mysql",
+		"configuration": map[string]any{"host": "db.a2.test"}}).Data()["id"].(string)
+	keyA2, _ := mk(adminA2, map[string]any{"name": "a2-key"})
+	w.idsBesideA1 = []string{orgA2, userA2, connA2, keyA2, adminA2.Key, "db.a2.test", w.ownerA, ownerAdmin, ownerKey.Key, w.ownConn}
 
 	pB, ownerB := e.newPartner("Partner B")
 	orgB := e.createOrg(pB, "B1")
@@ -280,8 +292,11 @@ func TestIsolationMatrix(t *testing.T) {
 			// What the other tenant may never see: identifiers or data it did not send.
 			sent := path + fmt.Sprint(body)
 			foreign := w.idsA
-			if cred == "partnerA" || strings.HasSuffix(cred, "A") {
+			switch {
+			case cred == "partnerA":
 				foreign = w.idsB
+			case strings.HasSuffix(cred, "A"):
+				foreign = append(append([]string{}, w.idsB...), w.idsBesideA1...)
 			}
 			for _, id := range foreign {
 				if strings.Contains(string(r.Body), id) && !strings.Contains(sent, id) {

@@ -693,3 +693,48 @@ func TestResourceAccess(t *testing.T) {
 	expect(t, member.Do("DELETE", "/api/datasets/"+dsID, nil), 200, "")
 	expect(t, member.Do("DELETE", "/api/connections/"+connID, nil), 200, "")
 }
+
+// Secrets are recognised by many names and by their values, and never returned, not even to
+// a child organization a connection is shared into.
+func TestConnectionSecretNames(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	o := e.newOrg("Acme")
+	secrets := []string{"s-pwd", "s-sshkey", "s-bearer", "s-dsnpass", "s-header", "s-fullwidth", "s-sa", "s-pem", "s-cookie"}
+	cfg := map[string]any{
+		"host":                 "db.acme.test",
+		"pwd":                  "s-pwd",
+		"ssh_key":              "s-sshkey",
+		"Authorization":        "Bearer s-bearer",
+		"url":                  "postgres://app:s-dsnpass@db.acme.test/app",
+		"headers":              []any{map[string]any{"name": "X-Api-Token", "value": "s-header"}, map[string]any{"name": "Accept", "value": "json"}},
+		"ＰＡＳＳＷＯＲＤ":             "s-fullwidth",
+		"service_account_json": "{\"s-sa\": 1}",
+		"tls":                  map[string]any{"pem": "-----BEGIN RSA PRIVATE KEY-----\ns-pem\n-----END RSA PRIVATE KEY-----"},
+		"session_cookie":       "s-cookie",
+	}
+	r := o.admin.Do("POST", "/api/connections", map[string]any{"name": "Leaky", "type": "http", "configuration": cfg})
+	expect(t, r, 200, "")
+	for _, s := range secrets {
+		if strings.Contains(string(r.Body), s) {
+			t.Fatalf("secret %q returned: %s", s, r.Body)
+		}
+	}
+	c := r.Data()["configuration"].(map[string]any)
+	if c["host"] != "db.acme.test" || len(c["headers"].([]any)) != 2 || len(r.Data()["secret_fields"].([]any)) != 9 {
+		t.Fatalf("harmless fields must stay and every secret be named: %s", r.Body)
+	}
+	// PUT without the secrets keeps them.
+	id := r.Data()["id"].(string)
+	expect(t, o.admin.Do("PUT", "/api/connections/"+id, map[string]any{"name": "Leaky", "type": "http",
+		"configuration": map[string]any{"host": "db2.acme.test"}}), 200, "")
+	var stored string
+	if err := e.db.Get(&stored, e.db.Rebind(`SELECT configuration FROM connections WHERE id = ?`), id); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"s-pwd", "s-sshkey", "s-dsnpass", "s-cookie"} { // top-level secrets (a nested object left out goes, secrets and all)
+		if !strings.Contains(stored, s) {
+			t.Fatalf("PUT without %s dropped it: %s", s, stored)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/tenantry/tenantry/keys"
+	"github.com/tenantry/tenantry/server/delivery"
 	"github.com/tenantry/tenantry/tenants"
 )
 
@@ -26,6 +27,8 @@ type Server struct {
 	log    *slog.Logger
 	engine *gin.Engine
 	sweep  *sweeper
+	// webhooks sends webhook deliveries from the outbox (package server/delivery).
+	webhooks *delivery.Worker
 }
 
 // Config is what a Server needs; zero values are the documented defaults.
@@ -44,6 +47,9 @@ type Config struct {
 	// ProvisionFault is for tests only: called after each step of POST /api/provision, its
 	// error aborts the provisioning, which must then leave nothing behind.
 	ProvisionFault func(step string) error
+	// Webhooks configures webhook delivery and which endpoints webhooks may have (zero values
+	// are package delivery's defaults).
+	Webhooks delivery.Config
 }
 
 // New builds the HTTP API. Close it to stop its background work.
@@ -72,11 +78,15 @@ func New(cfg Config) *Server {
 		e.Handle(r.method, r.path, s.handle(r.policy, r.handler))
 	}
 	s.engine = e
+	// Webhook delivery: a worker on the outbox, stopped by Close.
+	s.webhooks = delivery.New(cfg.DB, cfg.Log, cfg.Webhooks)
+	s.webhooks.Start()
 	return s
 }
 
 // Close stops background work, writing what it holds (key usage).
 func (s *Server) Close() {
+	s.webhooks.Stop() // lets the webhook attempts in flight finish first
 	s.stopSweeper()
 	s.keys.Close()
 }

@@ -99,7 +99,7 @@ func TestTokenForgeries(t *testing.T) {
 	if err := e.db.Get(&priv, e.db.Rebind(`SELECT private_key FROM signing_keys WHERE id = ?`), header["kid"]); err != nil {
 		t.Fatal(err)
 	}
-	sign := func(mutate func(jwt.MapClaims), kid string) string {
+	signWith := func(mutate func(jwt.MapClaims), kid string, header map[string]any) string {
 		c := jwt.MapClaims{}
 		for k, v := range claims {
 			c[k] = v
@@ -107,12 +107,16 @@ func TestTokenForgeries(t *testing.T) {
 		mutate(c)
 		tk := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
 		tk.Header["kid"] = kid
+		for k, v := range header {
+			tk.Header[k] = v
+		}
 		s, err := tk.SignedString(ed25519.PrivateKey(priv))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return s
 	}
+	sign := func(mutate func(jwt.MapClaims), kid string) string { return signWith(mutate, kid, nil) }
 	kid := header["kid"].(string)
 	now := time.Now().Unix()
 	// The real key signs these, so only the claim checks can refuse them.
@@ -136,6 +140,11 @@ func TestTokenForgeries(t *testing.T) {
 		"another organization":      sign(func(c jwt.MapClaims) { c["org"] = e.ownerID }, kid),
 		"altered claims":            parts[0] + "." + base64.RawURLEncoding.EncodeToString(payload) + "." + parts[2],
 		"truncated signature":       good[:len(good)-4],
+		"no iat":                    sign(func(c jwt.MapClaims) { delete(c, "iat") }, kid),
+		"no nbf":                    sign(func(c jwt.MapClaims) { delete(c, "nbf") }, kid),
+		"lives longer than a day":   sign(func(c jwt.MapClaims) { c["exp"] = now + 2*86400 }, kid),
+		"critical extension":        signWith(func(jwt.MapClaims) {}, kid, map[string]any{"crit": []string{"exp"}}),
+		"another parent value":      sign(func(c jwt.MapClaims) { c["psh"] = "AAAA" }, kid),
 	}
 	for name, tok := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -173,6 +182,22 @@ func TestSigningKeyRotation(t *testing.T) {
 	expect(t, e.anon.As(after).Do("GET", "/api/me", nil), 200, "")
 	if n := len(e.anon.Do("GET", "/.well-known/jwks.json", nil).JSON()["keys"].([]any)); n != 2 {
 		t.Fatalf("JWKS after rotation has %d keys, want 2", n)
+	}
+}
+
+// A signing key past its verify_until verifies nothing and leaves the JWKS.
+func TestRetiredSigningKey(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	o := e.newOrg("Acme")
+	tok := o.admin.Do("POST", "/api/auth/tokens", nil).Data()["token"].(string)
+	if _, err := keys.NewService(e.db).RotateSigningKey(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.db.MustExec(e.db.Rebind(`UPDATE signing_keys SET verify_until = ? WHERE verify_until IS NOT NULL`), time.Now().Add(-time.Minute).UTC())
+	expect(t, e.anon.As(tok).Do("GET", "/api/me", nil), 401, "invalid_token")
+	if n := len(e.anon.Do("GET", "/.well-known/jwks.json", nil).JSON()["keys"].([]any)); n != 1 {
+		t.Fatalf("JWKS lists %d keys, want only the current one", n)
 	}
 }
 

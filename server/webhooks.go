@@ -1,4 +1,119 @@
 package server
 
-// webhookRoutes are the webhook endpoints (being written).
-func (s *Server) webhookRoutes() []route { return nil }
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/tenantry/tenantry/tenants"
+)
+
+// webhookRoutes are the caller's organization's webhooks; a partner key acts on its owner
+// organization. Delivery itself is the worker's (package server/delivery).
+func (s *Server) webhookRoutes() []route {
+	var (
+		read  = orgAction(tenants.WebhooksRead)
+		write = orgAction(tenants.WebhooksWrite)
+	)
+	return []route{
+		{"GET", "/api/webhooks", read, s.listWebhooks},
+		{"POST", "/api/webhooks", write, s.createWebhook},
+		{"GET", "/api/webhooks/:id", read, s.getWebhook},
+		{"PUT", "/api/webhooks/:id", write, s.updateWebhook},
+		{"DELETE", "/api/webhooks/:id", write, s.deleteWebhook},
+		{"POST", "/api/webhooks/:id/disable", write, s.setWebhookEnabled(false)},
+		{"POST", "/api/webhooks/:id/enable", write, s.setWebhookEnabled(true)},
+		{"GET", "/api/webhooks/:id/deliveries", read, s.listWebhookDeliveries},
+	}
+}
+
+// webhookRequest is the body of POST and PUT on webhooks. Secret is write-only.
+type webhookRequest struct {
+	Endpoint   string   `json:"endpoint"`
+	Secret     *string  `json:"secret"`
+	EventTypes []string `json:"event_types"`
+}
+
+func (r webhookRequest) input() tenants.WebhookInput {
+	return tenants.WebhookInput{Endpoint: r.Endpoint, Secret: r.Secret, EventTypes: r.EventTypes}
+}
+
+// checkEndpoint is the operator's policy on webhook endpoints (scheme, resolution, private
+// addresses), applied when a webhook is created or changed.
+func (s *Server) checkEndpoint() tenants.EndpointCheck {
+	return s.cfg.Webhooks.Guard().CheckEndpoint
+}
+
+func (s *Server) listWebhooks(c *gin.Context, p *tenants.Principal) error {
+	page, err := pageOf(c)
+	if err != nil {
+		return err
+	}
+	list, next, err := s.store.ListWebhooks(c.Request.Context(), p, page)
+	if err != nil {
+		return err
+	}
+	return writeList(c, list, next)
+}
+
+func (s *Server) createWebhook(c *gin.Context, p *tenants.Principal) error {
+	var req webhookRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	hook, err := s.store.CreateWebhook(c.Request.Context(), p, req.input(), s.checkEndpoint())
+	if err != nil {
+		return err
+	}
+	return writeSecret(c, hook) // the secret, shown this once
+}
+
+func (s *Server) getWebhook(c *gin.Context, p *tenants.Principal) error {
+	hook, err := s.store.GetWebhook(c.Request.Context(), p, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return writeData(c, http.StatusOK, hook)
+}
+
+func (s *Server) updateWebhook(c *gin.Context, p *tenants.Principal) error {
+	var req webhookRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	hook, err := s.store.UpdateWebhook(c.Request.Context(), p, c.Param("id"), req.input(), s.checkEndpoint())
+	if err != nil {
+		return err
+	}
+	return writeData(c, http.StatusOK, hook)
+}
+
+func (s *Server) deleteWebhook(c *gin.Context, p *tenants.Principal) error {
+	hook, err := s.store.DeleteWebhook(c.Request.Context(), p, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return writeData(c, http.StatusOK, hook)
+}
+
+func (s *Server) setWebhookEnabled(enabled bool) handler {
+	return func(c *gin.Context, p *tenants.Principal) error {
+		hook, err := s.store.SetWebhookEnabled(c.Request.Context(), p, c.Param("id"), enabled)
+		if err != nil {
+			return err
+		}
+		return writeData(c, http.StatusOK, hook)
+	}
+}
+
+func (s *Server) listWebhookDeliveries(c *gin.Context, p *tenants.Principal) error {
+	page, err := pageOf(c)
+	if err != nil {
+		return err
+	}
+	list, next, err := s.store.ListWebhookDeliveries(c.Request.Context(), p, c.Param("id"), page)
+	if err != nil {
+		return err
+	}
+	return writeList(c, list, next)
+}

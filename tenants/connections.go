@@ -1,6 +1,8 @@
 package tenants
 
 import (
+	"net/url"
+
 	"bytes"
 	"context"
 	"database/sql"
@@ -12,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -56,21 +60,58 @@ const (
 	MaxConfigurationDepth = 32       // levels of nested objects and arrays
 )
 
-// secretWords mark a configuration key as secret when its name, lower-cased and without
-// separators (_ - . and spaces), contains one of them: "password", "sshPrivateKey",
-// "api-key", "client_secret" and "aws_access_key_id" all are. False positives are stripped
-// too, which is the safe mistake.
-var secretWords = []string{"password", "passwd", "passphrase", "secret", "token", "privatekey",
-	"apikey", "accesskey", "credential"}
+// secretWords mark a configuration key as secret when its name, NFKC-normalised, lower-cased
+// and without separators (_ - . and spaces), contains one of them, or ends in "key":
+// "password", "sshPrivateKey", "api-key", "Authorization", "aws_access_key_id" and
+// "encryption_key" all are. False positives are stripped too, which is the safe mistake.
+var secretWords = []string{"password", "passwd", "pwd", "pass", "secret", "token", "auth", "cookie", "jwt",
+	"credential", "dsn", "connectionstring", "privatekey", "apikey", "accesskey", "keyfile", "serviceaccount",
+	"sessionid"}
 
 var keySeparators = strings.NewReplacer("_", "", "-", "", ".", "", " ", "")
 
 // IsSecretField reports whether a configuration key names a secret.
 func IsSecretField(key string) bool {
-	k := keySeparators.Replace(strings.ToLower(key))
+	k := keySeparators.Replace(strings.ToLower(norm.NFKC.String(key)))
+	if strings.HasSuffix(k, "key") {
+		return true
+	}
 	for _, w := range secretWords {
 		if strings.Contains(k, w) {
 			return true
+		}
+	}
+	return false
+}
+
+// isSecretValue reports values that are secrets whatever their key: a URL or DSN carrying a
+// password, or a PEM private key.
+func isSecretValue(v any) bool {
+	s, ok := v.(string)
+	if !ok {
+		return false
+	}
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		if _, has := u.User.Password(); has {
+			return true
+		}
+	}
+	l := strings.ToLower(s)
+	return strings.Contains(l, "password=") || strings.Contains(l, "pwd=") ||
+		(strings.Contains(s, "-----BEGIN") && strings.Contains(s, "PRIVATE KEY"))
+}
+
+// isSecret decides for one field of an object: its name, its value, or (for name/value pairs
+// such as HTTP headers: {"name": "Authorization", "value": "..."}) the name it pairs with.
+func isSecret(obj map[string]any, key string, value any) bool {
+	if IsSecretField(key) || isSecretValue(value) {
+		return true
+	}
+	if key == "value" {
+		for _, label := range []string{"name", "key", "header"} {
+			if n, ok := obj[label].(string); ok && IsSecretField(n) {
+				return true
+			}
 		}
 	}
 	return false
@@ -165,7 +206,7 @@ func stripSecrets(v any, path string, found *[]string) any {
 			if path != "" {
 				p = path + "." + k
 			}
-			if IsSecretField(k) {
+			if isSecret(x, k, val) {
 				*found = append(*found, p)
 				continue
 			}
@@ -188,7 +229,7 @@ func stripSecrets(v any, path string, found *[]string) any {
 func keepSecrets(next, prev map[string]any) {
 	for k, pv := range prev {
 		nv, given := next[k]
-		if IsSecretField(k) {
+		if isSecret(prev, k, pv) {
 			if !given {
 				next[k] = pv
 			}

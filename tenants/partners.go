@@ -43,6 +43,15 @@ func CreatePartner(ctx context.Context, tx *sqlx.Tx, name string) (Partner, erro
 	return p, RecordEvent(ctx, tx, nil, p.ID, org.ID, "organization.created", org)
 }
 
+// OwnerOrganizationID returns the id of a partner's owner organization; an unknown partner is
+// ErrNotFound.
+func OwnerOrganizationID(ctx context.Context, q sqlx.ExtContext, partnerID string) (string, error) {
+	o, err := getOne[Organization](ctx, q, partnerID,
+		Errorf(ErrNotFound, "partner_not_found", "No partner has id %q.", partnerID),
+		`SELECT `+orgColumns+` FROM organizations WHERE partner_id = ? AND is_owner`, partnerID)
+	return o.ID, err
+}
+
 // CountPartners returns how many partners exist (zero on a new installation).
 func CountPartners(ctx context.Context, q sqlx.QueryerContext) (int, error) {
 	var n int

@@ -32,6 +32,9 @@ type Principal struct {
 	Permissions Permissions    // what it may do in OrgID: roles ∩ scopes ∩ parent
 	ExpiresAt   *time.Time     // when it stops working, if ever
 	APIVersion  string         // its organization's pinned API version
+	SecretID    string         // which value of the key it presented (a hash; tokens: their parent's)
+	Narrowed    bool           // scopes or a role restrict it below its owner's permissions
+	InGrace     bool           // a rotated-out value, working only until its grace period ends
 }
 
 // IsPartner reports whether p is a partner key or a token minted from one.

@@ -27,6 +27,7 @@ const usage = `Usage:
   tenantry serve [--addr HOST:PORT] [--database PATH] [--bootstrap-key-file PATH]
   tenantry migrate [--database PATH]
   tenantry partner create --name NAME [--database PATH]
+  tenantry partner issue-key --partner-id ID [--name NAME] [--database PATH]
   tenantry signing-key rotate [--database PATH]
 
 Environment: TENANTRY_ADDR, TENANTRY_DATABASE, TENANTRY_BOOTSTRAP_KEY_FILE.
@@ -88,6 +89,8 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.migrate(ctx, rest)
 	case cmd == "partner" && len(rest) > 0 && rest[0] == "create":
 		return m.createPartner(ctx, rest[1:])
+	case cmd == "partner" && len(rest) > 0 && rest[0] == "issue-key":
+		return m.issuePartnerKey(ctx, rest[1:])
 	case cmd == "signing-key" && len(rest) > 0 && rest[0] == "rotate":
 		return m.rotateSigningKey(ctx, rest[1:])
 	case cmd == "help" || cmd == "-h" || cmd == "--help":
@@ -226,19 +229,47 @@ func (m *Main) createPartner(ctx context.Context, args []string) error {
 	}
 	defer db.Close()
 	// The key is printed before the partner is committed: if stdout fails, nothing is created.
-	p, err := keys.NewService(db).CreatePartner(ctx, *name, func(value string) error {
-		if _, err := fmt.Fprintln(m.Stdout, value); err != nil {
-			return fmt.Errorf("print the partner key: %w", err)
-		}
-		if f, ok := m.Stdout.(interface{ Sync() error }); ok {
-			f.Sync() // a terminal or pipe cannot sync; a file can, and then the key is on disk
-		}
-		return nil
-	})
+	p, err := keys.NewService(db).CreatePartner(ctx, *name, m.printKey)
 	if err != nil {
 		return err
 	}
 	m.log.Info("created partner", "partner_id", p.ID, "name", p.Name, "owner_organization_id", p.OwnerOrgID)
+	return nil
+}
+
+// printKey writes a new key alone on stdout; the caller commits only if it succeeds.
+func (m *Main) printKey(value string) error {
+	if _, err := fmt.Fprintln(m.Stdout, value); err != nil {
+		return fmt.Errorf("print the key: %w", err)
+	}
+	if f, ok := m.Stdout.(interface{ Sync() error }); ok {
+		f.Sync() // a terminal or pipe cannot sync; a file can, and then the key is on disk
+	}
+	return nil
+}
+
+// issuePartnerKey gives an existing partner a new key: the operator's way to let a partner
+// that lost its keys back in. The key alone goes to stdout.
+func (m *Main) issuePartnerKey(ctx context.Context, args []string) error {
+	fs, dbPath := m.flags("partner issue-key")
+	partnerID := fs.String("partner-id", "", "the partner's id (required)")
+	name := fs.String("name", "issued-by-operator", "the new key's name")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *partnerID == "" {
+		fmt.Fprintln(m.Stderr, "tenantry partner issue-key: --partner-id is required")
+		return errUsage
+	}
+	db, err := migrations.OpenAndMigrate(ctx, *dbPath)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := keys.NewService(db).IssuePartnerKey(ctx, *partnerID, *name, m.printKey); err != nil {
+		return err
+	}
+	m.log.Info("issued a partner key", "partner_id", *partnerID, "name", *name)
 	return nil
 }
 

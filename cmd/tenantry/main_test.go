@@ -247,3 +247,33 @@ func TestIdempotencyAcrossRestart(t *testing.T) {
 		t.Fatalf("after a restart: %d %s", again.Status, again.Body)
 	}
 }
+
+// The operator can give a partner that lost its keys a new one.
+func TestPartnerIssueKey(t *testing.T) {
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "t.db")
+	var out, errs bytes.Buffer
+	if err := (&Main{Stdout: &out, Stderr: &errs}).Run(context.Background(), []string{"partner", "create", "--name", "Lost", "--database", db}); err != nil {
+		t.Fatal(err)
+	}
+	var partnerID string
+	for _, line := range strings.Split(errs.String(), "\n") {
+		if i := strings.Index(line, `"partner_id":"`); i >= 0 {
+			partnerID = line[i+14 : i+14+36]
+		}
+	}
+	var issued bytes.Buffer
+	if err := (&Main{Stdout: &issued, Stderr: &errs}).Run(context.Background(), []string{"partner", "issue-key", "--partner-id", partnerID, "--database", db}); err != nil {
+		t.Fatalf("issue-key: %v\n%s", err, errs.String())
+	}
+	key := strings.TrimSpace(issued.String())
+	srv, _ := start(t, nil, "--database", db)
+	defer srv.Close()
+	if r := servertest.New(t, "http://"+srv.Addr()).As(key).Do("GET", "/api/me", nil); r.Status != 200 || r.Data()["partner_id"] != partnerID {
+		t.Fatalf("issued key: %d %s", r.Status, r.Body)
+	}
+	err := (&Main{Stdout: &issued, Stderr: &errs}).Run(context.Background(), []string{"partner", "issue-key", "--partner-id", "00000000-0000-0000-0000-000000000000", "--database", db})
+	if err == nil || !strings.Contains(err.Error(), "No partner") {
+		t.Fatalf("unknown partner: %v", err)
+	}
+}
