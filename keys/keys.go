@@ -2,8 +2,8 @@ package keys
 
 import (
 	"context"
-	"encoding/base64"
 	"database/sql"
+	"encoding/base64"
 	"fmt"
 	"strings"
 	"time"

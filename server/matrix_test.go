@@ -34,7 +34,7 @@ type world struct {
 	// Identifiers A1's credentials must not see either: a sibling organization's and the
 	// owner organization's.
 	idsBesideA1 []string
-	seq     atomic.Int64
+	seq         atomic.Int64
 }
 
 func (w *world) next() string { return fmt.Sprint(w.seq.Add(1)) }
