@@ -287,6 +287,11 @@ func (s *Service) MintUserKey(ctx context.Context, p *tenants.Principal, orgID, 
 		if err != nil {
 			return err
 		}
+		// Concurrent mints for one user take turns, so a forced one always sees (and revokes)
+		// the key the one before it issued.
+		if err := tenants.LockUser(ctx, tx, u.ID); err != nil {
+			return err
+		}
 		if force {
 			var old []string
 			if err := sqlx.SelectContext(ctx, tx, &old, tx.Rebind(`SELECT id FROM api_keys

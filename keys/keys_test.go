@@ -3,24 +3,18 @@ package keys_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 
 	"github.com/jmoiron/sqlx"
 
 	"github.com/tenantry/tenantry/keys"
-	"github.com/tenantry/tenantry/migrations"
+	"github.com/tenantry/tenantry/migrations/migrationstest"
 	"github.com/tenantry/tenantry/tenants"
 )
 
 func openDB(t testing.TB) *sqlx.DB {
 	t.Helper()
-	db, err := migrations.OpenAndMigrate(context.Background(), filepath.Join(t.TempDir(), "keys.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
+	return migrationstest.Open(t)
 }
 
 func TestBootstrapOnlyOnce(t *testing.T) {

@@ -1,6 +1,7 @@
-// Package migrations owns everything that differs between the databases Tenantry runs on:
-// the embedded, numbered SQL schema for each dialect, the code that applies it, and how a
-// database URL is opened. Every other package writes portable SQL with ? placeholders and Rebind.
+// Package migrations owns everything that differs between the databases Tenantry runs on
+// (SQLite, the embedded default, and PostgreSQL): the embedded, numbered SQL schema for each,
+// the code that applies it, and how a database name is opened. Every other package writes
+// portable SQL with ? placeholders and Rebind.
 package migrations
 
 import (
@@ -13,23 +14,31 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL, registered as "pgx"
 	"github.com/jmoiron/sqlx"
 	_ "github.com/mattn/go-sqlite3" // the embedded default database
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 )
 
-//go:embed sqlite/*.sql
+//go:embed sqlite/*.sql postgres/*.sql
 var embedded embed.FS
 
-// Open connects to the database named by dsn without changing its schema. A dsn is a file
-// path (SQLite, the default); the file and its directory are created when missing.
+// IsPostgres reports whether dsn names a PostgreSQL database (a postgres:// URL).
+func IsPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// Open connects to the database named by dsn without changing its schema: a postgres:// URL
+// (through pgx), or else a SQLite file path, created with its directory when missing.
 func Open(dsn string) (*sqlx.DB, error) {
 	if dsn == "" {
-		return nil, errors.New("no database given: pass --database PATH")
+		return nil, errors.New("no database given: pass --database PATH or a postgres:// URL")
 	}
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		return nil, errors.New("PostgreSQL is not supported yet: pass a SQLite file path")
+	if IsPostgres(dsn) {
+		return openPostgres(dsn)
 	}
 	path := strings.TrimPrefix(dsn, "file:")
 	if i := strings.IndexByte(path, '?'); i >= 0 {
@@ -103,11 +112,39 @@ func OpenAndMigrate(ctx context.Context, dsn string) (*sqlx.DB, error) {
 	return db, nil
 }
 
+func openPostgres(dsn string) (*sqlx.DB, error) {
+	db, err := sqlx.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open PostgreSQL: %w", err)
+	}
+	db.SetMaxOpenConns(32)
+	db.SetMaxIdleConns(32)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	return db, nil
+}
+
 func provider(db *sqlx.DB) (*goose.Provider, error) {
-	sub, err := fs.Sub(embedded, "sqlite")
+	dialect, dir := goose.DialectSQLite3, "sqlite"
+	var opts []goose.ProviderOption
+	if db.DriverName() == "pgx" {
+		dialect, dir = goose.DialectPostgres, "postgres"
+		// Replicas starting together take turns: an advisory lock held while migrating.
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	sub, err := fs.Sub(embedded, dir)
 	if err != nil {
 		return nil, err
 	}
 	// The provider is not closed: Close would close db, which belongs to the caller.
-	return goose.NewProvider(goose.DialectSQLite3, db.DB, sub)
+	return goose.NewProvider(dialect, db.DB, sub, opts...)
 }

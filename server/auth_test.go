@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -152,16 +153,23 @@ func TestMintUserKey(t *testing.T) {
 	expect(t, e.anon.As(k2).Do("GET", "/api/me", nil), 200, "")
 
 	// The database holds SHA-256 hashes and hints only: no value, nor its secret middle.
-	var hashes []string
-	if err := e.db.Select(&hashes, `SELECT hex(s.hash) FROM api_key_secrets s JOIN api_keys k ON k.id = s.key_id WHERE k.user_id IS NOT NULL`); err != nil {
+	var rows []struct {
+		Hash []byte `db:"hash"`
+		Hint string `db:"hint"`
+		Name string `db:"name"`
+	}
+	if err := e.db.Select(&rows, `SELECT s.hash, k.hint, k.name FROM api_key_secrets s JOIN api_keys k ON k.id = s.key_id WHERE k.user_id IS NOT NULL`); err != nil {
 		t.Fatal(err)
 	}
-	var stored string
-	if err := e.db.Get(&stored, `SELECT group_concat(k.hint || k.name || hex(s.hash)) FROM api_keys k JOIN api_key_secrets s ON s.key_id = k.id`); err != nil {
-		t.Fatal(err)
+	var stored strings.Builder
+	for _, r := range rows {
+		if len(r.Hash) != 32 {
+			t.Fatalf("a stored hash of %d bytes, want SHA-256's 32", len(r.Hash))
+		}
+		fmt.Fprintf(&stored, "%s %s %x %s ", r.Hint, r.Name, r.Hash, r.Hash)
 	}
-	if strings.Contains(stored, k1[4:len(k1)-4]) || strings.Contains(stored, k2[4:len(k2)-4]) || len(hashes) != 2 || len(hashes[0]) != 64 {
-		t.Fatalf("the database must hold SHA-256 hashes and hints only: %v", hashes)
+	if strings.Contains(stored.String(), k1[4:len(k1)-4]) || strings.Contains(stored.String(), k2[4:len(k2)-4]) || len(rows) != 2 {
+		t.Fatalf("the database must hold SHA-256 hashes and hints only: %d rows", len(rows))
 	}
 
 	expect(t, e.partner.Do("POST", "/api/organizations/"+org+"/users/"+e.ownerID+"/keys", nil), 404, "user_not_found")

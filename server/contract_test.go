@@ -112,7 +112,7 @@ func TestInternalErrorRevealsNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	key := e.partner.Key
-	if _, err := e.db.Exec(`DROP TABLE users`); err != nil {
+	if _, err := e.db.Exec(`ALTER TABLE users RENAME TO users_gone`); err != nil {
 		t.Fatal(err)
 	}
 	org := e.partner.Do("GET", "/api/organizations", nil).List()[0]["id"].(string)
@@ -125,7 +125,7 @@ func TestInternalErrorRevealsNothing(t *testing.T) {
 		}
 	}
 	id := r.Header.Get("X-Request-Id")
-	if !strings.Contains(string(r.Body), id) || !strings.Contains(e.logs.String(), "no such table") {
+	if !strings.Contains(string(r.Body), id) || !strings.Contains(e.logs.String(), "users") {
 		t.Fatalf("500 must quote the request id and the log must hold the cause")
 	}
 }

@@ -4,13 +4,12 @@ import (
 	"context"
 	"log/slog"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 
 	"github.com/jmoiron/sqlx"
 
 	"github.com/tenantry/tenantry/keys"
-	"github.com/tenantry/tenantry/migrations"
+	"github.com/tenantry/tenantry/migrations/migrationstest"
 	"github.com/tenantry/tenantry/server"
 	"github.com/tenantry/tenantry/server/servertest"
 )
@@ -35,11 +34,7 @@ func newEnv(t *testing.T) *env {
 // newEnvWith is newEnv with a server configured by configure.
 func newEnvWith(t *testing.T, configure func(*server.Config)) *env {
 	t.Helper()
-	db, err := migrations.OpenAndMigrate(context.Background(), filepath.Join(t.TempDir(), "tenantry.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := migrationstest.Open(t)
 	logs := &servertest.LogBuffer{}
 	cfg := server.Config{DB: db, Log: slog.New(slog.NewJSONHandler(logs, nil))}
 	configure(&cfg)

@@ -22,7 +22,7 @@ func (e *env) resourceKey(org, email, role string) *servertest.Client {
 func (e *env) storedConfiguration(id string) map[string]any {
 	e.t.Helper()
 	var raw string
-	if err := e.db.Get(&raw, `SELECT configuration FROM connections WHERE id = ?`, id); err != nil {
+	if err := e.db.Get(&raw, e.db.Rebind(`SELECT configuration FROM connections WHERE id = ?`), id); err != nil {
 		e.t.Fatalf("stored configuration of %s: %v", id, err)
 	}
 	var cfg map[string]any
@@ -481,7 +481,7 @@ func TestConnectionShares(t *testing.T) {
 	}
 	expect(t, e.partner.Do("GET", shared, nil), 404, "connection_not_found")
 	var n int
-	if err := e.db.Get(&n, `SELECT COUNT(*) FROM connections WHERE parent_id = ?`, parentID); err != nil || n != 0 {
+	if err := e.db.Get(&n, e.db.Rebind(`SELECT COUNT(*) FROM connections WHERE parent_id = ?`), parentID); err != nil || n != 0 {
 		t.Fatalf("%d shares left in the database (%v)", n, err)
 	}
 

@@ -62,6 +62,20 @@ func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 // NewID returns a new time-ordered UUID (version 7), so new rows land at the end of indexes.
 func NewID() string { return uuid.Must(uuid.NewV7()).String() }
 
+// lockRow takes the write lock of one row for the rest of tx, so that transactions that read
+// and then write the same things take turns (a PostgreSQL row lock; SQLite's write
+// transactions take turns anyway). An UPDATE that changes nothing is the portable way: SELECT
+// ... FOR UPDATE is not SQL SQLite knows. table is a constant of the caller's, never input.
+func lockRow(ctx context.Context, tx *sqlx.Tx, table, id string) error {
+	if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE `+table+` SET id = id WHERE id = ?`), id); err != nil {
+		return fmt.Errorf("lock %s row: %w", table, err)
+	}
+	return nil
+}
+
+// LockUser serialises changes to one user's keys (see lockRow).
+func LockUser(ctx context.Context, tx *sqlx.Tx, id string) error { return lockRow(ctx, tx, "users", id) }
+
 // getOne loads the one row query finds (with args, after Rebind) into a T; no row is
 // notFound. A malformed id is notFound without touching the database.
 func getOne[T any](ctx context.Context, q sqlx.ExtContext, id string, notFound error, query string, args ...any) (T, error) {

@@ -291,6 +291,10 @@ func (s *Store) DeleteUser(ctx context.Context, p *Principal, orgID, id string) 
 // keepAnAdmin refuses (409 last_admin) a change that would leave orgID without an admin, so
 // nobody is locked out of managing it. It runs inside the change's write transaction.
 func keepAnAdmin(ctx context.Context, tx *sqlx.Tx, orgID, leaving string, roles map[string]roleRow) error {
+	// Two admins demoting each other at once must not both see the other as remaining.
+	if err := lockRow(ctx, tx, "organizations", orgID); err != nil {
+		return err
+	}
 	var others int
 	err := sqlx.GetContext(ctx, tx, &others, tx.Rebind(`SELECT COUNT(*) FROM user_roles WHERE role_id = ? AND user_id <> ?`),
 		systemRoleID(roles, RoleAdmin), leaving)

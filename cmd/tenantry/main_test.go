@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tenantry/tenantry/migrations"
+	"github.com/tenantry/tenantry/migrations/migrationstest"
 	"github.com/tenantry/tenantry/server/servertest"
 )
 
@@ -28,7 +30,13 @@ func start(t *testing.T, env map[string]string, args ...string) (*Main, *servert
 func TestEndToEnd(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	env := map[string]string{"TENANTRY_DATABASE": filepath.Join(dir, "data", "tenantry.db")}
+	keyFile := filepath.Join(dir, "data", "bootstrap-partner-key")
+	env := map[string]string{"TENANTRY_DATABASE": migrationstest.DSN(t)}
+	if migrationstest.Backend() == "sqlite" {
+		env["TENANTRY_DATABASE"] = filepath.Join(dir, "data", "tenantry.db") // the key file goes beside it
+	} else {
+		env["TENANTRY_BOOTSTRAP_KEY_FILE"] = keyFile
+	}
 	m, logs := start(t, env)
 	closed := false
 	t.Cleanup(func() {
@@ -37,7 +45,6 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
-	keyFile := filepath.Join(dir, "data", "bootstrap-partner-key")
 	info, err := os.Stat(keyFile)
 	if err != nil {
 		t.Fatalf("bootstrap key file: %v", err)
@@ -45,7 +52,7 @@ func TestEndToEnd(t *testing.T) {
 	if info.Mode().Perm() != 0o600 {
 		t.Fatalf("bootstrap key file mode %v, want 0600", info.Mode().Perm())
 	}
-	if info, err := os.Stat(env["TENANTRY_DATABASE"]); err != nil || info.Mode().Perm() != 0o600 {
+	if info, err := os.Stat(env["TENANTRY_DATABASE"]); migrationstest.Backend() == "sqlite" && (err != nil || info.Mode().Perm() != 0o600) {
 		t.Fatalf("database file: %v, %v; want mode 0600", info, err)
 	}
 	raw, _ := os.ReadFile(keyFile)
@@ -130,7 +137,7 @@ func TestEndToEnd(t *testing.T) {
 
 func TestPartnerCreateCommand(t *testing.T) {
 	t.Parallel()
-	db := filepath.Join(t.TempDir(), "t.db")
+	db := migrationstest.DSN(t)
 	var stdout, stderr bytes.Buffer
 	m := &Main{Stdout: &stdout, Stderr: &stderr}
 	if err := m.Run(context.Background(), []string{"partner", "create", "--name", "Globex", "--database", db}); err != nil {
@@ -162,7 +169,7 @@ func TestPartnerCreateCommand(t *testing.T) {
 
 func TestCommandLine(t *testing.T) {
 	t.Parallel()
-	db := filepath.Join(t.TempDir(), "m.db")
+	db := migrationstest.DSN(t)
 	run := func(args ...string) error {
 		var out bytes.Buffer
 		return (&Main{Stdout: &out, Stderr: &out}).Run(context.Background(), args)
@@ -185,7 +192,7 @@ func TestCommandLine(t *testing.T) {
 	}
 	var active, verifying int
 	conn.Get(&active, `SELECT COUNT(*) FROM signing_keys WHERE verify_until IS NULL`)
-	conn.Get(&verifying, `SELECT COUNT(*) FROM signing_keys WHERE verify_until > CURRENT_TIMESTAMP`)
+	conn.Get(&verifying, conn.Rebind(`SELECT COUNT(*) FROM signing_keys WHERE verify_until > ?`), time.Now().UTC())
 	if active != 1 || verifying != 1 {
 		t.Fatalf("after two rotations: %d active and %d still verifying, want 1 and 1", active, verifying)
 	}
@@ -207,7 +214,7 @@ func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("broken p
 // name would be taken.
 func TestPartnerCreateLosesNothing(t *testing.T) {
 	t.Parallel()
-	db := filepath.Join(t.TempDir(), "t.db")
+	db := migrationstest.DSN(t)
 	var stderr bytes.Buffer
 	err := (&Main{Stdout: failingWriter{}, Stderr: &stderr}).Run(context.Background(), []string{"partner", "create", "--name", "Initech", "--database", db})
 	if err == nil || !strings.Contains(err.Error(), "broken pipe") {
@@ -225,9 +232,10 @@ func TestPartnerCreateLosesNothing(t *testing.T) {
 // An Idempotency-Key replays after the server restarts: records live in the database.
 func TestIdempotencyAcrossRestart(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{"TENANTRY_DATABASE": filepath.Join(t.TempDir(), "tenantry.db")}
+	keyFile := filepath.Join(t.TempDir(), "bootstrap-partner-key")
+	env := map[string]string{"TENANTRY_DATABASE": migrationstest.DSN(t), "TENANTRY_BOOTSTRAP_KEY_FILE": keyFile}
 	m, _ := start(t, env)
-	raw, err := os.ReadFile(filepath.Join(filepath.Dir(env["TENANTRY_DATABASE"]), "bootstrap-partner-key"))
+	raw, err := os.ReadFile(keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +259,7 @@ func TestIdempotencyAcrossRestart(t *testing.T) {
 // The operator can give a partner that lost its keys a new one.
 func TestPartnerIssueKey(t *testing.T) {
 	t.Parallel()
-	db := filepath.Join(t.TempDir(), "t.db")
+	db := migrationstest.DSN(t)
 	var out, errs bytes.Buffer
 	if err := (&Main{Stdout: &out, Stderr: &errs}).Run(context.Background(), []string{"partner", "create", "--name", "Lost", "--database", db}); err != nil {
 		t.Fatal(err)

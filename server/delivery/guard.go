@@ -13,7 +13,8 @@ import (
 )
 
 // Guard keeps deliveries away from the server's own network: endpoints that are, or resolve
-// to, loopback, private, link-local, CGNAT, unspecified, multicast or reserved addresses are
+// to, loopback, private, link-local, CGNAT, unspecified, multicast, documentation or other
+// reserved addresses are
 // refused, unless the operator allows them (AllowPrivate, for a receiver on the same host or
 // network, and for tests). It checks twice: when a webhook is created or changed (the host
 // must resolve, to public addresses only), and at every connection, on the address actually
@@ -39,12 +40,16 @@ var blockedRanges = []struct {
 	{netip.MustParsePrefix("169.254.0.0/16"), "a link-local address"},
 	{netip.MustParsePrefix("172.16.0.0/12"), "a private address"},
 	{netip.MustParsePrefix("192.0.0.0/24"), "a reserved (IETF protocol assignment) address"},
+	{netip.MustParsePrefix("192.0.2.0/24"), "a documentation (TEST-NET-1) address"},
 	{netip.MustParsePrefix("192.168.0.0/16"), "a private address"},
 	{netip.MustParsePrefix("198.18.0.0/15"), "a reserved (benchmarking) address"},
+	{netip.MustParsePrefix("198.51.100.0/24"), "a documentation (TEST-NET-2) address"},
+	{netip.MustParsePrefix("203.0.113.0/24"), "a documentation (TEST-NET-3) address"},
 	{netip.MustParsePrefix("224.0.0.0/4"), "a multicast address"},
 	{netip.MustParsePrefix("240.0.0.0/4"), "a reserved or broadcast address"},
 	{netip.MustParsePrefix("::/128"), "an unspecified address"},
 	{netip.MustParsePrefix("::1/128"), "a loopback address"},
+	{netip.MustParsePrefix("2001:db8::/32"), "a documentation address"},
 	{netip.MustParsePrefix("fc00::/7"), "a private (unique local) address"},
 	{netip.MustParsePrefix("fe80::/10"), "a link-local address"},
 	{netip.MustParsePrefix("fec0::/10"), "a private (site-local) address"},
