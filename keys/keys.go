@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -270,6 +271,11 @@ func (s *Service) Bootstrap(ctx context.Context, name string, deliver func(value
 		created = true
 		return nil
 	})
+	if errors.Is(err, tenants.ErrConflict) {
+		// Another replica bootstrapped at the same moment (on PostgreSQL both may count no
+		// partner; the unique partner name lets one through).
+		return false, nil
+	}
 	return created && err == nil, err
 }
 

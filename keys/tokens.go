@@ -252,8 +252,8 @@ type signerCache struct {
 }
 
 const (
-	signerReloadMin = time.Second
-	signerMaxAge    = time.Minute
+	signerReloadMin = 500 * time.Millisecond
+	signerMaxAge    = time.Second // the staleness bound across replicas: a retirement is seen within it
 )
 
 func newSignerCache() *signerCache { return &signerCache{byID: map[string]signer{}} }

@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 	"github.com/tenantry/tenantry/keys"
 	"github.com/tenantry/tenantry/migrations"
 	"github.com/tenantry/tenantry/server"
+	"github.com/tenantry/tenantry/server/delivery"
 )
 
 const usage = `Usage:
@@ -29,6 +32,8 @@ const usage = `Usage:
   tenantry partner create --name NAME [--database PATH]
   tenantry partner issue-key --partner-id ID [--name NAME] [--database PATH]
   tenantry signing-key rotate [--database PATH]
+  tenantry export [--database PATH] > dump.jsonl
+  tenantry import [--database URL] < dump.jsonl
 
 Environment: TENANTRY_ADDR, TENANTRY_DATABASE, TENANTRY_BOOTSTRAP_KEY_FILE.
 `
@@ -45,7 +50,7 @@ var errUsage = errors.New("usage")
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	m := &Main{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+	m := &Main{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
 	if err := m.Run(ctx, os.Args[1:]); err != nil {
 		if errors.Is(err, errUsage) {
 			os.Exit(2)
@@ -64,6 +69,7 @@ func main() {
 
 // Main is the program, as a value an end-to-end test can start (Run) and stop (Close).
 type Main struct {
+	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	Getenv         func(string) string
 
@@ -93,6 +99,10 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.issuePartnerKey(ctx, rest[1:])
 	case cmd == "signing-key" && len(rest) > 0 && rest[0] == "rotate":
 		return m.rotateSigningKey(ctx, rest[1:])
+	case cmd == "export":
+		return m.export(ctx, rest)
+	case cmd == "import":
+		return m.importDump(ctx, rest)
 	case cmd == "help" || cmd == "-h" || cmd == "--help":
 		fmt.Fprint(m.Stdout, usage)
 		return nil
@@ -130,7 +140,7 @@ func (m *Main) Close() error {
 func (m *Main) flags(name string) (*flag.FlagSet, *string) {
 	fs := flag.NewFlagSet("tenantry "+name, flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
-	db := fs.String("database", m.env("TENANTRY_DATABASE", defaultDatabase), "SQLite database file")
+	db := fs.String("database", m.env("TENANTRY_DATABASE", defaultDatabase), "a SQLite file path or a postgres:// URL")
 	return fs, db
 }
 
@@ -159,11 +169,43 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	addr := fs.String("addr", m.env("TENANTRY_ADDR", defaultAddr), "address to listen on")
 	keyFile := fs.String("bootstrap-key-file", m.env("TENANTRY_BOOTSTRAP_KEY_FILE", ""),
 		"where the first start writes the bootstrap partner key (default: bootstrap-partner-key beside the database)")
+	// ---- Webhook delivery (package server/delivery): flags, else TENANTRY_WEBHOOK_* variables;
+	// unset or zero values are delivery's defaults. ----
+	var webhooks delivery.Config
+	var webhookEnvErr error
+	webhookEnv := func(name string, parse func(string) error) {
+		if v := m.env(name, ""); v != "" {
+			if err := parse(v); err != nil {
+				webhookEnvErr = errors.Join(webhookEnvErr, fmt.Errorf("%s=%q: %w", name, v, err))
+			}
+		}
+	}
+	webhookEnv("TENANTRY_WEBHOOK_ALLOW_PRIVATE", func(v string) (err error) { webhooks.AllowPrivate, err = strconv.ParseBool(v); return })
+	webhookEnv("TENANTRY_WEBHOOK_POLL_INTERVAL", func(v string) (err error) { webhooks.PollInterval, err = time.ParseDuration(v); return })
+	webhookEnv("TENANTRY_WEBHOOK_TIMEOUT", func(v string) (err error) { webhooks.Timeout, err = time.ParseDuration(v); return })
+	webhookEnv("TENANTRY_WEBHOOK_MAX_ATTEMPTS", func(v string) (err error) { webhooks.MaxAttempts, err = strconv.Atoi(v); return })
+	webhookEnv("TENANTRY_WEBHOOK_BASE_BACKOFF", func(v string) (err error) { webhooks.BaseBackoff, err = time.ParseDuration(v); return })
+	webhookEnv("TENANTRY_WEBHOOK_MAX_BACKOFF", func(v string) (err error) { webhooks.MaxBackoff, err = time.ParseDuration(v); return })
+	if webhookEnvErr != nil {
+		return fmt.Errorf("webhook configuration: %w", webhookEnvErr)
+	}
+	fs.BoolVar(&webhooks.AllowPrivate, "webhook-allow-private", webhooks.AllowPrivate,
+		"let webhooks reach loopback, private, link-local and other non-public addresses, and use plain http (TENANTRY_WEBHOOK_ALLOW_PRIVATE)")
+	fs.DurationVar(&webhooks.PollInterval, "webhook-poll-interval", webhooks.PollInterval, "how often the webhook outbox is polled (TENANTRY_WEBHOOK_POLL_INTERVAL; default 1s)")
+	fs.DurationVar(&webhooks.Timeout, "webhook-timeout", webhooks.Timeout, "timeout of one delivery attempt (TENANTRY_WEBHOOK_TIMEOUT; default 10s)")
+	fs.IntVar(&webhooks.MaxAttempts, "webhook-max-attempts", webhooks.MaxAttempts, "attempts before a delivery is failed (TENANTRY_WEBHOOK_MAX_ATTEMPTS; default 5)")
+	fs.DurationVar(&webhooks.BaseBackoff, "webhook-base-backoff", webhooks.BaseBackoff,
+		"ceiling of the random wait after the first failed attempt, doubled after each further one (TENANTRY_WEBHOOK_BASE_BACKOFF; default 4m)")
+	fs.DurationVar(&webhooks.MaxBackoff, "webhook-max-backoff", webhooks.MaxBackoff, "largest ceiling of a wait between attempts (TENANTRY_WEBHOOK_MAX_BACKOFF; default 1h)")
+	// ---- end of webhook delivery ----
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *keyFile == "" {
 		*keyFile = filepath.Join(filepath.Dir(*dbPath), "bootstrap-partner-key")
+		if migrations.IsPostgres(*dbPath) {
+			*keyFile = filepath.Join("data", "bootstrap-partner-key")
+		}
 	}
 	db, err := migrations.OpenAndMigrate(ctx, *dbPath)
 	if err != nil {
@@ -184,7 +226,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	m.ln = ln
-	m.srv = server.New(server.Config{DB: db, Log: m.log})
+	m.srv = server.New(server.Config{DB: db, Log: m.log, Webhooks: webhooks})
 	m.http = &http.Server{
 		Handler:           m.srv,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -195,7 +237,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}
 	m.done = make(chan error, 1)
 	go func() { m.done <- m.http.Serve(ln) }()
-	m.log.Info("listening", "addr", ln.Addr().String(), "database", *dbPath)
+	m.log.Info("listening", "addr", ln.Addr().String(), "database", redact(*dbPath))
 	return nil
 }
 
@@ -208,7 +250,7 @@ func (m *Main) migrate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	m.log.Info("database is up to date", "database", *dbPath)
+	m.log.Info("database is up to date", "database", redact(*dbPath))
 	return db.Close()
 }
 
@@ -291,6 +333,52 @@ func (m *Main) rotateSigningKey(ctx context.Context, args []string) error {
 	m.log.Info("rotated the token signing key; earlier keys verify until their tokens have expired",
 		"kid", kid, "verify_old_keys_for_seconds", keys.MaxTokenTTL)
 	return nil
+}
+
+// export writes the whole database to stdout as JSON lines (see migrations.Export).
+func (m *Main) export(ctx context.Context, args []string) error {
+	fs, dbPath := m.flags("export")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	db, err := migrations.OpenAndMigrate(ctx, *dbPath)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	n, err := migrations.Export(ctx, db, m.Stdout)
+	if err != nil {
+		return err
+	}
+	m.log.Info("exported", "rows", n, "database", redact(*dbPath))
+	return nil
+}
+
+// importDump loads a dump from stdin into a new, migrated database.
+func (m *Main) importDump(ctx context.Context, args []string) error {
+	fs, dbPath := m.flags("import")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	db, err := migrations.OpenAndMigrate(ctx, *dbPath)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	n, err := migrations.Import(ctx, db, m.Stdin)
+	if err != nil {
+		return err
+	}
+	m.log.Info("imported", "rows", n, "database", redact(*dbPath))
+	return nil
+}
+
+// redact drops the password from a database URL before it is logged.
+func redact(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return dsn
 }
 
 // writeSecretFile replaces path with content, readable by the owner only, atomically.
