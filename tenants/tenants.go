@@ -74,7 +74,9 @@ func lockRow(ctx context.Context, tx *sqlx.Tx, table, id string) error {
 }
 
 // LockUser serialises changes to one user's keys (see lockRow).
-func LockUser(ctx context.Context, tx *sqlx.Tx, id string) error { return lockRow(ctx, tx, "users", id) }
+func LockUser(ctx context.Context, tx *sqlx.Tx, id string) error {
+	return lockRow(ctx, tx, "users", id)
+}
 
 // getOne loads the one row query finds (with args, after Rebind) into a T; no row is
 // notFound. A malformed id is notFound without touching the database.
