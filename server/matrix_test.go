@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tenantry/tenantry/server"
 	"github.com/tenantry/tenantry/server/servertest"
 )
 
@@ -29,6 +30,7 @@ type world struct {
 	connA   string
 	ownConn string // a connection of A's owner organization, for shares
 	dataA   string
+	hookA   string   // a webhook of orgA
 	idsA    []string // every identifier of partner A's tenancy
 	idsB    []string
 	// Identifiers A1's credentials must not see either: a sibling organization's and the
@@ -40,7 +42,7 @@ type world struct {
 func (w *world) next() string { return fmt.Sprint(w.seq.Add(1)) }
 
 func buildWorld(t *testing.T) *world {
-	e := newEnv(t)
+	e := newEnvWith(t, func(c *server.Config) { c.Webhooks.Disabled = true }) // nothing is sent to the matrix's endpoints
 	w := &world{e: e, creds: map[string]*servertest.Client{}, ownerA: e.ownerID}
 	pA := e.partner
 	w.orgA = e.createOrg(pA, "A1")
@@ -69,6 +71,7 @@ func buildWorld(t *testing.T) *world {
 	w.roleA = admin.Do("POST", "/api/permissions/roles", map[string]any{"name": "Reader", "actions": []string{"users:read"}}).Data()["id"].(string)
 	w.connA = admin.Do("POST", "/api/connections", map[string]any{"name": "Warehouse", "type": "postgresql",
 		"configuration": map[string]any{"host": "db.a1.test", "password": "pw-a1"}}).Data()["id"].(string)
+	w.hookA = admin.Do("POST", "/api/webhooks", map[string]any{"endpoint": "https://93.184.215.14/a1"}).Data()["id"].(string)
 	w.dataA = admin.Do("POST", "/api/datasets", map[string]any{"name": "Orders", "slug": "orders"}).Data()["id"].(string)
 	ownerAdmin := e.createUser(pA, w.ownerA, "staff@partner-a.test", "admin")
 	ownerKey := e.anon.As(e.mintKey(pA, w.ownerA, ownerAdmin))
@@ -94,7 +97,7 @@ func buildWorld(t *testing.T) *world {
 		"partnerA": pA, "partnerB": pB, "adminA": admin, "memberA": member, "askerA": e.anon.As(askerKey),
 		"orgAdminA": e.anon.As(orgAdminKey), "tokenMemberA": e.anon.As(token), "userB": userB,
 	}
-	w.idsA = []string{w.ownerA, w.orgA, w.adminA, w.memberA, w.spareA, w.roleA, w.keyA, w.connA, w.ownConn, w.dataA,
+	w.idsA = []string{w.ownerA, w.orgA, w.adminA, w.memberA, w.spareA, w.roleA, w.keyA, w.connA, w.ownConn, w.dataA, w.hookA,
 		pA.Key, admin.Key, member.Key, askerKey, orgAdminKey, "pw-a1", "db.a1.test"}
 	return w
 }
@@ -237,6 +240,22 @@ func matrixRoutes() map[string]matrixRoute {
 			n := w.next()
 			return "/api/datasets/" + w.adminDo("POST", "/api/datasets", map[string]any{"name": "d" + n, "slug": "d" + n})["id"].(string)
 		}, nil, expectations{403, 403, 200, 200, 403, 200, 200, 404}, ""},
+
+		"GET /api/webhooks": {fixed("/api/webhooks"), nil, expectations{200, 200, 200, 200, 403, 200, 200, 200}, ""},
+		"POST /api/webhooks": {fixed("/api/webhooks"), func(*world) any { return map[string]any{"endpoint": "https://93.184.215.14/new"} },
+			expectations{200, 200, 200, 403, 403, 200, 403, 200}, ""},
+		"GET /api/webhooks/:id": {func(w *world) string { return "/api/webhooks/" + w.hookA }, nil, expectations{404, 404, 200, 200, 403, 200, 200, 404}, ""},
+		"PUT /api/webhooks/:id": {func(w *world) string { return "/api/webhooks/" + w.hookA },
+			func(*world) any { return map[string]any{"endpoint": "https://93.184.215.14/a1"} }, expectations{404, 404, 200, 403, 403, 200, 403, 404}, ""},
+		"DELETE /api/webhooks/:id": {func(w *world) string {
+			return "/api/webhooks/" + w.adminDo("POST", "/api/webhooks", map[string]any{"endpoint": "https://93.184.215.14/d"})["id"].(string)
+		}, nil, expectations{404, 404, 200, 403, 403, 200, 403, 404}, ""},
+		"POST /api/webhooks/:id/disable": {func(w *world) string { return "/api/webhooks/" + w.hookA + "/disable" }, nil,
+			expectations{404, 404, 200, 403, 403, 200, 403, 404}, ""},
+		"POST /api/webhooks/:id/enable": {func(w *world) string { return "/api/webhooks/" + w.hookA + "/enable" }, nil,
+			expectations{404, 404, 200, 403, 403, 200, 403, 404}, ""},
+		"GET /api/webhooks/:id/deliveries": {func(w *world) string { return "/api/webhooks/" + w.hookA + "/deliveries" }, nil,
+			expectations{404, 404, 200, 200, 403, 200, 200, 404}, ""},
 	}
 }
 

@@ -61,6 +61,11 @@ func (s *Server) Sweep(ctx context.Context) {
 	} else if n, _ := res.RowsAffected(); n > 0 {
 		s.log.Info("swept idempotency keys", "deleted", n)
 	}
+	// Finished deliveries (and their attempts, by cascade) go with the events they carried.
+	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM webhook_deliveries WHERE state <> 'pending' AND created_at < ?`),
+		tenants.Now().Add(-retention)); err != nil {
+		s.log.Warn("sweeping webhook deliveries failed", "error", err.Error())
+	}
 	n, err := tenants.SweepEvents(ctx, s.db, retention)
 	if err != nil {
 		s.log.Warn("sweeping events failed", "error", err.Error())

@@ -32,6 +32,19 @@ type webhookRequest struct {
 	Endpoint   string   `json:"endpoint"`
 	Secret     *string  `json:"secret"`
 	EventTypes []string `json:"event_types"`
+	// OrganizationID is what Polytomic's clients send; it may only name the caller's own
+	// organization, where the webhook is made anyway.
+	OrganizationID string `json:"organization_id"`
+}
+
+// checkOrganization refuses an organization_id other than the caller's (404, as for any
+// organization the caller cannot reach).
+func (r webhookRequest) checkOrganization(p *tenants.Principal) error {
+	if r.OrganizationID != "" && r.OrganizationID != p.OrgID {
+		return tenants.Errorf(tenants.ErrNotFound, "organization_not_found",
+			"Webhooks are made in the caller's own organization; organization_id %q is not it.", r.OrganizationID)
+	}
+	return nil
 }
 
 func (r webhookRequest) input() tenants.WebhookInput {
@@ -61,6 +74,9 @@ func (s *Server) createWebhook(c *gin.Context, p *tenants.Principal) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
+	if err := req.checkOrganization(p); err != nil {
+		return err
+	}
 	hook, err := s.store.CreateWebhook(c.Request.Context(), p, req.input(), s.checkEndpoint())
 	if err != nil {
 		return err
@@ -79,6 +95,9 @@ func (s *Server) getWebhook(c *gin.Context, p *tenants.Principal) error {
 func (s *Server) updateWebhook(c *gin.Context, p *tenants.Principal) error {
 	var req webhookRequest
 	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if err := req.checkOrganization(p); err != nil {
 		return err
 	}
 	hook, err := s.store.UpdateWebhook(c.Request.Context(), p, c.Param("id"), req.input(), s.checkEndpoint())

@@ -231,7 +231,7 @@ func TestWebhookLifecycle(t *testing.T) {
 
 	// Every change recorded an event; none holds the secret.
 	var types []string
-	if err := e.db.Select(&types, `SELECT type FROM events WHERE organization_id = ? AND type LIKE 'webhook.%' ORDER BY id`, o.id); err != nil {
+	if err := e.db.Select(&types, e.db.Rebind(`SELECT type FROM events WHERE organization_id = ? AND type LIKE 'webhook.%' ORDER BY id`), o.id); err != nil {
 		t.Fatal(err)
 	}
 	if got := strings.Join(types, " "); got != "webhook.created webhook.updated webhook.updated webhook.disabled webhook.enabled" {
@@ -244,11 +244,11 @@ func TestWebhookLifecycle(t *testing.T) {
 	expect(t, o.admin.Do("GET", "/api/webhooks/"+id, nil), 404, "webhook_not_found")
 	expect(t, o.admin.Do("GET", "/api/webhooks/"+id+"/deliveries", nil), 404, "webhook_not_found")
 	var left int
-	e.db.Get(&left, `SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id = ?`, id)
+	e.db.Get(&left, e.db.Rebind(`SELECT COUNT(*) FROM webhook_deliveries WHERE webhook_id = ?`), id)
 	if left != 0 {
 		t.Fatalf("%d deliveries outlive their webhook", left)
 	}
-	e.db.Get(&left, `SELECT COUNT(*) FROM events WHERE type = 'webhook.deleted' AND organization_id = ?`, o.id)
+	e.db.Get(&left, e.db.Rebind(`SELECT COUNT(*) FROM events WHERE type = 'webhook.deleted' AND organization_id = ?`), o.id)
 	if left != 1 {
 		t.Fatalf("no webhook.deleted event")
 	}
@@ -499,7 +499,8 @@ func TestWebhookValidation(t *testing.T) {
 		{"fragment", map[string]any{"endpoint": good + "#frag"}, "endpoint"},
 		{"too long", map[string]any{"endpoint": good + strings.Repeat("a", 2100)}, "endpoint"},
 		{"unresolvable host", map[string]any{"endpoint": "https://no-such-host.invalid/hook"}, "endpoint"},
-		{"secret without prefix", map[string]any{"endpoint": good, "secret": base64.StdEncoding.EncodeToString(make([]byte, 32))}, "secret"},
+		{"plain secret with a control character", map[string]any{"endpoint": good, "secret": "plain\tsecret-with-a-tab"}, "secret"},
+		{"plain secret too short", map[string]any{"endpoint": good, "secret": "short-secret"}, "secret"},
 		{"secret too short", map[string]any{"endpoint": good, "secret": "whsec_" + base64.StdEncoding.EncodeToString(make([]byte, 16))}, "secret"},
 		{"secret too long", map[string]any{"endpoint": good, "secret": "whsec_" + base64.StdEncoding.EncodeToString(make([]byte, 65))}, "secret"},
 		{"secret not base64", map[string]any{"endpoint": good, "secret": "whsec_not*base64*at*all*not*base64*at*all"}, "secret"},
@@ -541,6 +542,7 @@ func TestWebhookSSRFRefused(t *testing.T) {
 		"https://192.168.1.1/hook", "https://169.254.169.254/latest/meta-data", "https://[::1]/hook", "https://[fe80::1]/hook",
 		"https://[fd00::1]/hook", "https://100.64.0.1/hook", "https://0.0.0.0/hook", "https://[::]/hook", "https://224.0.0.1/hook",
 		"https://[::ffff:127.0.0.1]/hook", "https://[64:ff9b::a9fe:a9fe]/hook", "https://localhost/hook", "https://localhost./hook",
+		"https://[fe80::1%25eth0]/hook",
 	} {
 		r := e.partner.Do("POST", "/api/webhooks", map[string]any{"endpoint": endpoint})
 		expect(t, r, 400, "validation_failed")
@@ -606,4 +608,18 @@ func TestWebhookAccess(t *testing.T) {
 	if got := a.admin.Do("GET", "/api/webhooks/"+id, nil).Data(); got["enabled"] != true {
 		t.Fatalf("another organization changed the webhook: %v", got)
 	}
+}
+
+// What Polytomic's clients send works: a plain-string secret and their own organization_id.
+func TestWebhookPolytomicShape(t *testing.T) {
+	t.Parallel()
+	e := newEnvWith(t, func(c *server.Config) { c.Webhooks.Disabled = true })
+	o := e.newOrg("Acme")
+	ok := o.admin.Do("POST", "/api/webhooks", map[string]any{"endpoint": "https://93.184.215.14/hook",
+		"secret": "a-plain-shared-secret", "organization_id": o.id})
+	expect(t, ok, 200, "")
+	expect(t, o.admin.Do("POST", "/api/webhooks", map[string]any{"endpoint": "https://93.184.215.14/hook",
+		"organization_id": e.ownerID}), 404, "organization_not_found")
+	expect(t, o.admin.Do("POST", "/api/webhooks", map[string]any{"endpoint": "https://93.184.215.14/hook",
+		"secret": "short"}), 400, "validation_failed")
 }

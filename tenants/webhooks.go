@@ -62,11 +62,13 @@ func NewWebhookSecret() string {
 	return WebhookSecretPrefix + base64.StdEncoding.EncodeToString(b)
 }
 
-// WebhookSigningKey is the HMAC key of a secret: the bytes its base64 part encodes.
+// WebhookSigningKey is the HMAC key of a secret: the bytes its base64 part encodes for a
+// Standard Webhooks secret ("whsec_..."), else the secret's own bytes, as Polytomic's clients
+// send a plain string.
 func WebhookSigningKey(secret string) ([]byte, error) {
 	s, ok := strings.CutPrefix(secret, WebhookSecretPrefix)
 	if !ok {
-		return nil, fmt.Errorf("webhook secret lacks the %s prefix", WebhookSecretPrefix)
+		return []byte(secret), nil
 	}
 	return base64.StdEncoding.DecodeString(s)
 }
@@ -154,6 +156,13 @@ func checkEndpoint(ctx context.Context, s string, check EndpointCheck) string {
 }
 
 func checkWebhookSecret(s string) string {
+	if !strings.HasPrefix(s, WebhookSecretPrefix) {
+		// A plain secret (Polytomic's clients send one): its bytes are the key.
+		if len(s) < 16 || len(s) > 256 {
+			return "must be 16 to 256 characters (or whsec_ and base64, or left out to have one generated)"
+		}
+		return CheckText(s, 256)
+	}
 	const want = "must be whsec_ followed by the standard base64 (with padding) of 24 to 64 random bytes, or left out to have one generated"
 	key, err := WebhookSigningKey(s)
 	if err != nil || len(key) < minWebhookSecretBytes || len(key) > maxWebhookSecretBytes {

@@ -58,9 +58,12 @@ var blockedRanges = []struct {
 
 // Blocked says what kind of non-public address ip is ("a loopback address"), or "" when
 // deliveries may reach it. IPv4 addresses inside IPv6 (::ffff:a.b.c.d, and the NAT64 prefix
-// 64:ff9b::/96) are judged as the IPv4 address they carry.
+// 64:ff9b::/96) are judged as the IPv4 address they carry; a zone is ignored.
 func Blocked(ip netip.Addr) string {
-	ip = ip.Unmap()
+	ip = ip.WithZone("").Unmap() // a zone (fe80::1%eth0) would make Contains fail
+	if !ip.IsValid() {
+		return "not a valid address"
+	}
 	if ip.Is6() && netip.MustParsePrefix("64:ff9b::/96").Contains(ip) {
 		b := ip.As16()
 		ip = netip.AddrFrom4([4]byte(b[12:]))
