@@ -35,7 +35,8 @@ const usage = `Usage:
   tenantry export [--database PATH] > dump.jsonl
   tenantry import [--database URL] < dump.jsonl
 
-Environment: TENANTRY_ADDR, TENANTRY_DATABASE, TENANTRY_BOOTSTRAP_KEY_FILE.
+Environment: TENANTRY_ADDR, TENANTRY_DATABASE, TENANTRY_BOOTSTRAP_KEY_FILE, and one variable
+per serve flag (tenantry serve -h lists them).
 `
 
 const (
@@ -153,6 +154,35 @@ func (m *Main) env(name, fallback string) string {
 	return fallback
 }
 
+// envReader reads typed settings from the environment, collecting malformed ones as err.
+type envReader struct {
+	m   *Main
+	err error
+}
+
+func (r *envReader) read(name string, parse func(string) error) {
+	if v := r.m.env(name, ""); v != "" {
+		if err := parse(v); err != nil {
+			r.err = errors.Join(r.err, fmt.Errorf("%s=%q: %w", name, v, err))
+		}
+	}
+}
+
+func (r *envReader) duration(name string, def time.Duration) time.Duration {
+	r.read(name, func(v string) (err error) { def, err = time.ParseDuration(v); return })
+	return def
+}
+
+func (r *envReader) boolean(name string) (b bool) {
+	r.read(name, func(v string) (err error) { b, err = strconv.ParseBool(v); return })
+	return b
+}
+
+func (r *envReader) integer(name string) (n int) {
+	r.read(name, func(v string) (err error) { n, err = strconv.Atoi(v); return })
+	return n
+}
+
 func parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -169,37 +199,40 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	addr := fs.String("addr", m.env("TENANTRY_ADDR", defaultAddr), "address to listen on")
 	keyFile := fs.String("bootstrap-key-file", m.env("TENANTRY_BOOTSTRAP_KEY_FILE", ""),
 		"where the first start writes the bootstrap partner key (default: bootstrap-partner-key beside the database)")
-	// ---- Webhook delivery (package server/delivery): flags, else TENANTRY_WEBHOOK_* variables;
-	// unset or zero values are delivery's defaults. ----
+	// Every setting is a flag whose default comes from its environment variable.
+	env := envReader{m: m}
+	sunset := fs.String("oldest-version-sunset", m.env("TENANTRY_OLDEST_VERSION_SUNSET", ""),
+		"YYYY-MM-DD: announce this sunset (Deprecation and Sunset headers) on responses served at the oldest API version (TENANTRY_OLDEST_VERSION_SUNSET)")
+	idempotencyTTL := fs.Duration("idempotency-ttl", env.duration("TENANTRY_IDEMPOTENCY_TTL", server.DefaultIdempotencyTTL),
+		"how long Idempotency-Key records are kept (TENANTRY_IDEMPOTENCY_TTL)")
+	eventRetention := fs.Duration("event-retention", env.duration("TENANTRY_EVENT_RETENTION", server.DefaultEventRetention),
+		"how long events (and finished webhook deliveries) are kept (TENANTRY_EVENT_RETENTION)")
 	var webhooks delivery.Config
-	var webhookEnvErr error
-	webhookEnv := func(name string, parse func(string) error) {
-		if v := m.env(name, ""); v != "" {
-			if err := parse(v); err != nil {
-				webhookEnvErr = errors.Join(webhookEnvErr, fmt.Errorf("%s=%q: %w", name, v, err))
-			}
-		}
-	}
-	webhookEnv("TENANTRY_WEBHOOK_ALLOW_PRIVATE", func(v string) (err error) { webhooks.AllowPrivate, err = strconv.ParseBool(v); return })
-	webhookEnv("TENANTRY_WEBHOOK_POLL_INTERVAL", func(v string) (err error) { webhooks.PollInterval, err = time.ParseDuration(v); return })
-	webhookEnv("TENANTRY_WEBHOOK_TIMEOUT", func(v string) (err error) { webhooks.Timeout, err = time.ParseDuration(v); return })
-	webhookEnv("TENANTRY_WEBHOOK_MAX_ATTEMPTS", func(v string) (err error) { webhooks.MaxAttempts, err = strconv.Atoi(v); return })
-	webhookEnv("TENANTRY_WEBHOOK_BASE_BACKOFF", func(v string) (err error) { webhooks.BaseBackoff, err = time.ParseDuration(v); return })
-	webhookEnv("TENANTRY_WEBHOOK_MAX_BACKOFF", func(v string) (err error) { webhooks.MaxBackoff, err = time.ParseDuration(v); return })
-	if webhookEnvErr != nil {
-		return fmt.Errorf("webhook configuration: %w", webhookEnvErr)
-	}
-	fs.BoolVar(&webhooks.AllowPrivate, "webhook-allow-private", webhooks.AllowPrivate,
+	fs.BoolVar(&webhooks.AllowPrivate, "webhook-allow-private", env.boolean("TENANTRY_WEBHOOK_ALLOW_PRIVATE"),
 		"let webhooks reach loopback, private, link-local and other non-public addresses, and use plain http (TENANTRY_WEBHOOK_ALLOW_PRIVATE)")
-	fs.DurationVar(&webhooks.PollInterval, "webhook-poll-interval", webhooks.PollInterval, "how often the webhook outbox is polled (TENANTRY_WEBHOOK_POLL_INTERVAL; default 1s)")
-	fs.DurationVar(&webhooks.Timeout, "webhook-timeout", webhooks.Timeout, "timeout of one delivery attempt (TENANTRY_WEBHOOK_TIMEOUT; default 10s)")
-	fs.IntVar(&webhooks.MaxAttempts, "webhook-max-attempts", webhooks.MaxAttempts, "attempts before a delivery is failed (TENANTRY_WEBHOOK_MAX_ATTEMPTS; default 5)")
-	fs.DurationVar(&webhooks.BaseBackoff, "webhook-base-backoff", webhooks.BaseBackoff,
+	fs.DurationVar(&webhooks.PollInterval, "webhook-poll-interval", env.duration("TENANTRY_WEBHOOK_POLL_INTERVAL", 0),
+		"how often the webhook outbox is polled (TENANTRY_WEBHOOK_POLL_INTERVAL; default 1s)")
+	fs.DurationVar(&webhooks.Timeout, "webhook-timeout", env.duration("TENANTRY_WEBHOOK_TIMEOUT", 0),
+		"timeout of one delivery attempt (TENANTRY_WEBHOOK_TIMEOUT; default 10s)")
+	fs.IntVar(&webhooks.MaxAttempts, "webhook-max-attempts", env.integer("TENANTRY_WEBHOOK_MAX_ATTEMPTS"),
+		"attempts before a delivery is failed (TENANTRY_WEBHOOK_MAX_ATTEMPTS; default 5)")
+	fs.DurationVar(&webhooks.BaseBackoff, "webhook-base-backoff", env.duration("TENANTRY_WEBHOOK_BASE_BACKOFF", 0),
 		"ceiling of the random wait after the first failed attempt, doubled after each further one (TENANTRY_WEBHOOK_BASE_BACKOFF; default 4m)")
-	fs.DurationVar(&webhooks.MaxBackoff, "webhook-max-backoff", webhooks.MaxBackoff, "largest ceiling of a wait between attempts (TENANTRY_WEBHOOK_MAX_BACKOFF; default 1h)")
-	// ---- end of webhook delivery ----
+	fs.DurationVar(&webhooks.MaxBackoff, "webhook-max-backoff", env.duration("TENANTRY_WEBHOOK_MAX_BACKOFF", 0),
+		"largest ceiling of a wait between attempts (TENANTRY_WEBHOOK_MAX_BACKOFF; default 1h)")
+	if env.err != nil {
+		return fmt.Errorf("configuration: %w", env.err)
+	}
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	cfg := server.Config{Log: m.log, Webhooks: webhooks, IdempotencyTTL: *idempotencyTTL, EventRetention: *eventRetention}
+	if *sunset != "" {
+		t, err := time.Parse(time.DateOnly, *sunset)
+		if err != nil {
+			return fmt.Errorf("--oldest-version-sunset %q: give a date as YYYY-MM-DD", *sunset)
+		}
+		cfg.OldestVersionSunset = t
 	}
 	if *keyFile == "" {
 		*keyFile = filepath.Join(filepath.Dir(*dbPath), "bootstrap-partner-key")
@@ -226,7 +259,8 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	m.ln = ln
-	m.srv = server.New(server.Config{DB: db, Log: m.log, Webhooks: webhooks})
+	cfg.DB = db
+	m.srv = server.New(cfg)
 	m.http = &http.Server{
 		Handler:           m.srv,
 		ReadHeaderTimeout: 10 * time.Second,
