@@ -1,7 +1,7 @@
 # Tenantry: `make run` starts a server on 127.0.0.1:8080; `make test` runs everything CI runs.
 export CGO_ENABLED := 1
 
-.PHONY: build run test test-sqlite test-postgres bench
+.PHONY: build run test test-sqlite test-postgres bench lint
 
 build:
 	go build -o bin/tenantry ./cmd/tenantry
@@ -30,3 +30,10 @@ test-postgres:
 # Go benchmarks of the authentication path (parse a key, one indexed lookup).
 bench:
 	go test -run '^$$' -bench . -benchmem ./keys/
+
+# Static checks: formatting, go vet, staticcheck, and an OpenAPI linter on the contract.
+lint:
+	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	go vet ./...
+	go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+	npx --yes @redocly/cli@2.77.0 lint --format stylish openapi.yaml

@@ -16,7 +16,7 @@ import (
 
 // env is a real server on a real, migrated SQLite file, with one partner ("A") ready.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	db      *sqlx.DB
 	srv     *server.Server
 	url     string
@@ -26,13 +26,13 @@ type env struct {
 	ownerID string             // partner A's owner organization
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	return newEnvWith(t, func(*server.Config) {})
 }
 
 // newEnvWith is newEnv with a server configured by configure.
-func newEnvWith(t *testing.T, configure func(*server.Config)) *env {
+func newEnvWith(t testing.TB, configure func(*server.Config)) *env {
 	t.Helper()
 	db := migrationstest.Open(t)
 	logs := &servertest.LogBuffer{}

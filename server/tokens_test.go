@@ -23,7 +23,7 @@ func TestTokens(t *testing.T) {
 	expect(t, r, 200, "")
 	d := r.Data()
 	exp, _ := time.Parse(time.RFC3339, d["expires_at"].(string))
-	if d["token_type"] != "Bearer" || exp.Sub(time.Now()) < 890*time.Second || exp.Sub(time.Now()) > 901*time.Second ||
+	if d["token_type"] != "Bearer" || time.Until(exp) < 890*time.Second || time.Until(exp) > 901*time.Second ||
 		r.Header.Get("Cache-Control") != "no-store" {
 		t.Fatalf("default token: %s", r.Body)
 	}

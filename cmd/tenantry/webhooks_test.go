@@ -1,16 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,82 +15,9 @@ import (
 	"time"
 
 	"github.com/tenantry/tenantry/migrations"
+	"github.com/tenantry/tenantry/migrations/migrationstest"
 	"github.com/tenantry/tenantry/server/servertest"
 )
-
-// buildWebhookTestBinary compiles the real program once per test into dir.
-func buildWebhookTestBinary(t *testing.T, dir string) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	bin := filepath.Join(dir, "tenantry")
-	cmd := exec.Command(goTool, "build", "-o", bin, "./cmd/tenantry")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// webhookTestServer is the real binary running `serve`.
-type webhookTestServer struct {
-	cmd  *exec.Cmd
-	addr string
-	logs *servertest.LogBuffer
-}
-
-// startWebhookTestServer runs `tenantry serve` on a free port and returns once it logs "listening".
-func startWebhookTestServer(t *testing.T, bin string, env []string, args ...string) *webhookTestServer {
-	t.Helper()
-	p := &webhookTestServer{logs: &servertest.LogBuffer{}}
-	p.cmd = exec.Command(bin, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
-	p.cmd.Env = append(os.Environ(), env...)
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.cmd.Process.Kill()
-			p.cmd.Wait()
-		}
-	})
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line := sc.Bytes()
-			p.logs.Write(append(append([]byte(nil), line...), '\n'))
-			var entry struct{ Msg, Addr string }
-			if json.Unmarshal(line, &entry) == nil && entry.Msg == "listening" {
-				addr <- entry.Addr
-			}
-		}
-	}()
-	select {
-	case p.addr = <-addr:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the server did not log listening:\n%s", p.logs)
-	}
-	return p
-}
-
-// kill9 ends the process the way a crash or an OOM kill would: no shutdown, no flush.
-func (p *webhookTestServer) kill9(t *testing.T) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	p.cmd.Wait()
-}
 
 // webhookCountingReceiver answers slowly, so that deliveries are in flight when the server dies, and
 // fails the first attempt of some events, so that retries are pending too. It counts the 2xx
@@ -143,27 +67,27 @@ func TestWebhookDeliverySurvivesKill9(t *testing.T) {
 	}
 	t.Parallel()
 	dir := t.TempDir()
-	bin := buildWebhookTestBinary(t, dir)
-	dbPath := filepath.Join(dir, "data", "tenantry.db")
-	env := []string{
-		"TENANTRY_DATABASE=" + dbPath,
-		"TENANTRY_WEBHOOK_ALLOW_PRIVATE=true", // the receiver is on loopback
-		"TENANTRY_WEBHOOK_POLL_INTERVAL=20ms",
-		"TENANTRY_WEBHOOK_TIMEOUT=2s", // lease: 2 × 2 s + 5 s = 9 s
-		"TENANTRY_WEBHOOK_MAX_ATTEMPTS=10",
-		"TENANTRY_WEBHOOK_BASE_BACKOFF=100ms",
-		"TENANTRY_WEBHOOK_MAX_BACKOFF=500ms",
+	dbPath := migrationstest.DSN(t)
+	env := map[string]string{
+		"TENANTRY_DATABASE":              dbPath,
+		"TENANTRY_BOOTSTRAP_KEY_FILE":    filepath.Join(dir, "data", "bootstrap-partner-key"),
+		"TENANTRY_WEBHOOK_ALLOW_PRIVATE": "true", // the receiver is on loopback
+		"TENANTRY_WEBHOOK_POLL_INTERVAL": "20ms",
+		"TENANTRY_WEBHOOK_TIMEOUT":       "2s", // lease: 2 × 2 s + 5 s = 9 s
+		"TENANTRY_WEBHOOK_MAX_ATTEMPTS":  "10",
+		"TENANTRY_WEBHOOK_BASE_BACKOFF":  "100ms",
+		"TENANTRY_WEBHOOK_MAX_BACKOFF":   "500ms",
 	}
 	rc := &webhookCountingReceiver{delivered: map[string]int{}, seen: map[string]int{}}
 	recv := httptest.NewServer(rc)
 	defer recv.Close()
 
-	first := startWebhookTestServer(t, bin, env)
+	first := startProcess(t, env)
 	raw, err := os.ReadFile(filepath.Join(dir, "data", "bootstrap-partner-key"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	partner := servertest.New(t, "http://"+first.addr).As(strings.TrimSpace(string(raw)))
+	partner := servertest.New(t, "http://"+first.Addr).As(strings.TrimSpace(string(raw)))
 	r := partner.Do("POST", "/api/webhooks", map[string]any{"endpoint": recv.URL + "/hook", "event_types": []string{"role.created"}})
 	if r.Status != 200 {
 		t.Fatalf("create webhook: %d %s", r.Status, r.Body)
@@ -179,7 +103,7 @@ func TestWebhookDeliverySurvivesKill9(t *testing.T) {
 			defer wg.Done()
 			for i := c; i < n; i += clients {
 				body, _ := json.Marshal(map[string]any{"name": fmt.Sprintf("role-%03d", i), "actions": []string{}})
-				req, _ := http.NewRequest("POST", "http://"+first.addr+"/api/permissions/roles", strings.NewReader(string(body)))
+				req, _ := http.NewRequest("POST", "http://"+first.Addr+"/api/permissions/roles", strings.NewReader(string(body)))
 				req.Header.Set("Authorization", "Bearer "+partner.Key)
 				req.Header.Set("Content-Type", "application/json")
 				resp, err := http.DefaultClient.Do(req)
@@ -208,11 +132,11 @@ func TestWebhookDeliverySurvivesKill9(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("deliveries did not start:\n%s", first.logs)
+			t.Fatalf("deliveries did not start:\n%s", first.Logs())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	first.kill9(t)
+	first.Kill()
 	killedAt := time.Now()
 	deliveredBefore, _, inFlightAtKill := rc.snapshot()
 	if deliveredBefore >= n {
@@ -237,7 +161,7 @@ func TestWebhookDeliverySurvivesKill9(t *testing.T) {
 	}
 
 	// Restart on the same database; everything arrives, within a bound.
-	second := startWebhookTestServer(t, bin, env)
+	second := startProcess(t, env)
 	restartedAt := time.Now()
 	var allReceived time.Duration // from the restart until every event was received at least once
 	deadline = time.Now().Add(30 * time.Second)
@@ -261,7 +185,7 @@ func TestWebhookDeliverySurvivesKill9(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("30 s after the restart, %d of %d events never received and %d deliveries not delivered:\n%s", missing, n, unsettled, second.logs)
+			t.Fatalf("30 s after the restart, %d of %d events never received and %d deliveries not delivered:\n%s", missing, n, unsettled, second.Logs())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -280,7 +204,7 @@ func TestWebhookDeliverySurvivesKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := second.cmd.Wait(); err != nil {
-		t.Fatalf("graceful stop: %v\n%s", err, second.logs)
+		t.Fatalf("graceful stop: %v\n%s", err, second.Logs())
 	}
 	t.Logf("kill -9: %d events; %d received before the kill (%d requests in flight, %d deliveries pending of which %d leased); "+
 		"every event received at least once %s after the restart; outbox drained (all delivered) %s after the kill, "+

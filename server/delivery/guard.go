@@ -94,9 +94,7 @@ func (g Guard) CheckEndpoint(ctx context.Context, u *url.URL) string {
 		}
 		return ""
 	}
-	if strings.HasSuffix(host, ".") {
-		host = strings.TrimSuffix(host, ".")
-	}
+	host = strings.TrimSuffix(host, ".")
 	r := g.Resolver
 	if r == nil {
 		r = net.DefaultResolver

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -38,7 +39,7 @@ func Spec(t testing.TB) *openapi3.T {
 	specOnce.Do(func() {
 		// Check formats in responses; ids are RFC 9562 UUIDs (version 7), which the
 		// RFC 4122 pattern kin-openapi would otherwise use does not accept.
-		openapi3.DefineStringFormat("uuid", openapi3.FormatOfStringForUUIDOfRFC9562)
+		openapi3.DefineStringFormatValidator("uuid", openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForUUIDOfRFC9562))
 		loader := openapi3.NewLoader()
 		spec, specErr = loader.LoadFromFile(SpecPath())
 		if specErr == nil {
@@ -121,6 +122,17 @@ func (r *Response) ErrorKey() string {
 // override it; headers are name, value pairs.
 func (c *Client) Do(method, path string, body any, headers ...string) *Response {
 	c.t.Helper()
+	r, err := c.TryDo(method, path, body, headers...)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return r
+}
+
+// TryDo is Do for a server that may be gone: a failed exchange is an error, not a failure of
+// the test (safe to call from other goroutines). A response that arrives is still checked.
+func (c *Client) TryDo(method, path string, body any, headers ...string) (*Response, error) {
+	c.t.Helper()
 	var raw []byte
 	var stream io.Reader
 	switch b := body.(type) {
@@ -134,7 +146,7 @@ func (c *Client) Do(method, path string, body any, headers ...string) *Response 
 	default:
 		var err error
 		if raw, err = json.Marshal(b); err != nil {
-			c.t.Fatalf("marshal body: %v", err)
+			return nil, fmt.Errorf("marshal body: %w", err)
 		}
 	}
 	if stream == nil {
@@ -142,7 +154,7 @@ func (c *Client) Do(method, path string, body any, headers ...string) *Response 
 	}
 	req, err := http.NewRequest(method, c.BaseURL+path, stream)
 	if err != nil {
-		c.t.Fatalf("new request: %v", err)
+		return nil, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -158,16 +170,16 @@ func (c *Client) Do(method, path string, body any, headers ...string) *Response 
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, path, err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	got, err := io.ReadAll(resp.Body)
 	if err != nil {
-		c.t.Fatalf("%s %s: read body: %v", method, path, err)
+		return nil, fmt.Errorf("read body: %w", err)
 	}
 	r := &Response{Status: resp.StatusCode, Header: resp.Header, Body: got}
 	c.check(req, r)
-	return r
+	return r, nil
 }
 
 // check validates r against openapi.yaml: the status must be declared for the operation, and
