@@ -31,6 +31,25 @@ func NewService(db *sqlx.DB) *Service {
 var ErrInvalidToken = tenants.Errorf(tenants.ErrUnauthenticated, "invalid_token",
 	"The credential is invalid, expired or revoked. Send a valid key as 'Authorization: Bearer <key>'.")
 
+// refusal is ErrInvalidToken with the reason, for metrics and logs only: callers of the API
+// see ErrInvalidToken alone, whatever the reason.
+type refusal struct{ reason string }
+
+func (r *refusal) Error() string { return "credential refused: " + r.reason }
+func (r *refusal) Unwrap() error { return ErrInvalidToken }
+
+func refused(reason string) error { return &refusal{reason} }
+
+// RefusalReason says why Authenticate refused a credential: malformed, unknown, revoked,
+// expired, rotated_out or bad_signature; "" for another error.
+func RefusalReason(err error) string {
+	var r *refusal
+	if errors.As(err, &r) {
+		return r.reason
+	}
+	return ""
+}
+
 // ErrMissingToken is the answer for a request that sent no credential.
 var ErrMissingToken = tenants.Errorf(tenants.ErrUnauthenticated, "missing_token",
 	"This request needs a credential. Send a key as 'Authorization: Bearer <key>'.")
@@ -74,7 +93,7 @@ func (s *Service) Authenticate(ctx context.Context, value string) (*tenants.Prin
 		return s.authenticateToken(ctx, value)
 	}
 	if _, ok := parse(value); !ok {
-		return nil, ErrInvalidToken
+		return nil, refused("malformed")
 	}
 	h := hash(value)
 	var rows []keyRow
@@ -97,12 +116,17 @@ func (s *Service) Authenticate(ctx context.Context, value string) (*tenants.Prin
 // principalOf checks that the key in rows is usable at now and computes its permissions.
 func principalOf(rows []keyRow, now time.Time) (*tenants.Principal, error) {
 	if len(rows) == 0 {
-		return nil, ErrInvalidToken
+		return nil, refused("unknown")
 	}
 	k := rows[0]
 	expired := func(t sql.NullTime) bool { return t.Valid && !t.Time.After(now) }
-	if k.RevokedAt.Valid || expired(k.ExpiresAt) || expired(k.SecretExpires) {
-		return nil, ErrInvalidToken
+	switch {
+	case k.RevokedAt.Valid:
+		return nil, refused("revoked")
+	case expired(k.ExpiresAt):
+		return nil, refused("expired")
+	case expired(k.SecretExpires):
+		return nil, refused("rotated_out")
 	}
 	p := &tenants.Principal{Kind: tenants.CredentialKind(k.Kind), ParentKind: tenants.CredentialKind(k.Kind),
 		KeyID: k.ID, PartnerID: k.PartnerID, OrgID: k.OrgID, UserID: k.UserID, OrgRole: k.OrgRole, APIVersion: k.APIVersion}

@@ -191,11 +191,11 @@ func (s *Service) authenticateToken(ctx context.Context, value string) (*tenants
 		return s.signers.verifier(ctx, s.DB, kid)
 	})
 	if err != nil || claims.Parent == "" || !tokenShapeOK(tok, &claims) {
-		return nil, ErrInvalidToken
+		return nil, refused("bad_token")
 	}
 	secret, err := base64.RawURLEncoding.DecodeString(claims.ParentValue)
 	if err != nil {
-		return nil, ErrInvalidToken
+		return nil, refused("bad_token")
 	}
 	// The parent key by id, and the value of it that minted the token: a token dies when that
 	// value is rotated out and its grace period ends, not only with the key.
@@ -208,8 +208,11 @@ func (s *Service) authenticateToken(ctx context.Context, value string) (*tenants
 		return nil, fmt.Errorf("look up token parent: %w", err)
 	}
 	parent, err := principalOf(rows, time.Now())
-	if err != nil || parent.OrgID != claims.Org || parent.PartnerID != claims.Partner {
-		return nil, ErrInvalidToken
+	if err != nil {
+		return nil, err
+	}
+	if parent.OrgID != claims.Org || parent.PartnerID != claims.Partner {
+		return nil, refused("bad_token")
 	}
 	s.usage.touch(rows[0].ID, rows[0].LastUsedAt, time.Now())
 	p := *parent

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -75,6 +76,15 @@ func (s *Server) writeError(c *gin.Context, err error) {
 		body = errorBody{Status: http.StatusInternalServerError, Key: "internal_error",
 			Message:  "Something went wrong on our side. If it persists, contact the operator and quote request id " + id + ".",
 			Metadata: map[string]any{"request_id": id}}
+	}
+	if c.Writer.Header().Get(versionHeader) == "" {
+		// Refused before the version was negotiated (a rate limit): name the one asked for,
+		// when it is one, else the newest.
+		v := strings.TrimSpace(c.GetHeader(versionHeader))
+		if !tenants.IsVersion(v) {
+			v = tenants.LatestVersion
+		}
+		s.setVersion(c, v)
 	}
 	if body.Status == http.StatusUnauthorized {
 		challenge := `Bearer realm="tenantry"`

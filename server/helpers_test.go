@@ -36,7 +36,8 @@ func newEnvWith(t testing.TB, configure func(*server.Config)) *env {
 	t.Helper()
 	db := migrationstest.Open(t)
 	logs := &servertest.LogBuffer{}
-	cfg := server.Config{DB: db, Log: slog.New(slog.NewJSONHandler(logs, nil))}
+	// No rate limits unless a test sets them: tests send many requests, fast, from one address.
+	cfg := server.Config{DB: db, Log: slog.New(slog.NewJSONHandler(logs, nil)), RatePerSecond: -1, AuthFailuresPerSecond: -1}
 	configure(&cfg)
 	srv := server.New(cfg)
 	ts := httptest.NewServer(srv)

@@ -97,6 +97,7 @@ func (s *Server) idempotency(c *gin.Context) {
 			"A request with this Idempotency-Key is still being processed; retry once it has finished."))
 		return
 	case !owned:
+		s.metrics.replays.Inc()
 		replay(c, rec)
 		return
 	}

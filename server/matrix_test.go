@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -147,6 +148,9 @@ func matrixRoutes() map[string]matrixRoute {
 		"POST /api": {fixed("/api"), func(w *world) any {
 			return map[string]any{"command": "get_organization", "params": map[string]any{"id": w.orgA}}
 		}, partnerOnlyOnA, ""},
+		"GET /healthz":      {fixed("/healthz"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
+		"GET /readyz":       {fixed("/readyz"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
+		"GET /metrics":      {fixed("/metrics"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
 		"GET /api/versions": {fixed("/api/versions"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
 		"PATCH /api/organizations/:org_id": {func(w *world) string { return "/api/organizations/" + w.orgA },
 			func(*world) any { return map[string]any{"sso_org_id": "x"} }, partnerOnlyOnA, legacy},
@@ -290,7 +294,7 @@ func TestIsolationMatrix(t *testing.T) {
 			want := 401
 			if i >= 4 {
 				want = route.expect[i-4]
-			} else if name == "GET /.well-known/jwks.json" || name == "GET /api/versions" {
+			} else if slices.Contains([]string{"GET /.well-known/jwks.json", "GET /api/versions", "GET /healthz", "GET /readyz", "GET /metrics"}, name) {
 				want = 200
 			}
 			path := route.path(w)

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -66,6 +68,7 @@ var errPanic error = panicError{}
 func (s *Server) accessLog(c *gin.Context) {
 	start := time.Now()
 	c.Next()
+	s.metrics.observe(c, time.Since(start))
 	attrs := []slog.Attr{
 		slog.String("request_id", requestID(c)),
 		slog.String("method", c.Request.Method),
@@ -82,24 +85,60 @@ func (s *Server) accessLog(c *gin.Context) {
 	s.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "request", attrs...)
 }
 
-// authenticate resolves the bearer credential, if any, into a Principal. It rejects nothing:
-// each route's guard decides between 401, 403 and going ahead.
+// authenticate resolves the bearer credential, if any, into a Principal. It refuses nothing
+// on its own (each route's policy decides between 401, 403 and going ahead), except by rate:
+// a credential over its limit, and any credential from a client address with too many failed
+// authentications, get 429.
 func (s *Server) authenticate(c *gin.Context) {
+	now := time.Now()
+	ip := c.ClientIP()
 	header := c.GetHeader("Authorization")
+	if header != "" && s.authFailures != nil && s.authFailures.exhausted(ip, now) {
+		s.metrics.rateLimited.WithLabelValues("auth_failures").Inc()
+		c.Header("Retry-After", "1")
+		s.writeError(c, errRateLimited(time.Second, "with credentials that failed authentication from this address"))
+		return
+	}
 	var value string
+	var err error
 	if header != "" {
 		scheme, rest, _ := strings.Cut(header, " ")
 		if !strings.EqualFold(scheme, "Bearer") {
-			c.Set(ctxAuthError, keys.ErrInvalidToken)
-			c.Next()
-			return
+			err = keys.ErrInvalidToken
 		}
 		value = strings.TrimSpace(rest)
 	}
-	p, err := s.keys.Authenticate(c.Request.Context(), value)
-	if err != nil {
+	var p *tenants.Principal
+	if err == nil {
+		p, err = s.keys.Authenticate(c.Request.Context(), value)
+	}
+	switch {
+	case errors.Is(err, keys.ErrMissingToken):
+		s.metrics.auth.WithLabelValues("missing").Inc()
 		c.Set(ctxAuthError, err)
-	} else {
+	case err != nil:
+		reason := keys.RefusalReason(err)
+		if reason == "" {
+			reason = "invalid"
+		}
+		s.metrics.auth.WithLabelValues(reason).Inc()
+		if s.authFailures != nil && errors.Is(err, keys.ErrInvalidToken) {
+			s.authFailures.take(ip, now)
+		}
+		c.Set(ctxAuthError, err)
+	default:
+		s.metrics.auth.WithLabelValues("ok").Inc()
+		if s.perKey != nil {
+			ok, remaining, reset := s.perKey.take(p.KeyID, now)
+			setRateHeaders(c, s.perKey.burst, remaining, reset)
+			if !ok {
+				s.metrics.rateLimited.WithLabelValues("credential").Inc()
+				wait := max(time.Second, time.Duration(float64(time.Second)/float64(s.perKey.perSec)))
+				c.Header("Retry-After", strconv.Itoa(int(wait.Seconds())))
+				s.writeError(c, errRateLimited(wait, "with this credential"))
+				return
+			}
+		}
 		c.Set(ctxPrincipal, p)
 	}
 	c.Next()

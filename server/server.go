@@ -13,6 +13,7 @@ import (
 
 	"github.com/tenantry/tenantry/keys"
 	"github.com/tenantry/tenantry/server/delivery"
+	"github.com/tenantry/tenantry/server/docs"
 	"github.com/tenantry/tenantry/tenants"
 )
 
@@ -27,6 +28,11 @@ type Server struct {
 	log    *slog.Logger
 	engine *gin.Engine
 	sweep  *sweeper
+
+	metrics      *metrics
+	docsPage     []byte
+	perKey       *limiters // requests per credential
+	authFailures *limiters // failed authentications per client address
 	// webhooks sends webhook deliveries from the outbox (package server/delivery).
 	webhooks *delivery.Worker
 }
@@ -44,6 +50,16 @@ type Config struct {
 	IdempotencyTTL time.Duration
 	EventRetention time.Duration
 	SweepInterval  time.Duration
+	// RatePerSecond and RateBurst limit each credential (defaults 100/s, burst 200; a
+	// negative rate disables the limit). AuthFailuresPerSecond and AuthFailureBurst limit
+	// failed authentications per client address (defaults 1/s, burst 20; negative disables).
+	RatePerSecond         float64
+	RateBurst             int
+	AuthFailuresPerSecond float64
+	AuthFailureBurst      int
+	// TrustedProxies are the addresses whose X-Forwarded-For is believed for the client
+	// address (default none: the TCP peer is the client).
+	TrustedProxies []string
 	// ProvisionFault is for tests only: called after each step of POST /api/provision, its
 	// error aborts the provisioning, which must then leave nothing behind.
 	ProvisionFault func(step string) error
@@ -57,6 +73,15 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, db: cfg.DB, store: tenants.NewStore(cfg.DB), keys: keys.NewService(cfg.DB), log: cfg.Log}
 	s.keys.StartUsageRecorder(5*time.Second, s.log)
 	s.startSweeper()
+	s.metrics = newMetrics(s)
+	page, err := docs.Render(docs.Spec)
+	if err != nil {
+		panic(err) // the embedded spec is checked by tests: this cannot happen in a release
+	}
+	s.docsPage = page
+	s.perKey = newLimiters(orDefault(cfg.RatePerSecond, DefaultRatePerSecond), orDefaultInt(cfg.RateBurst, DefaultRateBurst))
+	s.authFailures = newLimiters(orDefault(cfg.AuthFailuresPerSecond, DefaultAuthFailuresPerIP),
+		orDefaultInt(cfg.AuthFailureBurst, DefaultAuthFailureBurst))
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	e.RedirectTrailingSlash = false
@@ -65,6 +90,10 @@ func New(cfg Config) *Server {
 	// different route.
 	e.UseRawPath = true
 	e.UnescapePathValues = true
+	if err := e.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		s.log.Error("ignoring --trusted-proxies", "error", err.Error())
+		e.SetTrustedProxies(nil)
+	}
 	e.Use(withRequestID, s.accessLog, s.recoverPanics, limitBody, s.authenticate, s.negotiateVersion, s.idempotency)
 	e.NoRoute(func(c *gin.Context) {
 		s.writeError(c, newAPIError(http.StatusNotFound, "route_not_found",
@@ -79,6 +108,9 @@ func New(cfg Config) *Server {
 	}
 	s.engine = e
 	// Webhook delivery: a worker on the outbox, stopped by Close.
+	cfg.Webhooks.OnAttempt = func(delivered bool) {
+		s.metrics.deliveries.WithLabelValues(map[bool]string{true: "delivered", false: "failed"}[delivered]).Inc()
+	}
 	s.webhooks = delivery.New(cfg.DB, cfg.Log, cfg.Webhooks)
 	s.webhooks.Start()
 	return s
@@ -123,6 +155,11 @@ type route struct {
 // routes is the whole access policy in one table.
 func (s *Server) routes() []route {
 	r := []route{
+		{"GET", "/healthz", public, s.healthz},
+		{"GET", "/readyz", public, s.readyz},
+		{"GET", "/metrics", public, s.serveMetrics},
+		{"GET", "/openapi.yaml", public, s.serveSpec},
+		{"GET", "/docs", public, s.serveDocs},
 		{"GET", "/api/me", forAnyone, s.getIdentity},
 		{"GET", "/api/versions", public, s.listVersions},
 		// The command endpoint runs another route, which authenticates and authorizes itself.
@@ -242,5 +279,33 @@ func pageOf(c *gin.Context) (tenants.Page, error) {
 func writeList(c *gin.Context, items any, next string) error {
 	items = transform(routeKey(c.Request.Method, c.FullPath()), version(c), items)
 	c.JSON(http.StatusOK, listEnvelope{Data: items, Pagination: pagination{NextPageToken: next}})
+	return nil
+}
+
+// orDefault is v, or def when v is zero; a negative v stays (it disables).
+func orDefault(v, def float64) float64 {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+func orDefaultInt(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// serveSpec is GET /openapi.yaml: the contract this server implements.
+func (s *Server) serveSpec(c *gin.Context, _ *tenants.Principal) error {
+	c.Data(http.StatusOK, "application/yaml", docs.Spec)
+	return nil
+}
+
+// serveDocs is GET /docs: a readable reference rendered from the contract, self-contained.
+func (s *Server) serveDocs(c *gin.Context, _ *tenants.Principal) error {
+	c.Header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
+	c.Data(http.StatusOK, "text/html; charset=utf-8", s.docsPage)
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -84,7 +85,12 @@ type Main struct {
 
 // Run executes one command. For serve it returns once the server is listening; Close stops it.
 func (m *Main) Run(ctx context.Context, args []string) error {
-	m.log = slog.New(slog.NewJSONHandler(m.Stderr, nil))
+	// Logs are JSON lines, or text with TENANTRY_LOG_FORMAT=text.
+	if m.env("TENANTRY_LOG_FORMAT", "json") == "text" {
+		m.log = slog.New(slog.NewTextHandler(m.Stderr, nil))
+	} else {
+		m.log = slog.New(slog.NewJSONHandler(m.Stderr, nil))
+	}
 	if len(args) == 0 {
 		fmt.Fprint(m.Stderr, usage)
 		return errUsage
@@ -178,6 +184,16 @@ func (r *envReader) boolean(name string) (b bool) {
 	return b
 }
 
+func (r *envReader) float(name string, def float64) float64 {
+	r.read(name, func(v string) (err error) { def, err = strconv.ParseFloat(v, 64); return })
+	return def
+}
+
+func (r *envReader) integerOr(name string, def int) int {
+	r.read(name, func(v string) (err error) { def, err = strconv.Atoi(v); return })
+	return def
+}
+
 func (r *envReader) integer(name string) (n int) {
 	r.read(name, func(v string) (err error) { n, err = strconv.Atoi(v); return })
 	return n
@@ -207,6 +223,16 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		"how long Idempotency-Key records are kept (TENANTRY_IDEMPOTENCY_TTL)")
 	eventRetention := fs.Duration("event-retention", env.duration("TENANTRY_EVENT_RETENTION", server.DefaultEventRetention),
 		"how long events (and finished webhook deliveries) are kept (TENANTRY_EVENT_RETENTION)")
+	rateLimit := fs.Float64("rate-limit", env.float("TENANTRY_RATE_LIMIT", server.DefaultRatePerSecond),
+		"requests per second each credential may make, sustained; negative: no limit (TENANTRY_RATE_LIMIT)")
+	rateBurst := fs.Int("rate-burst", env.integerOr("TENANTRY_RATE_BURST", server.DefaultRateBurst),
+		"requests a credential may make at once (TENANTRY_RATE_BURST)")
+	authLimit := fs.Float64("auth-failure-limit", env.float("TENANTRY_AUTH_FAILURE_LIMIT", server.DefaultAuthFailuresPerIP),
+		"failed authentications per second allowed from one client address; negative: no limit (TENANTRY_AUTH_FAILURE_LIMIT)")
+	authBurst := fs.Int("auth-failure-burst", env.integerOr("TENANTRY_AUTH_FAILURE_BURST", server.DefaultAuthFailureBurst),
+		"failed authentications one client address may make at once (TENANTRY_AUTH_FAILURE_BURST)")
+	proxies := fs.String("trusted-proxies", m.env("TENANTRY_TRUSTED_PROXIES", ""),
+		"comma-separated addresses or CIDRs of proxies whose X-Forwarded-For names the client (TENANTRY_TRUSTED_PROXIES)")
 	var webhooks delivery.Config
 	fs.BoolVar(&webhooks.AllowPrivate, "webhook-allow-private", env.boolean("TENANTRY_WEBHOOK_ALLOW_PRIVATE"),
 		"let webhooks reach loopback, private, link-local and other non-public addresses, and use plain http (TENANTRY_WEBHOOK_ALLOW_PRIVATE)")
@@ -226,7 +252,11 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cfg := server.Config{Log: m.log, Webhooks: webhooks, IdempotencyTTL: *idempotencyTTL, EventRetention: *eventRetention}
+	cfg := server.Config{Log: m.log, Webhooks: webhooks, IdempotencyTTL: *idempotencyTTL, EventRetention: *eventRetention,
+		RatePerSecond: *rateLimit, RateBurst: *rateBurst, AuthFailuresPerSecond: *authLimit, AuthFailureBurst: *authBurst}
+	if *proxies != "" {
+		cfg.TrustedProxies = strings.Split(*proxies, ",")
+	}
 	if *sunset != "" {
 		t, err := time.Parse(time.DateOnly, *sunset)
 		if err != nil {

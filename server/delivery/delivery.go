@@ -60,6 +60,8 @@ type Config struct {
 	// Disabled leaves deliveries queued without sending them (for a replica that only serves
 	// the API): Start does nothing. Endpoints are still checked at creation.
 	Disabled bool
+	// OnAttempt, when set, is told the result of every recorded attempt (for metrics).
+	OnAttempt func(delivered bool)
 }
 
 // The defaults.
@@ -327,7 +329,11 @@ func (w *Worker) deliver(id string) {
 		return
 	}
 	o := w.send(j)
-	if err := w.record(ctx, j, o); errors.Is(err, errGone) {
+	err = w.record(ctx, j, o)
+	if err == nil && w.cfg.OnAttempt != nil {
+		w.cfg.OnAttempt(o.ok())
+	}
+	if errors.Is(err, errGone) {
 		return
 	} else if err != nil {
 		w.log.Error("recording a webhook attempt failed; it will be retried once its lease expires",

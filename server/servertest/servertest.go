@@ -254,3 +254,6 @@ func (b *LogBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// String is the body as text.
+func (r *Response) String() string { return string(r.Body) }

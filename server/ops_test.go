@@ -1,0 +1,99 @@
+package server_test
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/tenantry/tenantry/server"
+)
+
+func TestHealthAndReadiness(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	expect(t, e.anon.Do("GET", "/healthz", nil), 200, "")
+	ready := e.anon.Do("GET", "/readyz", nil)
+	if ready.Status != 200 || ready.JSON()["status"] != "ok" {
+		t.Fatalf("readyz: %d %s", ready.Status, ready.Body)
+	}
+	// A schema behind the binary is not ready.
+	e.db.MustExec(`DELETE FROM goose_db_version WHERE version_id = (SELECT MAX(version_id) FROM goose_db_version)`)
+	if r := e.anon.Do("GET", "/readyz", nil); r.Status != 503 || !strings.Contains(string(r.Body), "migrate") {
+		t.Fatalf("readyz with a pending migration: %d %s", r.Status, r.Body)
+	}
+	expect(t, e.anon.Do("GET", "/healthz", nil), 200, "")
+	// An unreachable database is not ready either.
+	e.db.Close()
+	if r := e.anon.Do("GET", "/readyz", nil); r.Status != 503 {
+		t.Fatalf("readyz without a database: %d %s", r.Status, r.Body)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	o := e.newOrg("Acme")
+	o.admin.Do("GET", "/api/me", nil)
+	e.anon.Do("GET", "/api/me", nil, "Authorization", "Bearer tuk_nonsense")
+	key := []string{"Idempotency-Key", "metrics-replay-1"}
+	e.partner.Do("POST", "/api/organizations", map[string]any{"name": "M"}, key...)
+	e.partner.Do("POST", "/api/organizations", map[string]any{"name": "M"}, key...)
+	r := e.anon.Do("GET", "/metrics", nil)
+	expect(t, r, 200, "")
+	body := string(r.Body)
+	for _, want := range []string{
+		`tenantry_http_requests_total{method="GET",route="/api/me",status="200"}`,
+		`tenantry_http_request_duration_seconds_bucket{method="GET",route="/api/me"`,
+		`tenantry_authentications_total{outcome="malformed"} 1`,
+		`tenantry_authentications_total{outcome="ok"}`,
+		`tenantry_idempotent_replays_total 1`,
+		`go_sql_max_open_connections{db_name="tenantry"}`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("metrics lack %s", want)
+		}
+	}
+	// Route templates, never raw paths: ids would make the series unbounded.
+	if strings.Contains(body, o.id) || strings.Contains(body, e.partner.Key) {
+		t.Fatalf("metrics hold an id or a key")
+	}
+}
+
+func TestRateLimits(t *testing.T) {
+	t.Parallel()
+	e := newEnvWith(t, func(c *server.Config) {
+		c.RatePerSecond, c.RateBurst = 1, 5
+		c.AuthFailuresPerSecond, c.AuthFailureBurst = 1, 3
+	})
+	var last int
+	for i := range 7 {
+		r := e.partner.Do("GET", "/api/me", nil)
+		if i < 5 {
+			expect(t, r, 200, "")
+			remaining, _ := strconv.Atoi(r.Header.Get("RateLimit-Remaining"))
+			if r.Header.Get("RateLimit-Limit") != "5" || (i > 0 && remaining >= last) {
+				t.Fatalf("rate headers on request %d: %v", i, r.Header)
+			}
+			last = remaining
+			continue
+		}
+		expect(t, r, 429, "rate_limited")
+		if r.Header.Get("Retry-After") == "" || r.Header.Get("RateLimit-Remaining") != "0" {
+			t.Fatalf("429 without Retry-After: %v", r.Header)
+		}
+	}
+	// Another credential has its own bucket.
+	other, _ := e.newPartner("Partner B")
+	expect(t, other.Do("GET", "/api/me", nil), 200, "")
+
+	// Guessing keys from one address is cut short: after 3 failures every credential from it
+	// waits, before it is even checked.
+	for range 3 {
+		expect(t, e.anon.Do("GET", "/api/me", nil, "Authorization", "Bearer tuk_guess"), 401, "invalid_token")
+	}
+	expect(t, e.anon.Do("GET", "/api/me", nil, "Authorization", "Bearer tuk_guess"), 429, "rate_limited")
+	expect(t, other.Do("GET", "/api/me", nil), 429, "rate_limited")
+	if !strings.Contains(e.anon.Do("GET", "/metrics", nil).String(), `tenantry_rate_limited_total{limit="auth_failures"}`) {
+		t.Fatalf("the refusals are not counted")
+	}
+}
