@@ -58,7 +58,9 @@ type Client struct {
 	BaseURL string
 	Key     string            // sent as "Authorization: Bearer <Key>" when not empty
 	Header  map[string]string // extra headers on every request
-	router  routers.Router
+	// Seen, when set, is called with every response (tests that audit all responses use it).
+	Seen   func(method, path string, r *Response)
+	router routers.Router
 }
 
 // New returns a client of the server at baseURL.
@@ -179,6 +181,9 @@ func (c *Client) TryDo(method, path string, body any, headers ...string) (*Respo
 	}
 	r := &Response{Status: resp.StatusCode, Header: resp.Header, Body: got}
 	c.check(req, r)
+	if c.Seen != nil {
+		c.Seen(method, path, r)
+	}
 	return r, nil
 }
 
