@@ -33,11 +33,11 @@ func (s *Server) listEvents(c *gin.Context, p *tenants.Principal) error {
 		f.Limit = n
 	}
 	if tok := c.Query("page_token"); tok != "" {
-		page, err := tenants.ParsePage("", tok)
-		if err != nil {
-			return err
+		if page, err := tenants.ParsePage("", tok); err != nil {
+			errs.Add("page_token", "is not a page token this server issued; pass pagination.next_page_token from the previous page")
+		} else {
+			f.StartingAfter = page.After
 		}
-		f.StartingAfter = page.After
 	}
 	if err := errs.Err(); err != nil {
 		return err

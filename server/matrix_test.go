@@ -151,6 +151,8 @@ func matrixRoutes() map[string]matrixRoute {
 		"GET /healthz":      {fixed("/healthz"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
 		"GET /readyz":       {fixed("/readyz"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
 		"GET /metrics":      {fixed("/metrics"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
+		"GET /openapi.yaml": {fixed("/openapi.yaml"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
+		"GET /docs":         {fixed("/docs"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
 		"GET /api/versions": {fixed("/api/versions"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
 		"PATCH /api/organizations/:org_id": {func(w *world) string { return "/api/organizations/" + w.orgA },
 			func(*world) any { return map[string]any{"sso_org_id": "x"} }, partnerOnlyOnA, legacy},
@@ -294,7 +296,7 @@ func TestIsolationMatrix(t *testing.T) {
 			want := 401
 			if i >= 4 {
 				want = route.expect[i-4]
-			} else if slices.Contains([]string{"GET /.well-known/jwks.json", "GET /api/versions", "GET /healthz", "GET /readyz", "GET /metrics"}, name) {
+			} else if slices.Contains([]string{"GET /.well-known/jwks.json", "GET /api/versions", "GET /healthz", "GET /readyz", "GET /metrics", "GET /openapi.yaml", "GET /docs"}, name) {
 				want = 200
 			}
 			path := route.path(w)

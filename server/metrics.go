@@ -65,10 +65,9 @@ func (s *Server) serveMetrics(c *gin.Context, _ *tenants.Principal) error {
 	return nil
 }
 
-// health is the body of /healthz and /readyz.
+// health is the body of /healthz and of a ready /readyz (not ready is an error, 503).
 type health struct {
 	Status string `json:"status"`
-	Reason string `json:"reason,omitempty"`
 }
 
 // healthz answers while the process runs: for liveness probes, it touches nothing.
@@ -83,12 +82,10 @@ func (s *Server) readyz(c *gin.Context, _ *tenants.Principal) error {
 	ctx := c.Request.Context()
 	if err := s.db.PingContext(ctx); err != nil {
 		s.log.WarnContext(ctx, "not ready: database unreachable", "error", err.Error())
-		c.JSON(http.StatusServiceUnavailable, health{Status: "unavailable", Reason: "the database is unreachable"})
-		return nil
+		return newAPIError(http.StatusServiceUnavailable, "not_ready", "Not ready: the database is unreachable.")
 	}
 	if pending, err := migrations.Pending(ctx, s.db); err != nil || pending {
-		c.JSON(http.StatusServiceUnavailable, health{Status: "unavailable", Reason: "the database schema is not current: run tenantry migrate"})
-		return nil
+		return newAPIError(http.StatusServiceUnavailable, "not_ready", "Not ready: the database schema is not current; run tenantry migrate.")
 	}
 	c.JSON(http.StatusOK, health{Status: "ok"})
 	return nil

@@ -18,7 +18,7 @@ func TestHealthAndReadiness(t *testing.T) {
 	}
 	// A schema behind the binary is not ready.
 	e.db.MustExec(`DELETE FROM goose_db_version WHERE version_id = (SELECT MAX(version_id) FROM goose_db_version)`)
-	if r := e.anon.Do("GET", "/readyz", nil); r.Status != 503 || !strings.Contains(string(r.Body), "migrate") {
+	if r := e.anon.Do("GET", "/readyz", nil); r.Status != 503 || r.ErrorKey() != "not_ready" || !strings.Contains(string(r.Body), "migrate") {
 		t.Fatalf("readyz with a pending migration: %d %s", r.Status, r.Body)
 	}
 	expect(t, e.anon.Do("GET", "/healthz", nil), 200, "")

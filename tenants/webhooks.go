@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
 )
@@ -158,7 +159,7 @@ func checkEndpoint(ctx context.Context, s string, check EndpointCheck) string {
 func checkWebhookSecret(s string) string {
 	if !strings.HasPrefix(s, WebhookSecretPrefix) {
 		// A plain secret (Polytomic's clients send one): its bytes are the key.
-		if len(s) < 16 || len(s) > 256 {
+		if n := utf8.RuneCountInString(s); n < 16 || n > 256 {
 			return "must be 16 to 256 characters (or whsec_ and base64, or left out to have one generated)"
 		}
 		return CheckText(s, 256)
