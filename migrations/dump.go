@@ -53,13 +53,9 @@ const dumpFormat = "tenantry-dump-1"
 // PostgreSQL, or a backup). Run it on a stopped server or accept that writes made meanwhile
 // may be missed; it reads in one transaction, so what it writes is consistent.
 func Export(ctx context.Context, db *sqlx.DB, w io.Writer) (rows int, err error) {
-	p, err := provider(db)
+	version, err := schemaVersion(ctx, db)
 	if err != nil {
 		return 0, err
-	}
-	version, err := p.GetDBVersion(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("schema version: %w", err)
 	}
 	tx, err := db.BeginTxx(ctx, nil)
 	if err != nil {
@@ -129,13 +125,9 @@ func decodeValue(v any) (any, error) {
 // Import loads a dump written by Export into db, which must be migrated to the same schema
 // version and hold no partner yet. It is one transaction: it loads all or nothing.
 func Import(ctx context.Context, db *sqlx.DB, r io.Reader) (rows int, err error) {
-	p, err := provider(db)
+	version, err := schemaVersion(ctx, db)
 	if err != nil {
 		return 0, err
-	}
-	version, err := p.GetDBVersion(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("schema version: %w", err)
 	}
 	dec := json.NewDecoder(bufio.NewReader(r))
 	dec.UseNumber()
@@ -200,4 +192,17 @@ func Import(ctx context.Context, db *sqlx.DB, r io.Reader) (rows int, err error)
 		rows++
 	}
 	return rows, tx.Commit()
+}
+
+// schemaVersion is the version of the newest migration db has had.
+func schemaVersion(ctx context.Context, db *sqlx.DB) (int64, error) {
+	p, err := provider(db)
+	if err != nil {
+		return 0, err
+	}
+	v, err := p.GetDBVersion(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("schema version: %w", err)
+	}
+	return v, nil
 }

@@ -305,42 +305,48 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	return nil
 }
 
-func (m *Main) migrate(ctx context.Context, args []string) error {
-	fs, dbPath := m.flags("migrate")
+// onDatabase finishes a command line: it parses args, refuses (as a usage error) a required
+// flag left empty, opens and migrates the database, and runs fn on it.
+func (m *Main) onDatabase(ctx context.Context, fs *flag.FlagSet, dbPath *string, args []string, required map[string]*string,
+	fn func(db *sqlx.DB) error) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	db, err := migrations.OpenAndMigrate(ctx, *dbPath)
-	if err != nil {
-		return err
-	}
-	m.log.Info("database is up to date", "database", redact(*dbPath))
-	return db.Close()
-}
-
-// createPartner prints the new partner key alone on stdout so scripts can capture it.
-func (m *Main) createPartner(ctx context.Context, args []string) error {
-	fs, dbPath := m.flags("partner create")
-	name := fs.String("name", "", "the partner's name (required)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *name == "" {
-		fmt.Fprintln(m.Stderr, "tenantry partner create: --name is required")
-		return errUsage
+	for name, v := range required {
+		if *v == "" {
+			fmt.Fprintf(m.Stderr, "%s: --%s is required\n", fs.Name(), name)
+			return errUsage
+		}
 	}
 	db, err := migrations.OpenAndMigrate(ctx, *dbPath)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	// The key is printed before the partner is committed: if stdout fails, nothing is created.
-	p, err := keys.NewService(db).CreatePartner(ctx, *name, m.printKey)
-	if err != nil {
-		return err
-	}
-	m.log.Info("created partner", "partner_id", p.ID, "name", p.Name, "owner_organization_id", p.OwnerOrgID)
-	return nil
+	return fn(db)
+}
+
+func (m *Main) migrate(ctx context.Context, args []string) error {
+	fs, dbPath := m.flags("migrate")
+	return m.onDatabase(ctx, fs, dbPath, args, nil, func(*sqlx.DB) error {
+		m.log.Info("database is up to date", "database", redact(*dbPath))
+		return nil
+	})
+}
+
+// createPartner prints the new partner key alone on stdout so scripts can capture it.
+func (m *Main) createPartner(ctx context.Context, args []string) error {
+	fs, dbPath := m.flags("partner create")
+	name := fs.String("name", "", "the partner's name (required)")
+	return m.onDatabase(ctx, fs, dbPath, args, map[string]*string{"name": name}, func(db *sqlx.DB) error {
+		// The key is printed before the partner is committed: if stdout fails, nothing is created.
+		p, err := keys.NewService(db).CreatePartner(ctx, *name, m.printKey)
+		if err != nil {
+			return err
+		}
+		m.log.Info("created partner", "partner_id", p.ID, "name", p.Name, "owner_organization_id", p.OwnerOrgID)
+		return nil
+	})
 }
 
 // printKey writes a new key alone on stdout; the caller commits only if it succeeds.
@@ -360,81 +366,51 @@ func (m *Main) issuePartnerKey(ctx context.Context, args []string) error {
 	fs, dbPath := m.flags("partner issue-key")
 	partnerID := fs.String("partner-id", "", "the partner's id (required)")
 	name := fs.String("name", "issued-by-operator", "the new key's name")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *partnerID == "" {
-		fmt.Fprintln(m.Stderr, "tenantry partner issue-key: --partner-id is required")
-		return errUsage
-	}
-	db, err := migrations.OpenAndMigrate(ctx, *dbPath)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	if err := keys.NewService(db).IssuePartnerKey(ctx, *partnerID, *name, m.printKey); err != nil {
-		return err
-	}
-	m.log.Info("issued a partner key", "partner_id", *partnerID, "name", *name)
-	return nil
+	return m.onDatabase(ctx, fs, dbPath, args, map[string]*string{"partner-id": partnerID}, func(db *sqlx.DB) error {
+		if err := keys.NewService(db).IssuePartnerKey(ctx, *partnerID, *name, m.printKey); err != nil {
+			return err
+		}
+		m.log.Info("issued a partner key", "partner_id", *partnerID, "name", *name)
+		return nil
+	})
 }
 
 // rotateSigningKey adds a new token signing key; older ones verify until their tokens expire.
 func (m *Main) rotateSigningKey(ctx context.Context, args []string) error {
 	fs, dbPath := m.flags("signing-key rotate")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	db, err := migrations.OpenAndMigrate(ctx, *dbPath)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	kid, err := keys.NewService(db).RotateSigningKey(ctx)
-	if err != nil {
-		return err
-	}
-	m.log.Info("rotated the token signing key; earlier keys verify until their tokens have expired",
-		"kid", kid, "verify_old_keys_for_seconds", keys.MaxTokenTTL)
-	return nil
+	return m.onDatabase(ctx, fs, dbPath, args, nil, func(db *sqlx.DB) error {
+		kid, err := keys.NewService(db).RotateSigningKey(ctx)
+		if err != nil {
+			return err
+		}
+		m.log.Info("rotated the token signing key; earlier keys verify until their tokens have expired",
+			"kid", kid, "verify_old_keys_for_seconds", keys.MaxTokenTTL)
+		return nil
+	})
 }
 
 // export writes the whole database to stdout as JSON lines (see migrations.Export).
 func (m *Main) export(ctx context.Context, args []string) error {
 	fs, dbPath := m.flags("export")
-	if err := parse(fs, args); err != nil {
+	return m.onDatabase(ctx, fs, dbPath, args, nil, func(db *sqlx.DB) error {
+		n, err := migrations.Export(ctx, db, m.Stdout)
+		if err == nil {
+			m.log.Info("exported", "rows", n, "database", redact(*dbPath))
+		}
 		return err
-	}
-	db, err := migrations.OpenAndMigrate(ctx, *dbPath)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	n, err := migrations.Export(ctx, db, m.Stdout)
-	if err != nil {
-		return err
-	}
-	m.log.Info("exported", "rows", n, "database", redact(*dbPath))
-	return nil
+	})
 }
 
 // importDump loads a dump from stdin into a new, migrated database.
 func (m *Main) importDump(ctx context.Context, args []string) error {
 	fs, dbPath := m.flags("import")
-	if err := parse(fs, args); err != nil {
+	return m.onDatabase(ctx, fs, dbPath, args, nil, func(db *sqlx.DB) error {
+		n, err := migrations.Import(ctx, db, m.Stdin)
+		if err == nil {
+			m.log.Info("imported", "rows", n, "database", redact(*dbPath))
+		}
 		return err
-	}
-	db, err := migrations.OpenAndMigrate(ctx, *dbPath)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	n, err := migrations.Import(ctx, db, m.Stdin)
-	if err != nil {
-		return err
-	}
-	m.log.Info("imported", "rows", n, "database", redact(*dbPath))
-	return nil
+	})
 }
 
 // redact drops the password from a database URL before it is logged.
