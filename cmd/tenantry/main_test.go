@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -283,5 +287,34 @@ func TestPartnerIssueKey(t *testing.T) {
 	err := (&Main{Stdout: &issued, Stderr: &errs}).Run(context.Background(), []string{"partner", "issue-key", "--partner-id", "00000000-0000-0000-0000-000000000000", "--database", db})
 	if err == nil || !strings.Contains(err.Error(), "No partner") {
 		t.Fatalf("unknown partner: %v", err)
+	}
+}
+
+// What never reaches the handlers is refused by the real server too: oversized headers (431)
+// and broken percent-encoding (400), never a 5xx.
+func TestBadInputAtTheDoor(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	m, _ := start(t, map[string]string{"TENANTRY_DATABASE": migrationstest.DSN(t), "TENANTRY_BOOTSTRAP_KEY_FILE": filepath.Join(dir, "key")})
+	defer m.Close()
+	req, _ := http.NewRequest("GET", "http://"+m.Addr()+"/api/me", nil)
+	req.Header.Set("X-Padding", strings.Repeat("a", 100<<10))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("a 100 KiB header: %d, want 431", resp.StatusCode)
+	}
+	conn, err := net.Dial("tcp", m.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /api/organizations/%%zz HTTP/1.1\r\nHost: x\r\n\r\n")
+	status, _ := bufio.NewReader(conn).ReadString('\n')
+	if !strings.Contains(status, " 400 ") {
+		t.Fatalf("broken percent-encoding: %q, want 400", status)
 	}
 }
