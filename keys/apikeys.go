@@ -331,6 +331,14 @@ func (s *Service) RevokeKey(ctx context.Context, p *tenants.Principal, id string
 		if err := mayManage(p, r, "revoke"); err != nil {
 			return err
 		}
+		// Revocations and rotations of one key take turns (PostgreSQL's read-committed
+		// transactions would otherwise interleave them).
+		if err := tenants.LockRow(ctx, tx, "api_keys", r.ID); err != nil {
+			return err
+		}
+		if r, err = findKey(ctx, tx, `id = ?`, r.ID); err != nil {
+			return fmt.Errorf("select key: %w", err)
+		}
 		out, err = revoke(ctx, tx, p, r)
 		return err
 	})
@@ -381,6 +389,12 @@ func (s *Service) RotateKey(ctx context.Context, p *tenants.Principal, id string
 		}
 		if err := mayManage(p, r, "rotate"); err != nil {
 			return err
+		}
+		if err := tenants.LockRow(ctx, tx, "api_keys", r.ID); err != nil {
+			return err
+		}
+		if r, err = findKey(ctx, tx, `id = ?`, r.ID); err != nil {
+			return fmt.Errorf("select key: %w", err)
 		}
 		now := tenants.Now()
 		if !r.active(now) {

@@ -304,32 +304,26 @@ func (s *Service) currentSigner(ctx context.Context) (signer, error) {
 		return signer{}, fmt.Errorf("select signing key: %w", err)
 	}
 	if len(rows) == 0 {
-		id, err := s.RotateSigningKey(ctx)
-		if err != nil {
-			return signer{}, err
-		}
-		return s.currentSignerByID(ctx, id)
+		return s.rotateSigningKey(ctx)
 	}
 	r := rows[0]
 	return signer{id: r.ID, private: ed25519.PrivateKey(r.Private), public: ed25519.PublicKey(r.Public)}, nil
 }
 
-func (s *Service) currentSignerByID(ctx context.Context, id string) (signer, error) {
-	var r signingKeyRow
-	err := sqlx.GetContext(ctx, s.DB, &r, s.DB.Rebind(`SELECT id, private_key, public_key, created_at, verify_until
-		FROM signing_keys WHERE id = ?`), id)
-	if err != nil {
-		return signer{}, fmt.Errorf("select signing key: %w", err)
-	}
-	return signer{id: r.ID, private: ed25519.PrivateKey(r.Private), public: ed25519.PublicKey(r.Public)}, nil
-}
 
 // RotateSigningKey adds a new signing key, used for every token from now on, and schedules the
 // current ones to stop verifying once every token they signed has expired.
 func (s *Service) RotateSigningKey(ctx context.Context) (string, error) {
+	k, err := s.rotateSigningKey(ctx)
+	return k.id, err
+}
+
+// rotateSigningKey is RotateSigningKey returning the new key itself, so a caller inside a
+// transaction (which others cannot see yet) need not read it back.
+func (s *Service) rotateSigningKey(ctx context.Context) (signer, error) {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		return "", err
+		return signer{}, err
 	}
 	id := tenants.NewID()
 	now := tenants.Now()
@@ -343,9 +337,9 @@ func (s *Service) RotateSigningKey(ctx context.Context) (string, error) {
 		return err
 	})
 	if err != nil {
-		return "", fmt.Errorf("rotate signing key: %w", err)
+		return signer{}, fmt.Errorf("rotate signing key: %w", err)
 	}
-	return id, nil
+	return signer{id: id, private: priv, public: pub}, nil
 }
 
 // JWK is one public key of the JSON Web Key Set (RFC 7517, RFC 8037 for Ed25519).

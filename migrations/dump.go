@@ -3,6 +3,7 @@ package migrations
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -57,11 +58,11 @@ func Export(ctx context.Context, db *sqlx.DB, w io.Writer) (rows int, err error)
 	if err != nil {
 		return 0, err
 	}
-	tx, err := db.BeginTxx(ctx, nil)
+	tx, done, err := readSnapshot(ctx, db)
 	if err != nil {
 		return 0, err
 	}
-	defer tx.Rollback()
+	defer done()
 	out := bufio.NewWriter(w)
 	enc := json.NewEncoder(out)
 	if err := enc.Encode(dumpHeader{Format: dumpFormat, Version: version}); err != nil {
@@ -205,4 +206,29 @@ func schemaVersion(ctx context.Context, db *sqlx.DB) (int64, error) {
 		return 0, fmt.Errorf("schema version: %w", err)
 	}
 	return v, nil
+}
+
+// readSnapshot opens a read-only, consistent view of db that does not stop a live server's
+// writers: a repeatable-read transaction on PostgreSQL; on SQLite a deferred transaction on
+// one connection (the pool's transactions are immediate, which would hold the write lock).
+func readSnapshot(ctx context.Context, db *sqlx.DB) (sqlx.QueryerContext, func(), error) {
+	if db.DriverName() == "pgx" {
+		tx, err := db.BeginTxx(ctx, &sql.TxOptions{ReadOnly: true, Isolation: sql.LevelRepeatableRead})
+		if err != nil {
+			return nil, nil, err
+		}
+		return tx, func() { tx.Rollback() }, nil
+	}
+	conn, err := db.Connx(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := conn.ExecContext(ctx, "BEGIN DEFERRED"); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	return conn, func() {
+		conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		conn.Close()
+	}, nil
 }

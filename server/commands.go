@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -123,10 +124,13 @@ func (s *Server) runCommand(c *gin.Context, _ *tenants.Principal) error {
 	if len(query) > 0 {
 		target += "?" + query.Encode()
 	}
-	inner, err := http.NewRequestWithContext(c.Request.Context(), cmd.method, target, bytes.NewReader(body))
+	// The inner request runs inside this one: same client address, and it is not counted
+	// again against the caller's rate limits (this request was).
+	inner, err := http.NewRequestWithContext(context.WithValue(c.Request.Context(), innerCommand{}, true), cmd.method, target, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
+	inner.RemoteAddr = c.Request.RemoteAddr
 	// The caller's credential, version and request id; not its Idempotency-Key: the outer
 	// request already holds it, and the inner one runs inside its transaction.
 	for _, h := range []string{"Authorization", versionHeader, "X-Request-Id"} {
@@ -147,6 +151,11 @@ func (s *Server) runCommand(c *gin.Context, _ *tenants.Principal) error {
 	c.Data(rec.Code, rec.Header().Get("Content-Type"), rec.Body.Bytes())
 	return nil
 }
+
+// innerCommand marks the context of a request the command endpoint runs.
+type innerCommand struct{}
+
+func isInnerCommand(c *gin.Context) bool { return c.Request.Context().Value(innerCommand{}) != nil }
 
 // fillPath puts the path parameters of a command, taken out of params, into its route.
 func fillPath(path string, params map[string]json.RawMessage) (string, error) {

@@ -81,6 +81,9 @@ func (s *Server) writeError(c *gin.Context, err error) {
 		// Refused before the version was negotiated (a rate limit): name the one asked for,
 		// when it is one, else the newest.
 		v := strings.TrimSpace(c.GetHeader(versionHeader))
+		if p, ok := c.Get(ctxPrincipal); ok && v == "" {
+			v = p.(*tenants.Principal).APIVersion
+		}
 		if !tenants.IsVersion(v) {
 			v = tenants.LatestVersion
 		}

@@ -6,10 +6,12 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -71,14 +73,15 @@ func (s *Server) idempotency(c *gin.Context) {
 		c.Next()
 		return
 	}
-	credential := v.(*tenants.Principal).KeyID
+	credential := credentialOf(v.(*tenants.Principal))
 	body, err := io.ReadAll(c.Request.Body)
 	if err != nil {
 		s.writeError(c, errBodyTooLarge)
 		return
 	}
 	c.Request.Body = io.NopCloser(bytes.NewReader(body))
-	sum := sha256.Sum256(fmt.Appendf(nil, "%s\n%s\n%s\n%s", c.Request.Method, c.Request.URL.EscapedPath(), c.Request.URL.RawQuery, body))
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s\n%s\n%s\n%s\n%s", c.Request.Method, c.Request.URL.EscapedPath(),
+		c.Request.URL.RawQuery, version(c), body))
 	fingerprint := sum[:]
 	ctx := c.Request.Context()
 
@@ -96,12 +99,28 @@ func (s *Server) idempotency(c *gin.Context) {
 		s.writeError(c, newAPIError(http.StatusConflict, "idempotency_key_in_use",
 			"A request with this Idempotency-Key is still being processed; retry once it has finished."))
 		return
+	case !owned && v.(*tenants.Principal).InGrace && strings.Contains(rec.Headers.String, "no-store"):
+		// A credential (a key value, say) handed out by that response must not reach a value
+		// rotated out since: the replay would give whoever still holds it the new one.
+		s.writeError(c, tenants.Errorf(tenants.ErrForbidden, "rotated_key_value",
+			"This key value has been rotated out since; a response carrying a credential is not replayed to it."))
+		return
 	case !owned:
 		s.metrics.replays.Inc()
 		replay(c, rec)
 		return
 	}
 	s.runIdempotent(c, credential, key)
+}
+
+// credentialOf names the exact credential a record belongs to: the key value that sent the
+// request (not just its key: a rotated-out value, or a token of the key, must not replay what
+// another sent), or the token itself.
+func credentialOf(p *tenants.Principal) string {
+	if p.IsToken() {
+		return "token:" + p.TokenID
+	}
+	return "value:" + p.SecretID
 }
 
 // claimIdempotencyKey records the request as in flight, or returns the record already there.
@@ -136,23 +155,31 @@ func (s *Server) claimIdempotencyKey(ctx context.Context, credential, key string
 }
 
 // runIdempotent runs the request inside one transaction that also stores its response, then
-// sends the response. A 5xx is not stored (the record is dropped, so a retry runs again).
+// sends the response. The transaction begins at the request's first write (a request refused
+// before writing never takes the write lock). A 5xx, 429 or 503 is not stored: the record is
+// dropped, so a retry runs again.
 func (s *Server) runIdempotent(c *gin.Context, credential, key string) {
 	ctx := c.Request.Context()
+	bg := context.WithoutCancel(ctx) // what must happen even if the client has gone
 	release := func() {
-		s.db.ExecContext(context.WithoutCancel(ctx), s.db.Rebind(`DELETE FROM idempotency_keys
+		s.db.ExecContext(bg, s.db.Rebind(`DELETE FROM idempotency_keys
 			WHERE credential_id = ? AND idem_key = ? AND state = 'in_flight'`), credential, key)
-	}
-	tx, err := s.db.BeginTxx(ctx, nil)
-	if err != nil {
-		release()
-		s.writeError(c, fmt.Errorf("begin: %w", err))
-		return
 	}
 	real := c.Writer
 	buf := &bufferedWriter{ResponseWriter: real, status: http.StatusOK}
+	txCtx, deferred := tenants.WithDeferredTx(ctx, s.db)
 	c.Writer = buf
-	c.Request = c.Request.WithContext(tenants.WithTx(ctx, tx))
+	c.Request = c.Request.WithContext(txCtx)
+	defer func() {
+		if v := recover(); v != nil {
+			// Undo, free the key for a retry, and let recoverPanics answer on the real writer.
+			deferred.Rollback()
+			release()
+			c.Writer = real
+			c.Request = c.Request.WithContext(ctx)
+			panic(v)
+		}
+	}()
 	c.Next()
 	c.Writer = real
 	c.Request = c.Request.WithContext(ctx)
@@ -165,25 +192,36 @@ func (s *Server) runIdempotent(c *gin.Context, credential, key string) {
 		}
 	}
 	encoded, _ := json.Marshal(headers)
-	store := `UPDATE idempotency_keys SET state = 'done', status = ?, headers = ?, body = ?, updated_at = ?
-		WHERE credential_id = ? AND idem_key = ?`
-	args := []any{status, string(encoded), buf.body.Bytes(), tenants.Now(), credential, key}
+	store := func(q sqlx.ExecerContext, rebind func(string) string) error {
+		res, err := q.ExecContext(bg, rebind(`UPDATE idempotency_keys SET state = 'done', status = ?, headers = ?, body = ?,
+			updated_at = ? WHERE credential_id = ? AND idem_key = ? AND state = 'in_flight'`),
+			status, string(encoded), buf.body.Bytes(), tenants.Now(), credential, key)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return errors.New("the idempotency record was taken over meanwhile")
+		}
+		return nil
+	}
 	switch {
-	case status >= 500:
-		tx.Rollback()
+	case status >= 500 || status == http.StatusTooManyRequests:
+		deferred.Rollback()
 		release()
 	case status >= 400:
 		// A refusal changed nothing: drop whatever the handler wrote, keep the answer.
-		tx.Rollback()
-		if _, err := s.db.ExecContext(ctx, s.db.Rebind(store), args...); err != nil {
+		deferred.Rollback()
+		if err := store(s.db, s.db.Rebind); err != nil {
 			s.log.ErrorContext(ctx, "storing an idempotent response failed", "request_id", requestID(c), "error", err.Error())
 		}
 	default:
-		_, err := tx.ExecContext(ctx, tx.Rebind(store), args...)
+		tx, err := deferred.Tx(bg)
 		if err == nil {
-			err = tx.Commit()
-		} else {
-			tx.Rollback()
+			if err = store(tx, tx.Rebind); err == nil {
+				err = tx.Commit()
+			} else {
+				tx.Rollback()
+			}
 		}
 		if err != nil {
 			release()

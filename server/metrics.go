@@ -1,8 +1,11 @@
 package server
 
 import (
+	"crypto/subtle"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -56,11 +59,29 @@ func (m *metrics) observe(c *gin.Context, took time.Duration) {
 	if route == "" {
 		route = "unmatched"
 	}
-	m.requests.WithLabelValues(route, c.Request.Method, strconv.Itoa(c.Writer.Status())).Inc()
-	m.latency.WithLabelValues(route, c.Request.Method).Observe(took.Seconds())
+	method := c.Request.Method
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+	default:
+		method = "other" // a client's made-up methods must not make new series
+	}
+	m.requests.WithLabelValues(route, method, strconv.Itoa(c.Writer.Status())).Inc()
+	m.latency.WithLabelValues(route, method).Observe(took.Seconds())
 }
 
+// serveMetrics is GET /metrics, for the operator's Prometheus: with MetricsToken set, to
+// requests that bear it; without, to loopback clients only (the figures, such as why
+// credentials were refused, are not for the public).
 func (s *Server) serveMetrics(c *gin.Context, _ *tenants.Principal) error {
+	if s.cfg.MetricsToken != "" {
+		got := strings.TrimPrefix(c.GetHeader("Authorization"), "Bearer ")
+		if subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.MetricsToken)) != 1 {
+			return newAPIError(http.StatusForbidden, "metrics_token_required", "GET /metrics needs 'Authorization: Bearer <the operator's metrics token>'.")
+		}
+	} else if ip := net.ParseIP(c.RemoteIP()); ip == nil || !ip.IsLoopback() {
+		return newAPIError(http.StatusForbidden, "metrics_loopback_only",
+			"GET /metrics answers loopback clients only; the operator can set --metrics-token to serve it to others.")
+	}
 	promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}).ServeHTTP(c.Writer, c.Request)
 	return nil
 }

@@ -90,10 +90,15 @@ func (s *Server) accessLog(c *gin.Context) {
 // a credential over its limit, and any credential from a client address with too many failed
 // authentications, get 429.
 func (s *Server) authenticate(c *gin.Context) {
+	if c.FullPath() == "/metrics" {
+		c.Next() // its Authorization header carries the metrics token, not an API credential
+		return
+	}
 	now := time.Now()
-	ip := c.ClientIP()
+	ip := clientKey(c.ClientIP())
 	header := c.GetHeader("Authorization")
-	if header != "" && s.authFailures != nil && s.authFailures.exhausted(ip, now) {
+	limited := !isInnerCommand(c) // a command's inner request was counted as the command
+	if limited && header != "" && s.authFailures != nil && s.authFailures.exhausted(ip, now) {
 		s.metrics.rateLimited.WithLabelValues("auth_failures").Inc()
 		c.Header("Retry-After", "1")
 		s.writeError(c, errRateLimited(time.Second, "with credentials that failed authentication from this address"))
@@ -122,19 +127,20 @@ func (s *Server) authenticate(c *gin.Context) {
 			reason = "invalid"
 		}
 		s.metrics.auth.WithLabelValues(reason).Inc()
-		if s.authFailures != nil && errors.Is(err, keys.ErrInvalidToken) {
+		if limited && s.authFailures != nil && errors.Is(err, keys.ErrInvalidToken) {
 			s.authFailures.take(ip, now)
 		}
 		c.Set(ctxAuthError, err)
 	default:
 		s.metrics.auth.WithLabelValues("ok").Inc()
-		if s.perKey != nil {
+		if limited && s.perKey != nil {
 			ok, remaining, reset := s.perKey.take(p.KeyID, now)
 			setRateHeaders(c, s.perKey.burst, remaining, reset)
 			if !ok {
 				s.metrics.rateLimited.WithLabelValues("credential").Inc()
 				wait := max(time.Second, time.Duration(float64(time.Second)/float64(s.perKey.perSec)))
 				c.Header("Retry-After", strconv.Itoa(int(wait.Seconds())))
+				c.Set(ctxPrincipal, p) // the 429 is served at the credential's version
 				s.writeError(c, errRateLimited(wait, "with this credential"))
 				return
 			}

@@ -1,9 +1,11 @@
 package server
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+	"github.com/jmoiron/sqlx"
 
 	"github.com/tenantry/tenantry/tenants"
 )
@@ -83,24 +85,47 @@ func (s *Server) updateOrganization(c *gin.Context, p *tenants.Principal) error 
 // patchOrganization is the partial update of versions before 2025-09-18: fields left out keep
 // their values, the client secret included.
 func (s *Server) patchOrganization(c *gin.Context, p *tenants.Principal) error {
-	ctx := c.Request.Context()
-	org, err := s.store.GetOrganization(ctx, p, c.Param("org_id"))
-	if err != nil {
+	var org tenants.Organization
+	err := s.patch(c, "organizations", func(ctx context.Context) (string, error) {
+		o, err := s.store.GetOrganization(ctx, p, c.Param("org_id"))
+		return o.ID, err
+	}, func(ctx context.Context) error {
+		var err error
+		if org, err = s.store.GetOrganization(ctx, p, c.Param("org_id")); err != nil {
+			return err
+		}
+		req := organizationRequest{Name: org.Name, Issuer: org.Issuer, ClientID: org.ClientID, SSODomain: org.SSODomain,
+			SSOOrgID: org.SSOOrgID, APIVersion: org.APIVersion}
+		given, err := decodePatch(c, &req)
+		if err != nil {
+			return err
+		}
+		in := req.input()
+		in.KeepClientSecret = !given["client_secret"]
+		org, err = s.store.UpdateOrganization(ctx, p, org.ID, in)
 		return err
-	}
-	req := organizationRequest{Name: org.Name, Issuer: org.Issuer, ClientID: org.ClientID, SSODomain: org.SSODomain,
-		SSOOrgID: org.SSOOrgID, APIVersion: org.APIVersion}
-	given, err := decodePatch(c, &req)
-	if err != nil {
-		return err
-	}
-	in := req.input()
-	in.KeepClientSecret = !given["client_secret"]
-	org, err = s.store.UpdateOrganization(ctx, p, org.ID, in)
+	})
 	if err != nil {
 		return err
 	}
 	return writeData(c, http.StatusOK, org)
+}
+
+// patch runs a partial update (before version 2025-09-18) as one transaction: find the row,
+// lock it, read it, merge the body, write; two concurrent PATCHes of one row take turns, so
+// neither loses the other's fields.
+func (s *Server) patch(c *gin.Context, table string, find func(ctx context.Context) (string, error), update func(ctx context.Context) error) error {
+	return tenants.InTx(c.Request.Context(), s.db, func(tx *sqlx.Tx) error {
+		ctx := tenants.WithTx(c.Request.Context(), tx)
+		id, err := find(ctx)
+		if err != nil {
+			return err
+		}
+		if err := tenants.LockRow(ctx, tx, table, id); err != nil {
+			return err
+		}
+		return update(ctx)
+	})
 }
 
 func (s *Server) deleteOrganization(c *gin.Context, p *tenants.Principal) error {

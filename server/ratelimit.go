@@ -3,6 +3,7 @@ package server
 import (
 	"math"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -42,10 +43,13 @@ func newLimiters(perSecond float64, burst int) *limiters {
 	return &limiters{perSec: rate.Limit(perSecond), burst: burst, buckets: map[string]*bucket{}, swept: time.Now()}
 }
 
+// maxBuckets bounds a limiter's memory: past it, idle buckets are swept at once.
+const maxBuckets = 100_000
+
 func (l *limiters) get(name string, now time.Time) *rate.Limiter {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if now.Sub(l.swept) > time.Minute {
+	if now.Sub(l.swept) > time.Minute || len(l.buckets) > maxBuckets {
 		// A bucket idle for longer than it takes to refill is full: forgetting it changes nothing.
 		full := time.Duration(float64(l.burst)/float64(l.perSec)*float64(time.Second)) + time.Second
 		for k, b := range l.buckets {
@@ -91,4 +95,15 @@ func errRateLimited(wait time.Duration, what string) *apiError {
 		int(math.Ceil(wait.Seconds())))
 	e.Metadata = map[string]any{"retry_after_seconds": int(math.Ceil(wait.Seconds()))}
 	return e
+}
+
+// clientKey is the rate-limit identity of a client address: the address itself for IPv4,
+// its /64 for IPv6 (one host is often given a whole /64).
+func clientKey(ip string) string {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil || addr.Is4() || addr.Is4In6() {
+		return ip
+	}
+	p, _ := addr.Prefix(64)
+	return p.String()
 }

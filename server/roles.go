@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -60,19 +61,25 @@ func (s *Server) updateRole(c *gin.Context, p *tenants.Principal) error {
 
 // patchRole is the partial update of versions before 2025-09-18.
 func (s *Server) patchRole(c *gin.Context, p *tenants.Principal) error {
-	ctx := c.Request.Context()
-	r, err := s.store.GetRole(ctx, p, c.Param("id"))
-	if err != nil {
+	var r tenants.Role
+	err := s.patch(c, "roles", func(ctx context.Context) (string, error) {
+		r, err := s.store.GetRole(ctx, p, c.Param("id"))
+		return r.ID, err
+	}, func(ctx context.Context) error {
+		var err error
+		if r, err = s.store.GetRole(ctx, p, c.Param("id")); err != nil {
+			return err
+		}
+		req := roleRequest{Name: r.Name, Actions: make([]string, len(r.Actions))}
+		for i, a := range r.Actions {
+			req.Actions[i] = string(a)
+		}
+		if _, err := decodePatch(c, &req); err != nil {
+			return err
+		}
+		r, err = s.store.UpdateRole(ctx, p, r.ID, req.input())
 		return err
-	}
-	req := roleRequest{Name: r.Name, Actions: make([]string, len(r.Actions))}
-	for i, a := range r.Actions {
-		req.Actions[i] = string(a)
-	}
-	if _, err := decodePatch(c, &req); err != nil {
-		return err
-	}
-	r, err = s.store.UpdateRole(ctx, p, r.ID, req.input())
+	})
 	if err != nil {
 		return err
 	}

@@ -57,6 +57,9 @@ type Config struct {
 	RateBurst             int
 	AuthFailuresPerSecond float64
 	AuthFailureBurst      int
+	// MetricsToken, when set, is the bearer token GET /metrics requires; when not, /metrics
+	// answers loopback clients only.
+	MetricsToken string
 	// TrustedProxies are the addresses whose X-Forwarded-For is believed for the client
 	// address (default none: the TCP peer is the client).
 	TrustedProxies []string

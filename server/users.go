@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -78,20 +79,26 @@ func (s *Server) updateUser(org orgLocator) handler {
 // values; giving role replaces role_ids and the other way round.
 func (s *Server) patchUser(org orgLocator) handler { // the current-organization routes came with PUT only
 	return func(c *gin.Context, p *tenants.Principal) error {
-		ctx := c.Request.Context()
-		u, err := s.store.GetUser(ctx, p, org(c, p), c.Param("id"))
-		if err != nil {
+		var u tenants.User
+		err := s.patch(c, "users", func(ctx context.Context) (string, error) {
+			u, err := s.store.GetUser(ctx, p, org(c, p), c.Param("id"))
+			return u.ID, err
+		}, func(ctx context.Context) error {
+			var err error
+			if u, err = s.store.GetUser(ctx, p, org(c, p), c.Param("id")); err != nil {
+				return err
+			}
+			req := userRequest{Email: u.Email, RoleIDs: u.RoleIDs}
+			given, err := decodePatch(c, &req)
+			if err != nil {
+				return err
+			}
+			if given["role"] && !given["role_ids"] {
+				req.RoleIDs = nil
+			}
+			u, err = s.store.UpdateUser(ctx, p, org(c, p), u.ID, req.input())
 			return err
-		}
-		req := userRequest{Email: u.Email, RoleIDs: u.RoleIDs}
-		given, err := decodePatch(c, &req)
-		if err != nil {
-			return err
-		}
-		if given["role"] && !given["role_ids"] {
-			req.RoleIDs = nil
-		}
-		u, err = s.store.UpdateUser(ctx, p, org(c, p), u.ID, req.input())
+		})
 		if err != nil {
 			return err
 		}

@@ -184,3 +184,28 @@ func SweepEvents(ctx context.Context, db *sqlx.DB, retention time.Duration) (int
 	}
 	return res.RowsAffected()
 }
+
+// recordCascadedRevocations records api_key.revoked for each active key a deletion is about
+// to take with it (the keys of a user, or of an organization), so the audit log shows every
+// key that stopped working. column is "user_id" or "org_id", never input.
+func recordCascadedRevocations(ctx context.Context, tx *sqlx.Tx, p *Principal, column, id, because string) error {
+	var keys []struct {
+		ID     string  `db:"id" json:"id"`
+		Name   string  `db:"name" json:"name"`
+		Kind   string  `db:"kind" json:"kind"`
+		OrgID  string  `db:"org_id" json:"organization_id"`
+		UserID *string `db:"user_id" json:"user_id"`
+	}
+	if err := sqlx.SelectContext(ctx, tx, &keys, tx.Rebind(`SELECT id, name, kind, org_id, user_id FROM api_keys
+		WHERE `+column+` = ? AND kind <> 'partner' AND revoked_at IS NULL`), id); err != nil {
+		return fmt.Errorf("select keys: %w", err)
+	}
+	for _, k := range keys {
+		object := map[string]any{"id": k.ID, "name": k.Name, "kind": k.Kind, "organization_id": k.OrgID,
+			"user_id": k.UserID, "revoked_because": because}
+		if err := RecordEvent(ctx, tx, p, p.PartnerID, k.OrgID, "api_key.revoked", object); err != nil {
+			return err
+		}
+	}
+	return nil
+}

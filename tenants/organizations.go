@@ -228,6 +228,9 @@ func (s *Store) DeleteOrganization(ctx context.Context, p *Principal, id string)
 			return Errorf(ErrConflict, "owner_organization_undeletable",
 				"Organization %q is the partner's owner organization and cannot be deleted.", o.ID)
 		}
+		if err := recordCascadedRevocations(ctx, tx, p, "org_id", o.ID, "organization deleted"); err != nil {
+			return err
+		}
 		// Users first (their role links and keys cascade), then the organization (its roles and
 		// remaining keys cascade): role links restrict role deletion, so they must go before roles.
 		for _, stmt := range []string{

@@ -36,10 +36,55 @@ func WithTx(ctx context.Context, tx *sqlx.Tx) context.Context {
 	return context.WithValue(ctx, txKey{}, tx)
 }
 
+// Deferred is a transaction begun only when first needed: a request that never writes (or
+// fails validation first) never takes the write lock. Its owner ends it with Finish.
+type Deferred struct {
+	db *sqlx.DB
+	tx *sqlx.Tx
+}
+
+// WithDeferredTx returns a context in which InTx joins one transaction on db, begun by the
+// first InTx. The caller must end it with d.Finish.
+func WithDeferredTx(ctx context.Context, db *sqlx.DB) (context.Context, *Deferred) {
+	d := &Deferred{db: db}
+	return context.WithValue(ctx, txKey{}, d), d
+}
+
+// Tx begins the transaction if it has not begun, and returns it.
+func (d *Deferred) Tx(ctx context.Context) (*sqlx.Tx, error) {
+	if d.tx == nil {
+		tx, err := d.db.BeginTxx(context.WithoutCancel(ctx), nil)
+		if err != nil {
+			return nil, fmt.Errorf("begin: %w", err)
+		}
+		d.tx = tx
+	}
+	return d.tx, nil
+}
+
+// Begun reports whether anything has used the transaction.
+func (d *Deferred) Begun() bool { return d.tx != nil }
+
+// Rollback ends the transaction, if it began, undoing it.
+func (d *Deferred) Rollback() {
+	if d.tx != nil {
+		d.tx.Rollback()
+		d.tx = nil
+	}
+}
+
 // InTx runs fn in one transaction on db: committed when fn returns nil, rolled back otherwise.
-// Inside a context from WithTx it runs fn in that transaction and leaves the outcome to its owner.
+// Inside a context from WithTx or WithDeferredTx it runs fn in that transaction and leaves the
+// outcome to its owner.
 func InTx(ctx context.Context, db *sqlx.DB, fn func(tx *sqlx.Tx) error) error {
-	if tx, ok := ctx.Value(txKey{}).(*sqlx.Tx); ok {
+	switch t := ctx.Value(txKey{}).(type) {
+	case *sqlx.Tx:
+		return fn(t)
+	case *Deferred:
+		tx, err := t.Tx(ctx)
+		if err != nil {
+			return err
+		}
 		return fn(tx)
 	}
 	tx, err := db.BeginTxx(ctx, nil)
@@ -71,6 +116,15 @@ func lockRow(ctx context.Context, tx *sqlx.Tx, table, id string) error {
 		return fmt.Errorf("lock %s row: %w", table, err)
 	}
 	return nil
+}
+
+// LockRow exports lockRow for the tables other packages need to serialise on.
+func LockRow(ctx context.Context, tx *sqlx.Tx, table, id string) error {
+	switch table {
+	case "organizations", "users", "roles", "api_keys":
+		return lockRow(ctx, tx, table, id)
+	}
+	return fmt.Errorf("lockRow: table %q is not lockable", table)
 }
 
 // LockUser serialises changes to one user's keys (see lockRow).

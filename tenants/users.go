@@ -280,6 +280,9 @@ func (s *Store) DeleteUser(ctx context.Context, p *Principal, orgID, id string) 
 			}
 		}
 		// The user's keys and role links go with it (ON DELETE CASCADE).
+		if err := recordCascadedRevocations(ctx, tx, p, "user_id", u.ID, "user deleted"); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM users WHERE id = ? AND org_id = ?`), u.ID, orgID); err != nil {
 			return fmt.Errorf("delete user: %w", err)
 		}

@@ -146,7 +146,7 @@ func checkEndpoint(ctx context.Context, s string, check EndpointCheck) string {
 	case err != nil || !u.IsAbs() || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Hostname() == "":
 		return "must be an absolute https URL such as https://hooks.example.com/tenantry"
 	case u.User != nil:
-		return "must not contain a user name or password (put a token in the path or query instead)"
+		return "must not contain a user name or password (deliveries are signed with the webhook's secret: check the signature)"
 	case u.Fragment != "" || strings.Contains(s, "#"):
 		return "must not contain a fragment (#...): it is never sent to the server"
 	}
@@ -203,6 +203,9 @@ func (s *Store) GetWebhook(ctx context.Context, p *Principal, id string) (Webhoo
 // secret (generated when in.Secret is nil), the only time the secret is shown. check vets the
 // endpoint (ErrInvalid on endpoint when it refuses).
 func (s *Store) CreateWebhook(ctx context.Context, p *Principal, in WebhookInput, check EndpointCheck) (NewWebhook, error) {
+	if err := mayReceiveEvents(p); err != nil {
+		return NewWebhook{}, err
+	}
 	types, err := in.normalize(ctx, check)
 	if err != nil {
 		return NewWebhook{}, err
@@ -235,6 +238,9 @@ func (s *Store) UpdateWebhook(ctx context.Context, p *Principal, id string, in W
 	// Existence first, so another tenant's id is a 404 whatever the body says, and no name
 	// resolution runs for it.
 	if _, err := findWebhook(ctx, s.DB, p.OrgID, id); err != nil {
+		return Webhook{}, err
+	}
+	if err := mayReceiveEvents(p); err != nil {
 		return Webhook{}, err
 	}
 	types, err := in.normalize(ctx, check)
@@ -410,4 +416,14 @@ func (s *Store) ListWebhookDeliveries(ctx context.Context, p *Principal, webhook
 		d.Attempts = append(d.Attempts, w)
 	}
 	return out, next, nil
+}
+
+// mayReceiveEvents refuses to point a webhook anywhere for a credential that may not read the
+// organization's events: a webhook receives them all (of its types), objects included.
+func mayReceiveEvents(p *Principal) error {
+	if p.Can(EventsRead) {
+		return nil
+	}
+	return Errorf(ErrForbidden, "permission_denied",
+		"A webhook receives the organization's events: creating or changing one needs events:read as well as webhooks:write.")
 }

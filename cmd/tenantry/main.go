@@ -231,6 +231,8 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		"failed authentications per second allowed from one client address; negative: no limit (TENANTRY_AUTH_FAILURE_LIMIT)")
 	authBurst := fs.Int("auth-failure-burst", env.integerOr("TENANTRY_AUTH_FAILURE_BURST", server.DefaultAuthFailureBurst),
 		"failed authentications one client address may make at once (TENANTRY_AUTH_FAILURE_BURST)")
+	metricsToken := fs.String("metrics-token", m.env("TENANTRY_METRICS_TOKEN", ""),
+		"bearer token GET /metrics requires; without one, /metrics answers loopback clients only (TENANTRY_METRICS_TOKEN)")
 	proxies := fs.String("trusted-proxies", m.env("TENANTRY_TRUSTED_PROXIES", ""),
 		"comma-separated addresses or CIDRs of proxies whose X-Forwarded-For names the client (TENANTRY_TRUSTED_PROXIES)")
 	var webhooks delivery.Config
@@ -253,7 +255,8 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg := server.Config{Log: m.log, Webhooks: webhooks, IdempotencyTTL: *idempotencyTTL, EventRetention: *eventRetention,
-		RatePerSecond: *rateLimit, RateBurst: *rateBurst, AuthFailuresPerSecond: *authLimit, AuthFailureBurst: *authBurst}
+		RatePerSecond: *rateLimit, RateBurst: *rateBurst, AuthFailuresPerSecond: *authLimit, AuthFailureBurst: *authBurst,
+		MetricsToken: *metricsToken}
 	if *proxies != "" {
 		cfg.TrustedProxies = strings.Split(*proxies, ",")
 	}

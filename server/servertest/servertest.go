@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -51,6 +52,9 @@ func Spec(t testing.TB) *openapi3.T {
 	}
 	return spec
 }
+
+// versions are the supported API versions (as openapi.yaml's enum lists them).
+var versions = []string{"2021-05-23", "2022-12-12", "2023-04-25", "2024-02-08", "2025-09-18"}
 
 // Client calls one server as one credential (or none) and validates each response.
 type Client struct {
@@ -192,8 +196,12 @@ func (c *Client) TryDo(method, path string, body any, headers ...string) (*Respo
 // the error shape.
 func (c *Client) check(req *http.Request, r *Response) {
 	c.t.Helper()
-	if r.Header.Get("X-Polytomic-Version") == "" {
+	served := r.Header.Get("X-Polytomic-Version")
+	if served == "" {
 		c.t.Errorf("%s %s: response has no X-Polytomic-Version header", req.Method, req.URL.Path)
+	}
+	if asked := req.Header.Get("X-Polytomic-Version"); slices.Contains(versions, asked) && served != asked {
+		c.t.Errorf("%s %s: asked for version %s, served at %s", req.Method, req.URL.Path, asked, served)
 	}
 	route, params, err := c.router.FindRoute(req)
 	if err != nil {
