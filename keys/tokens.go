@@ -310,7 +310,6 @@ func (s *Service) currentSigner(ctx context.Context) (signer, error) {
 	return signer{id: r.ID, private: ed25519.PrivateKey(r.Private), public: ed25519.PublicKey(r.Public)}, nil
 }
 
-
 // RotateSigningKey adds a new signing key, used for every token from now on, and schedules the
 // current ones to stop verifying once every token they signed has expired.
 func (s *Service) RotateSigningKey(ctx context.Context) (string, error) {
