@@ -199,11 +199,12 @@ func (s *Service) authenticateToken(ctx context.Context, value string) (*tenants
 	}
 	// The parent key by id, and the value of it that minted the token: a token dies when that
 	// value is rotated out and its grace period ends, not only with the key.
+	_, byIDAndValue, err := s.prepared()
+	if err != nil {
+		return nil, fmt.Errorf("prepare authentication: %w", err)
+	}
 	var rows []keyRow
-	err = sqlx.SelectContext(ctx, s.DB, &rows, s.DB.Rebind(`
-		SELECT `+authColumns+`, sec.expires_at AS secret_expires_at
-		FROM api_keys k JOIN api_key_secrets sec ON sec.key_id = k.id AND sec.hash = ? `+authJoins+`
-		WHERE k.id = ?`), secret, claims.Parent)
+	err = byIDAndValue.SelectContext(ctx, &rows, secret, claims.Parent)
 	if err != nil {
 		return nil, fmt.Errorf("look up token parent: %w", err)
 	}

@@ -111,21 +111,20 @@ func TestRequestID(t *testing.T) {
 func TestInternalErrorRevealsNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	key := e.partner.Key
-	if _, err := e.db.Exec(`ALTER TABLE users RENAME TO users_gone`); err != nil {
+	o := e.newOrg("Acme")
+	if _, err := e.db.Exec(`ALTER TABLE datasets RENAME TO datasets_gone`); err != nil {
 		t.Fatal(err)
 	}
-	org := e.partner.Do("GET", "/api/organizations", nil).List()[0]["id"].(string)
-	r := e.anon.As(key).Do("GET", "/api/organizations/"+org+"/users", nil)
+	r := o.admin.Do("GET", "/api/datasets", nil)
 	expect(t, r, 500, "internal_error")
 	body := strings.ToLower(string(r.Body))
-	for _, leak := range []string{"sql", "table", "users", "no such"} {
+	for _, leak := range []string{"sql", "table", "datasets", "no such"} {
 		if strings.Contains(body, leak) {
 			t.Fatalf("500 body reveals %q: %s", leak, r.Body)
 		}
 	}
 	id := r.Header.Get("X-Request-Id")
-	if !strings.Contains(string(r.Body), id) || !strings.Contains(e.logs.String(), "users") {
+	if !strings.Contains(string(r.Body), id) || !strings.Contains(e.logs.String(), "datasets") {
 		t.Fatalf("500 must quote the request id and the log must hold the cause")
 	}
 }

@@ -1,8 +1,6 @@
 package tenants
 
 import (
-	"context"
-	"fmt"
 	"time"
 )
 
@@ -27,21 +25,14 @@ type Identity struct {
 	ExpiresAt        *time.Time     `json:"expires_at"`
 }
 
-// Identity returns who p is.
-func (s *Store) Identity(ctx context.Context, p *Principal) (Identity, error) {
-	org, err := s.CurrentOrganization(ctx, p)
-	if err != nil {
-		return Identity{}, err
-	}
-	id := Identity{OrganizationID: org.ID, OrganizationName: org.Name, Kind: p.Kind, PartnerID: p.PartnerID,
+// IdentityOf returns who p is. It needs no query: authentication read all of it, in the
+// same statement, this request.
+func IdentityOf(p *Principal) Identity {
+	id := Identity{OrganizationID: p.OrgID, OrganizationName: p.OrgName, Kind: p.Kind, PartnerID: p.PartnerID,
 		KeyID: p.KeyID, OrganizationRole: p.OrgRole, Permissions: p.Permissions.Actions(), ExpiresAt: p.ExpiresAt,
 		IsPartner: p.ParentKind == KindPartner, IsUser: p.ParentKind == KindUser, IsOrganization: p.ParentKind == KindOrganization}
 	if p.UserID != "" {
-		u, err := findUser(ctx, s.DB, p.OrgID, p.UserID)
-		if err != nil {
-			return Identity{}, fmt.Errorf("identity of key %s: %w", p.KeyID, err)
-		}
-		id.ID, id.Email, id.Role = u.ID, u.Email, u.Role
+		id.ID, id.Email, id.Role = p.UserID, p.Email, p.LegacyRole
 	}
-	return id, nil
+	return id
 }

@@ -35,6 +35,11 @@ type Principal struct {
 	SecretID    string         // which value of the key it presented (a hash; tokens: their parent's)
 	Narrowed    bool           // scopes or a role restrict it below its owner's permissions
 	InGrace     bool           // a rotated-out value, working only until its grace period ends
+
+	// What GET /api/me shows, read by the same query that authenticated the request.
+	OrgName    string // its organization's name
+	Email      string // its user's email (user keys and their tokens)
+	LegacyRole string // its user's Polytomic role: "admin" or "user"
 }
 
 // IsPartner reports whether p is a partner key or a token minted from one.
