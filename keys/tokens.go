@@ -296,6 +296,14 @@ func (c *signerCache) load(ctx context.Context, db *sqlx.DB) error {
 	return nil
 }
 
+// EnsureSigningKey creates the first token signing key if there is none, so that requests
+// arriving together on a new installation do not each create one (a token signed by a key its
+// verifier has not loaded yet would wait up to half a second to be accepted).
+func (s *Service) EnsureSigningKey(ctx context.Context) error {
+	_, err := s.currentSigner(ctx)
+	return err
+}
+
 // currentSigner returns the newest active signing key, creating the first one when none exists.
 func (s *Service) currentSigner(ctx context.Context) (signer, error) {
 	var rows []signingKeyRow

@@ -74,6 +74,9 @@ type Config struct {
 // New builds the HTTP API. Close it to stop its background work.
 func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, db: cfg.DB, store: tenants.NewStore(cfg.DB), keys: keys.NewService(cfg.DB), log: cfg.Log}
+	if err := s.keys.EnsureSigningKey(context.Background()); err != nil {
+		s.log.Error("creating the first token signing key failed; it will be created with the first token", "error", err.Error())
+	}
 	s.keys.StartUsageRecorder(5*time.Second, s.log)
 	s.startSweeper()
 	s.metrics = newMetrics(s)
