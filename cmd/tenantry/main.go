@@ -217,6 +217,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		"where the first start writes the bootstrap partner key (default: bootstrap-partner-key beside the database)")
 	// Every setting is a flag whose default comes from its environment variable.
 	env := envReader{m: m}
+	logFormat := fs.String("log-format", m.env("TENANTRY_LOG_FORMAT", "json"), "json or text (TENANTRY_LOG_FORMAT)")
 	sunset := fs.String("oldest-version-sunset", m.env("TENANTRY_OLDEST_VERSION_SUNSET", ""),
 		"YYYY-MM-DD: announce this sunset (Deprecation and Sunset headers) on responses served at the oldest API version (TENANTRY_OLDEST_VERSION_SUNSET)")
 	idempotencyTTL := fs.Duration("idempotency-ttl", env.duration("TENANTRY_IDEMPOTENCY_TTL", server.DefaultIdempotencyTTL),
@@ -253,6 +254,14 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	switch *logFormat {
+	case "json":
+	case "text":
+		m.log = slog.New(slog.NewTextHandler(m.Stderr, nil))
+	default:
+		fmt.Fprintf(m.Stderr, "tenantry serve: --log-format must be json or text, not %q\n", *logFormat)
+		return errUsage
 	}
 	cfg := server.Config{Log: m.log, Webhooks: webhooks, IdempotencyTTL: *idempotencyTTL, EventRetention: *eventRetention,
 		RatePerSecond: *rateLimit, RateBurst: *rateBurst, AuthFailuresPerSecond: *authLimit, AuthFailureBurst: *authBurst,

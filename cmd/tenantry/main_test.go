@@ -318,3 +318,20 @@ func TestBadInputAtTheDoor(t *testing.T) {
 		t.Fatalf("broken percent-encoding: %q, want 400", status)
 	}
 }
+
+// Logs are JSON lines by default, text with --log-format text.
+func TestLogFormat(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	m, logs := start(t, map[string]string{"TENANTRY_DATABASE": migrationstest.DSN(t), "TENANTRY_BOOTSTRAP_KEY_FILE": filepath.Join(dir, "key")},
+		"--log-format", "text")
+	defer m.Close()
+	servertest.New(t, "http://"+m.Addr()).Do("GET", "/healthz", nil)
+	if !strings.Contains(logs.String(), `msg=request`) || strings.Contains(logs.String(), `{"time"`) {
+		t.Fatalf("text logs expected:\n%s", logs.String())
+	}
+	var out bytes.Buffer
+	if err := (&Main{Stdout: &out, Stderr: &out}).Run(context.Background(), []string{"serve", "--log-format", "xml"}); !errors.Is(err, errUsage) {
+		t.Fatalf("--log-format xml: %v", err)
+	}
+}
