@@ -76,7 +76,7 @@ func commandNames() []string {
 }
 
 // runCommand is POST /api.
-func (s *Server) runCommand(c *gin.Context, _ *tenants.Principal) error {
+func (s *Server) runCommand(c *gin.Context, p *tenants.Principal) error {
 	var req struct {
 		Command string                     `json:"command"`
 		Params  map[string]json.RawMessage `json:"params"`
@@ -124,16 +124,16 @@ func (s *Server) runCommand(c *gin.Context, _ *tenants.Principal) error {
 	if len(query) > 0 {
 		target += "?" + query.Encode()
 	}
-	// The inner request runs inside this one: same client address, and it is not counted
-	// again against the caller's rate limits (this request was).
-	inner, err := http.NewRequestWithContext(context.WithValue(c.Request.Context(), innerCommand{}, true), cmd.method, target, bytes.NewReader(body))
+	// The inner request runs inside this one, as the caller this one authenticated (it is
+	// neither looked up nor rate-limited again), from the same address.
+	inner, err := http.NewRequestWithContext(context.WithValue(c.Request.Context(), innerCommand{}, p), cmd.method, target, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	inner.RemoteAddr = c.Request.RemoteAddr
-	// The caller's credential, version and request id; not its Idempotency-Key: the outer
-	// request already holds it, and the inner one runs inside its transaction.
-	for _, h := range []string{"Authorization", versionHeader, "X-Request-Id"} {
+	// The caller's version and request id; not its Idempotency-Key: the outer request already
+	// holds it, and the inner one runs inside its transaction.
+	for _, h := range []string{versionHeader, "X-Request-Id"} {
 		if v := c.GetHeader(h); v != "" {
 			inner.Header.Set(h, v)
 		}
@@ -152,10 +152,9 @@ func (s *Server) runCommand(c *gin.Context, _ *tenants.Principal) error {
 	return nil
 }
 
-// innerCommand marks the context of a request the command endpoint runs.
+// innerCommand carries, in the context of a request the command endpoint runs, the
+// principal the command endpoint authenticated.
 type innerCommand struct{}
-
-func isInnerCommand(c *gin.Context) bool { return c.Request.Context().Value(innerCommand{}) != nil }
 
 // fillPath puts the path parameters of a command, taken out of params, into its route.
 func fillPath(path string, params map[string]json.RawMessage) (string, error) {

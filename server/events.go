@@ -3,7 +3,6 @@ package server
 import (
 	"net/http"
 	"slices"
-	"strconv"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -15,7 +14,7 @@ import (
 // limit and page_token (or Stripe-style starting_after / ending_before event ids).
 func (s *Server) listEvents(c *gin.Context, p *tenants.Principal) error {
 	f := tenants.EventFilter{Type: c.Query("type"), OrganizationID: c.Query("organization_id"),
-		StartingAfter: c.Query("starting_after"), EndingBefore: c.Query("ending_before"), Limit: 10}
+		StartingAfter: c.Query("starting_after"), EndingBefore: c.Query("ending_before")}
 	var errs tenants.FieldErrors
 	if f.Type != "" && !slices.Contains(tenants.EventTypes, f.Type) {
 		errs.Add("type", "is not an event type; GET /api/events_types lists them")
@@ -25,19 +24,10 @@ func (s *Server) listEvents(c *gin.Context, p *tenants.Principal) error {
 			errs.Add(name, "must be an id")
 		}
 	}
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			errs.Add("limit", "must be a whole number from 1 to 100")
-		}
-		f.Limit = n
-	}
-	if tok := c.Query("page_token"); tok != "" {
-		if page, err := tenants.ParsePage("", tok); err != nil {
-			errs.Add("page_token", "is not a page token this server issued; pass pagination.next_page_token from the previous page")
-		} else {
-			f.StartingAfter = page.After
-		}
+	page := tenants.ReadPage(&errs, c.Query("limit"), c.Query("page_token"), 10)
+	f.Limit = page.Limit
+	if page.After != "" {
+		f.StartingAfter = page.After // a page token is where the last page ended
 	}
 	if err := errs.Err(); err != nil {
 		return err

@@ -88,17 +88,23 @@ func (s *Server) accessLog(c *gin.Context) {
 // authenticate resolves the bearer credential, if any, into a Principal. It refuses nothing
 // on its own (each route's policy decides between 401, 403 and going ahead), except by rate:
 // a credential over its limit, and any credential from a client address with too many failed
-// authentications, get 429.
+// authentications, get 429. Public routes need no credential and skip it (GET /metrics's
+// Authorization header carries the metrics token); a command's inner request takes the
+// principal the command endpoint already authenticated.
 func (s *Server) authenticate(c *gin.Context) {
-	if c.FullPath() == "/metrics" {
-		c.Next() // its Authorization header carries the metrics token, not an API credential
+	if s.public[c.Request.Method+" "+c.FullPath()] {
+		c.Next()
+		return
+	}
+	if p, ok := c.Request.Context().Value(innerCommand{}).(*tenants.Principal); ok {
+		c.Set(ctxPrincipal, p)
+		c.Next()
 		return
 	}
 	now := time.Now()
 	ip := clientKey(c.ClientIP())
 	header := c.GetHeader("Authorization")
-	limited := !isInnerCommand(c) // a command's inner request was counted as the command
-	if limited && header != "" && s.authFailures != nil && s.authFailures.exhausted(ip, now) {
+	if header != "" && s.authFailures != nil && s.authFailures.exhausted(ip, now) {
 		s.metrics.rateLimited.WithLabelValues("auth_failures").Inc()
 		c.Header("Retry-After", "1")
 		s.writeError(c, errRateLimited(time.Second, "with credentials that failed authentication from this address"))
@@ -127,13 +133,13 @@ func (s *Server) authenticate(c *gin.Context) {
 			reason = "invalid"
 		}
 		s.metrics.auth.WithLabelValues(reason).Inc()
-		if limited && s.authFailures != nil && errors.Is(err, keys.ErrInvalidToken) {
+		if s.authFailures != nil && errors.Is(err, keys.ErrInvalidToken) {
 			s.authFailures.take(ip, now)
 		}
 		c.Set(ctxAuthError, err)
 	default:
 		s.metrics.auth.WithLabelValues("ok").Inc()
-		if limited && s.perKey != nil {
+		if s.perKey != nil {
 			ok, remaining, reset := s.perKey.take(p.KeyID, now)
 			setRateHeaders(c, s.perKey.burst, remaining, reset)
 			if !ok {

@@ -78,9 +78,13 @@ func (l *limiters) take(name string, now time.Time) (ok bool, remaining int, res
 	return ok, remaining, reset
 }
 
-// exhausted reports whether name's bucket has no token left, without spending one.
+// exhausted reports whether name's bucket has no token left, without spending one. A name
+// without a bucket (a client that never failed) costs no bucket: this runs on every request.
 func (l *limiters) exhausted(name string, now time.Time) bool {
-	return l.get(name, now).TokensAt(now) < 1
+	l.mu.Lock()
+	b, ok := l.buckets[name]
+	l.mu.Unlock()
+	return ok && b.lim.TokensAt(now) < 1
 }
 
 // setRateHeaders announces a credential's limit (draft-ietf-httpapi-ratelimit-headers).

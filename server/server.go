@@ -29,6 +29,7 @@ type Server struct {
 	engine *gin.Engine
 	sweep  *sweeper
 
+	public       map[string]bool // "METHOD /path" of the routes that need no credential
 	metrics      *metrics
 	docsPage     []byte
 	perKey       *limiters // requests per credential
@@ -109,8 +110,10 @@ func New(cfg Config) *Server {
 		s.writeError(c, newAPIError(http.StatusMethodNotAllowed, "method_not_allowed",
 			"%s is not allowed on %s.", c.Request.Method, c.Request.URL.Path))
 	})
+	s.public = map[string]bool{}
 	for _, r := range s.routes() {
 		e.Handle(r.method, r.path, s.handle(r.policy, r.handler))
+		s.public[r.method+" "+r.path] = r.policy.public
 	}
 	s.engine = e
 	// Webhook delivery: a worker on the outbox, stopped by Close.
@@ -168,8 +171,8 @@ func (s *Server) routes() []route {
 		{"GET", "/docs", public, s.serveDocs},
 		{"GET", "/api/me", forAnyone, s.getIdentity},
 		{"GET", "/api/versions", public, s.listVersions},
-		// The command endpoint runs another route, which authenticates and authorizes itself.
-		{"POST", "/api", public, s.runCommand},
+		// The command endpoint authenticates the caller; the route it runs authorizes it.
+		{"POST", "/api", forAnyone, s.runCommand},
 		{"POST", "/api/auth/tokens", forAnyone.noTokens(), s.mintToken},
 		{"GET", "/.well-known/jwks.json", public, s.getJWKS},
 

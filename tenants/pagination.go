@@ -20,10 +20,17 @@ const (
 	MaxPageLimit     = 100
 )
 
-// ParsePage reads the limit and page_token query parameters.
+// ParsePage reads the limit and page_token query parameters (limit 1..100, default 50).
 func ParsePage(limit, token string) (Page, error) {
 	var errs FieldErrors
-	p := Page{Limit: DefaultPageLimit}
+	p := ReadPage(&errs, limit, token, DefaultPageLimit)
+	return p, errs.Err()
+}
+
+// ReadPage reads limit and page_token into a Page, adding what is wrong with them to errs
+// (for lists that check other parameters too).
+func ReadPage(errs *FieldErrors, limit, token string, defaultLimit int) Page {
+	p := Page{Limit: defaultLimit}
 	if limit != "" {
 		n, err := strconv.Atoi(limit)
 		if err != nil || n < 1 || n > MaxPageLimit {
@@ -39,7 +46,7 @@ func ParsePage(limit, token string) (Page, error) {
 			p.After = string(raw[2:])
 		}
 	}
-	return p, errs.Err()
+	return p
 }
 
 // NextPageToken is the token for the page after one whose last item has id lastID.

@@ -62,9 +62,6 @@ func (d *Deferred) Tx(ctx context.Context) (*sqlx.Tx, error) {
 	return d.tx, nil
 }
 
-// Begun reports whether anything has used the transaction.
-func (d *Deferred) Begun() bool { return d.tx != nil }
-
 // Rollback ends the transaction, if it began, undoing it.
 func (d *Deferred) Rollback() {
 	if d.tx != nil {
