@@ -17,7 +17,9 @@ import (
 
 // Service mints and verifies credentials on one database.
 type Service struct {
-	DB      *sqlx.DB
+	DB *sqlx.DB
+	// Sealer seals token signing private keys at rest (nil: stored as they are).
+	Sealer  *tenants.Sealer
 	signers *signerCache
 	usage   *usageRecorder
 

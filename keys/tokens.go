@@ -283,7 +283,7 @@ func (c *signerCache) verifier(ctx context.Context, db *sqlx.DB, kid string) (ed
 
 func (c *signerCache) load(ctx context.Context, db *sqlx.DB) error {
 	var rows []signingKeyRow
-	if err := sqlx.SelectContext(ctx, db, &rows, `SELECT id, public_key, private_key, created_at, verify_until FROM signing_keys`); err != nil {
+	if err := sqlx.SelectContext(ctx, db, &rows, `SELECT id, public_key, created_at, verify_until FROM signing_keys`); err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
 	}
 	byID := make(map[string]signer, len(rows))
@@ -316,7 +316,11 @@ func (s *Service) currentSigner(ctx context.Context) (signer, error) {
 		return s.rotateSigningKey(ctx)
 	}
 	r := rows[0]
-	return signer{id: r.ID, private: ed25519.PrivateKey(r.Private), public: ed25519.PublicKey(r.Public)}, nil
+	private, err := s.Sealer.Open(r.Private, tenants.SealedAt("signing_keys", "private_key", r.ID))
+	if err != nil {
+		return signer{}, fmt.Errorf("signing key %s: %w", r.ID, err)
+	}
+	return signer{id: r.ID, private: ed25519.PrivateKey(private), public: ed25519.PublicKey(r.Public)}, nil
 }
 
 // RotateSigningKey adds a new signing key, used for every token from now on, and schedules the
@@ -335,13 +339,17 @@ func (s *Service) rotateSigningKey(ctx context.Context) (signer, error) {
 	}
 	id := tenants.NewID()
 	now := tenants.Now()
+	sealed, err := s.Sealer.Seal(priv, tenants.SealedAt("signing_keys", "private_key", id))
+	if err != nil {
+		return signer{}, err
+	}
 	err = tenants.InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
 		retire := now.Add(MaxTokenTTL*time.Second + tokenLeeway)
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE signing_keys SET verify_until = ? WHERE verify_until IS NULL`), retire); err != nil {
 			return fmt.Errorf("retire signing keys: %w", err)
 		}
 		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO signing_keys (id, private_key, public_key, created_at) VALUES (?, ?, ?, ?)`),
-			id, []byte(priv), []byte(pub), now)
+			id, sealed, []byte(pub), now)
 		return err
 	})
 	if err != nil {
@@ -363,7 +371,7 @@ type JWK struct {
 // JWKS returns the public halves of every signing key that still verifies tokens.
 func (s *Service) JWKS(ctx context.Context) ([]JWK, error) {
 	var rows []signingKeyRow
-	err := sqlx.SelectContext(ctx, s.DB, &rows, s.DB.Rebind(`SELECT id, public_key, private_key, created_at, verify_until
+	err := sqlx.SelectContext(ctx, s.DB, &rows, s.DB.Rebind(`SELECT id, public_key, created_at, verify_until
 		FROM signing_keys WHERE verify_until IS NULL OR verify_until > ? ORDER BY created_at DESC, id DESC`), tenants.Now())
 	if err != nil {
 		return nil, fmt.Errorf("select signing keys: %w", err)

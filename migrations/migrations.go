@@ -152,3 +152,20 @@ func provider(db *sqlx.DB) (*goose.Provider, error) {
 	// The provider is not closed: Close would close db, which belongs to the caller.
 	return goose.NewProvider(dialect, db.DB, sub, opts...)
 }
+
+// Compact rewrites a SQLite database so that no page of it keeps content it no longer holds
+// (VACUUM), and empties its write-ahead log: after secrets stored in clear are sealed, no copy
+// of them is left in free pages. On PostgreSQL it does nothing: rows it no longer holds are
+// reclaimed by its own (auto)vacuum.
+func Compact(ctx context.Context, db *sqlx.DB) error {
+	if db.DriverName() == "pgx" {
+		return nil
+	}
+	if _, err := db.ExecContext(ctx, `VACUUM`); err != nil {
+		return fmt.Errorf("compact the database: %w", err)
+	}
+	if _, err := db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		return fmt.Errorf("empty the write-ahead log: %w", err)
+	}
+	return nil
+}

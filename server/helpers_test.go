@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/jmoiron/sqlx"
@@ -12,6 +14,7 @@ import (
 	"github.com/tenantry/tenantry/migrations/migrationstest"
 	"github.com/tenantry/tenantry/server"
 	"github.com/tenantry/tenantry/server/servertest"
+	"github.com/tenantry/tenantry/tenants"
 )
 
 // env is a real server on a real, migrated SQLite file, with one partner ("A") ready.
@@ -24,6 +27,7 @@ type env struct {
 	anon    *servertest.Client
 	partner *servertest.Client // partner A
 	ownerID string             // partner A's owner organization
+	sealer  *tenants.Sealer    // the server's, nil when it stores secrets unsealed
 }
 
 func newEnv(t testing.TB) *env {
@@ -37,14 +41,44 @@ func newEnvWith(t testing.TB, configure func(*server.Config)) *env {
 	db := migrationstest.Open(t)
 	logs := &servertest.LogBuffer{}
 	// No rate limits unless a test sets them: tests send many requests, fast, from one address.
-	cfg := server.Config{DB: db, Log: slog.New(slog.NewJSONHandler(logs, nil)), RatePerSecond: -1, AuthFailuresPerSecond: -1}
+	// Secrets are sealed at rest, as with --secret-key-file (a test may set Sealer to nil).
+	cfg := server.Config{DB: db, Log: slog.New(slog.NewJSONHandler(logs, nil)), RatePerSecond: -1, AuthFailuresPerSecond: -1,
+		Sealer: newSealer(t)}
 	configure(&cfg)
 	srv := server.New(cfg)
 	ts := httptest.NewServer(srv)
 	t.Cleanup(func() { ts.Close(); srv.Close() })
-	e := &env{t: t, db: db, srv: srv, url: ts.URL, logs: logs, anon: servertest.New(t, ts.URL)}
+	e := &env{t: t, db: db, srv: srv, url: ts.URL, logs: logs, anon: servertest.New(t, ts.URL), sealer: cfg.Sealer}
 	e.partner, e.ownerID = e.newPartner("Partner A")
 	return e
+}
+
+// newSealer is a sealer with a new secret key file of its own.
+func newSealer(t testing.TB) *tenants.Sealer {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "secret-key")
+	if err := os.WriteFile(path, []byte(tenants.GenerateSecretKey()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := tenants.LoadSealer(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// opened reads a secret column of one row as the server holds it: opened when sealed.
+func (e *env) opened(table, column, id string) []byte {
+	e.t.Helper()
+	var stored []byte
+	if err := e.db.Get(&stored, e.db.Rebind(`SELECT `+column+` FROM `+table+` WHERE id = ?`), id); err != nil {
+		e.t.Fatalf("%s.%s of %s: %v", table, column, id, err)
+	}
+	plain, err := e.sealer.Open(stored, tenants.SealedAt(table, column, id))
+	if err != nil {
+		e.t.Fatalf("%s.%s of %s: %v", table, column, id, err)
+	}
+	return plain
 }
 
 // newPartner creates a partner the way the CLI does and returns a client holding its key.

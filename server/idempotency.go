@@ -3,6 +3,11 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/json"
@@ -80,9 +85,9 @@ func (s *Server) idempotency(c *gin.Context) {
 		return
 	}
 	c.Request.Body = io.NopCloser(bytes.NewReader(body))
-	sum := sha256.Sum256(fmt.Appendf(nil, "%s\n%s\n%s\n%s\n%s", c.Request.Method, c.Request.URL.EscapedPath(),
+	box := newResponseBox(c.GetString(ctxCredentialValue), credential, key)
+	fingerprint := box.fingerprint(fmt.Appendf(nil, "%s\n%s\n%s\n%s\n%s", c.Request.Method, c.Request.URL.EscapedPath(),
 		c.Request.URL.RawQuery, version(c), body))
-	fingerprint := sum[:]
 	ctx := c.Request.Context()
 
 	owned, rec, err := s.claimIdempotencyKey(ctx, credential, key, fingerprint)
@@ -106,11 +111,61 @@ func (s *Server) idempotency(c *gin.Context) {
 			"This key value has been rotated out since; a response carrying a credential is not replayed to it."))
 		return
 	case !owned:
+		body, err := box.open(rec.Body, fingerprint)
+		if err != nil {
+			s.writeError(c, fmt.Errorf("open a stored response: %w", err))
+			return
+		}
 		s.metrics.replays.Inc()
-		replay(c, rec)
+		replay(c, rec, body)
 		return
 	}
-	s.runIdempotent(c, credential, key)
+	s.runIdempotent(c, credential, key, box, fingerprint)
+}
+
+// A responseBox encrypts the responses stored for replay, which may carry credentials (a
+// minted key, a token, a webhook secret), under a key derived from the raw credential value
+// that sent the request and the Idempotency-Key. The server sees that value on every request
+// and never stores it, so a reader of the database or of a dump can decrypt no response, nor
+// test a guess of a request body against its fingerprint (an HMAC under the same key).
+type responseBox struct{ key []byte }
+
+func newResponseBox(credentialValue, credentialID, idemKey string) responseBox {
+	key, err := hkdf.Key(sha256.New, []byte(credentialValue), nil,
+		"tenantry idempotency v1\x00"+credentialID+"\x00"+idemKey, 32)
+	if err != nil {
+		panic(err) // only for a key length SHA-256 cannot give
+	}
+	return responseBox{key}
+}
+
+func (b responseBox) fingerprint(request []byte) []byte {
+	mac := hmac.New(sha256.New, b.key)
+	mac.Write(request)
+	return mac.Sum(nil)
+}
+
+func (b responseBox) aead() cipher.AEAD {
+	block, _ := aes.NewCipher(b.key)
+	gcm, _ := cipher.NewGCM(block)
+	return gcm
+}
+
+// seal is a stored body: a random nonce and the body encrypted, bound to the request's
+// fingerprint.
+func (b responseBox) seal(body, fingerprint []byte) []byte {
+	gcm := b.aead()
+	nonce := make([]byte, gcm.NonceSize(), gcm.NonceSize()+len(body)+gcm.Overhead())
+	rand.Read(nonce)
+	return gcm.Seal(nonce, nonce, body, fingerprint)
+}
+
+func (b responseBox) open(stored, fingerprint []byte) ([]byte, error) {
+	gcm := b.aead()
+	if len(stored) < gcm.NonceSize() {
+		return nil, errors.New("stored response too short")
+	}
+	return gcm.Open(nil, stored[:gcm.NonceSize()], stored[gcm.NonceSize():], fingerprint)
 }
 
 // credentialOf names the exact credential a record belongs to: the key value that sent the
@@ -158,7 +213,7 @@ func (s *Server) claimIdempotencyKey(ctx context.Context, credential, key string
 // sends the response. The transaction begins at the request's first write (a request refused
 // before writing never takes the write lock). A 5xx, 429 or 503 is not stored: the record is
 // dropped, so a retry runs again.
-func (s *Server) runIdempotent(c *gin.Context, credential, key string) {
+func (s *Server) runIdempotent(c *gin.Context, credential, key string, box responseBox, fingerprint []byte) {
 	ctx := c.Request.Context()
 	bg := context.WithoutCancel(ctx) // what must happen even if the client has gone
 	release := func() {
@@ -195,7 +250,7 @@ func (s *Server) runIdempotent(c *gin.Context, credential, key string) {
 	store := func(q sqlx.ExecerContext, rebind func(string) string) error {
 		res, err := q.ExecContext(bg, rebind(`UPDATE idempotency_keys SET state = 'done', status = ?, headers = ?, body = ?,
 			updated_at = ? WHERE credential_id = ? AND idem_key = ? AND state = 'in_flight'`),
-			status, string(encoded), buf.body.Bytes(), tenants.Now(), credential, key)
+			status, string(encoded), box.seal(buf.body.Bytes(), fingerprint), tenants.Now(), credential, key)
 		if err != nil {
 			return err
 		}
@@ -234,8 +289,8 @@ func (s *Server) runIdempotent(c *gin.Context, credential, key string) {
 	real.Write(buf.body.Bytes())
 }
 
-// replay sends a stored response again.
-func replay(c *gin.Context, rec idempotencyRecord) {
+// replay sends a stored response again, its body opened.
+func replay(c *gin.Context, rec idempotencyRecord, body []byte) {
 	var headers map[string]string
 	json.Unmarshal([]byte(rec.Headers.String), &headers)
 	for k, v := range headers {
@@ -243,7 +298,7 @@ func replay(c *gin.Context, rec idempotencyRecord) {
 	}
 	c.Header("Idempotent-Replayed", "true")
 	c.Writer.WriteHeader(int(rec.Status.Int64))
-	c.Writer.Write(rec.Body)
+	c.Writer.Write(body)
 	c.Abort()
 }
 

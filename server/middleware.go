@@ -23,6 +23,9 @@ const (
 	ctxAuthError = "tenantry.auth_error"
 	ctxVersion   = "tenantry.version"
 	ctxBody      = "tenantry.body" // the request body, once read by decodeJSON
+	// ctxCredentialValue is the raw bearer value of an authenticated request, which the
+	// idempotency records of its writes are encrypted under. It is never logged or stored.
+	ctxCredentialValue = "tenantry.credential_value"
 )
 
 var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
@@ -152,6 +155,7 @@ func (s *Server) authenticate(c *gin.Context) {
 			}
 		}
 		c.Set(ctxPrincipal, p)
+		c.Set(ctxCredentialValue, value)
 	}
 	c.Next()
 }

@@ -70,11 +70,15 @@ type Config struct {
 	// Webhooks configures webhook delivery and which endpoints webhooks may have (zero values
 	// are package delivery's defaults).
 	Webhooks delivery.Config
+	// Sealer seals the secrets stored at rest (connection secrets, SSO client secrets, webhook
+	// secrets, token signing keys); nil stores them as given.
+	Sealer *tenants.Sealer
 }
 
 // New builds the HTTP API. Close it to stop its background work.
 func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, db: cfg.DB, store: tenants.NewStore(cfg.DB), keys: keys.NewService(cfg.DB), log: cfg.Log}
+	s.store.Sealer, s.keys.Sealer, cfg.Webhooks.Sealer = cfg.Sealer, cfg.Sealer, cfg.Sealer
 	if err := s.keys.EnsureSigningKey(context.Background()); err != nil {
 		s.log.Error("creating the first token signing key failed; it will be created with the first token", "error", err.Error())
 	}

@@ -95,10 +95,7 @@ func TestTokenForgeries(t *testing.T) {
 	}
 	decode(parts[0], &header)
 	decode(parts[1], &claims)
-	var priv []byte
-	if err := e.db.Get(&priv, e.db.Rebind(`SELECT private_key FROM signing_keys WHERE id = ?`), header["kid"]); err != nil {
-		t.Fatal(err)
-	}
+	priv := e.opened("signing_keys", "private_key", header["kid"].(string))
 	signWith := func(mutate func(jwt.MapClaims), kid string, header map[string]any) string {
 		c := jwt.MapClaims{}
 		for k, v := range claims {

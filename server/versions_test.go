@@ -73,9 +73,7 @@ func TestPatchBeforeVersion(t *testing.T) {
 	if d := patched.Data(); d["name"] != "Acme" || d["sso_domain"] != "acme.test" || d["sso_org_id"] != "org_9" {
 		t.Fatalf("PATCH must change only what it names: %s", patched.Body)
 	}
-	var secret string
-	e.db.Get(&secret, e.db.Rebind(`SELECT client_secret FROM organizations WHERE id = ?`), org)
-	if secret != "keep-me" {
+	if secret := string(e.opened("organizations", "client_secret", org)); secret != "keep-me" {
 		t.Fatalf("PATCH without client_secret changed it to %q", secret)
 	}
 	// From 2025-09-18 updates are PUT only.

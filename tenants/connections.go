@@ -117,7 +117,9 @@ func isSecret(obj map[string]any, key string, value any) bool {
 	return false
 }
 
-// connectionRow is a connection as stored; for a share, Type and Config are the parent's.
+// connectionRow is a connection as stored; for a share, Type, Config and Secrets are the
+// parent's. Config holds no secret field: those are in Secrets, sealed when the server has a
+// secret key ("" when there are none; NULL for a row stored before secrets were kept apart).
 type connectionRow struct {
 	ID              string         `db:"id"`
 	OrgID           string         `db:"org_id"`
@@ -125,6 +127,7 @@ type connectionRow struct {
 	Name            string         `db:"name"`
 	Type            string         `db:"type"`
 	Config          string         `db:"configuration"`
+	Secrets         sql.NullString `db:"secrets"`
 	CreatedAt       time.Time      `db:"created_at"`
 	UpdatedAt       time.Time      `db:"updated_at"`
 	ParentUpdatedAt sql.NullTime   `db:"parent_updated_at"`
@@ -133,20 +136,77 @@ type connectionRow struct {
 // connectionSelect reads connections with a share's type and configuration from its parent.
 const connectionSelect = `SELECT c.id, c.org_id, c.parent_id, c.name,
 	COALESCE(p.type, c.type) AS type, COALESCE(p.configuration, c.configuration) AS configuration,
+	CASE WHEN c.parent_id IS NULL THEN c.secrets ELSE p.secrets END AS secrets,
 	c.created_at, c.updated_at, p.updated_at AS parent_updated_at
 	FROM connections c LEFT JOIN connections p ON p.id = c.parent_id`
 
-// connection builds what a caller sees: the configuration without its secret fields. A
-// share's updated_at is the later of its own and its parent's, as it shows the parent's data.
-func (r connectionRow) connection() (Connection, error) {
+// A secretField is one secret of a configuration: where it sits (object keys as strings,
+// array indexes as numbers) and its value.
+type secretField struct {
+	Path  []any `json:"path"`
+	Value any   `json:"value"`
+}
+
+// name is the path as secret_fields shows it: "password", "ssh.private_key", "hosts[0].token".
+func (f secretField) name() string {
+	var b strings.Builder
+	for _, step := range f.Path {
+		if k, ok := step.(string); ok {
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(k)
+		} else {
+			fmt.Fprintf(&b, "[%v]", step)
+		}
+	}
+	return b.String()
+}
+
+// split reads a stored row: its configuration and its secrets. A row stored before secrets
+// were kept apart has them in its configuration, found by the rules of secret fields.
+func (r connectionRow) split(sealer *Sealer) (map[string]any, []secretField, error) {
 	cfg, err := decodeConfiguration([]byte(r.Config))
 	if err != nil {
-		return Connection{}, fmt.Errorf("stored configuration of connection %s: %w", r.ID, err)
+		return nil, nil, fmt.Errorf("stored configuration of connection %s: %w", r.ID, err)
 	}
-	secrets := []string{}
-	stripped := stripSecrets(cfg, "", &secrets).(map[string]any)
-	sort.Strings(secrets)
-	c := Connection{ID: r.ID, Name: r.Name, Type: r.Type, Configuration: stripped, SecretFields: secrets,
+	if !r.Secrets.Valid {
+		var secrets []secretField
+		return splitSecrets(cfg, nil, &secrets).(map[string]any), secrets, nil
+	}
+	if r.Secrets.String == "" {
+		return cfg, nil, nil
+	}
+	owner := r.ID
+	if r.ParentID.Valid {
+		owner = r.ParentID.String
+	}
+	plain, err := sealer.OpenString(r.Secrets.String, SealedAt("connections", "secrets", owner))
+	if err != nil {
+		return nil, nil, fmt.Errorf("secrets of connection %s: %w", r.ID, err)
+	}
+	var secrets []secretField
+	dec := json.NewDecoder(strings.NewReader(plain))
+	dec.UseNumber()
+	if err := dec.Decode(&secrets); err != nil {
+		return nil, nil, fmt.Errorf("secrets of connection %s: %w", r.ID, err)
+	}
+	return cfg, secrets, nil
+}
+
+// connection builds what a caller sees: the configuration, and the names of its secrets. A
+// share's updated_at is the later of its own and its parent's, as it shows the parent's data.
+func (r connectionRow) connection(sealer *Sealer) (Connection, error) {
+	cfg, secrets, err := r.split(sealer)
+	if err != nil {
+		return Connection{}, err
+	}
+	names := make([]string, len(secrets))
+	for i, f := range secrets {
+		names[i] = f.name()
+	}
+	sort.Strings(names)
+	c := Connection{ID: r.ID, Name: r.Name, Type: r.Type, Configuration: cfg, SecretFields: names,
 		OrganizationID: r.OrgID, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
 	if r.ParentID.Valid {
 		c.ParentID = &r.ParentID.String
@@ -157,10 +217,10 @@ func (r connectionRow) connection() (Connection, error) {
 	return c, nil
 }
 
-func connectionsOf(rows []connectionRow) ([]Connection, error) {
+func connectionsOf(rows []connectionRow, sealer *Sealer) ([]Connection, error) {
 	out := make([]Connection, len(rows))
 	for i, r := range rows {
-		c, err := r.connection()
+		c, err := r.connection(sealer)
 		if err != nil {
 			return nil, err
 		}
@@ -184,81 +244,70 @@ func decodeConfiguration(raw []byte) (map[string]any, error) {
 	return m, nil
 }
 
-// encodeConfiguration is the stored form: compact JSON with keys sorted, HTML not escaped.
-func encodeConfiguration(cfg map[string]any) (string, error) {
+// encodeJSON is the stored form: compact JSON with keys sorted, HTML not escaped.
+func encodeJSON(v any) (string, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(cfg); err != nil {
+	if err := enc.Encode(v); err != nil {
 		return "", err
 	}
 	return strings.TrimSuffix(buf.String(), "\n"), nil
 }
 
-// stripSecrets returns a copy of v without secret keys at any depth, appending the path of
-// each one removed ("password", "ssh.private_key", "hosts[0].token").
-func stripSecrets(v any, path string, found *[]string) any {
+// splitSecrets returns a copy of v without its secret fields at any depth, appending each one
+// removed, with its path, to found. A secret given as null asks for no secret: it is dropped.
+func splitSecrets(v any, path []any, found *[]secretField) any {
 	switch x := v.(type) {
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, val := range x {
-			p := k
-			if path != "" {
-				p = path + "." + k
-			}
+			p := append(path[:len(path):len(path)], k)
 			if isSecret(x, k, val) {
-				*found = append(*found, p)
+				if val != nil {
+					*found = append(*found, secretField{Path: p, Value: val})
+				}
 				continue
 			}
-			out[k] = stripSecrets(val, p, found)
+			out[k] = splitSecrets(val, p, found)
 		}
 		return out
 	case []any:
 		out := make([]any, len(x))
 		for i, val := range x {
-			out[i] = stripSecrets(val, path+"["+strconv.Itoa(i)+"]", found)
+			out[i] = splitSecrets(val, append(path[:len(path):len(path)], i), found)
 		}
 		return out
 	}
 	return v
 }
 
-// keepSecrets copies into next each secret field of prev that next leaves out, where the
-// object holding it is reached in both through the same object keys. Secrets inside arrays
-// are not carried over: array elements have no identity to match them by.
-func keepSecrets(next, prev map[string]any) {
-	for k, pv := range prev {
-		nv, given := next[k]
-		if isSecret(prev, k, pv) {
-			if !given {
-				next[k] = pv
+// keptSecrets are the secrets of prev that an update leaves out and keeps: those whose object
+// the new configuration still has (reached through the same object keys) without the field.
+// Secrets inside arrays are not carried over: array elements have no identity to match them by.
+func keptSecrets(next map[string]any, prev []secretField) []secretField {
+	var kept []secretField
+next:
+	for _, f := range prev {
+		obj := next
+		for i, step := range f.Path {
+			k, ok := step.(string)
+			if !ok {
+				continue next
 			}
-			continue
-		}
-		nm, ok1 := nv.(map[string]any)
-		pm, ok2 := pv.(map[string]any)
-		if given && ok1 && ok2 {
-			keepSecrets(nm, pm)
+			v, given := obj[k]
+			if i == len(f.Path)-1 {
+				if !given {
+					kept = append(kept, f)
+				}
+				continue next
+			}
+			if obj, ok = v.(map[string]any); !ok {
+				continue next
+			}
 		}
 	}
-}
-
-// dropNullSecrets removes secret fields whose value is null: null asks for no secret.
-func dropNullSecrets(v any) {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, val := range x {
-			if val == nil && IsSecretField(k) {
-				delete(x, k)
-				continue
-			}
-			dropNullSecrets(val)
-		}
-	case []any:
-		for _, val := range x {
-			dropNullSecrets(val)
-		}
-	}
+	return kept
 }
 
 // depth is how many levels of objects and arrays v nests.
@@ -281,9 +330,11 @@ func depth(v any) int {
 
 var connectionType = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
 
-// normalize validates in and returns the configuration to store. prev is the stored
-// configuration on an update (its omitted secrets are kept), nil on a create.
-func (in *ConnectionInput) normalize(prev map[string]any) (string, error) {
+// normalize validates in and returns the configuration to store and its secrets. prev holds
+// the stored secrets on an update (those the new configuration leaves out are kept), nil on a
+// create. Whether a field is secret is decided here, once, by the configuration as given: a
+// secret stays in the secrets however later updates change its neighbours.
+func (in *ConnectionInput) normalize(prev []secretField) (string, []secretField, error) {
 	in.Name = strings.TrimSpace(in.Name)
 	in.Type = strings.TrimSpace(in.Type)
 	var errs FieldErrors
@@ -306,21 +357,40 @@ func (in *ConnectionInput) normalize(prev map[string]any) (string, error) {
 		}
 	}
 	if err := errs.Err(); err != nil {
-		return "", err
+		return "", nil, err
 	}
-	if prev != nil {
-		keepSecrets(cfg, prev)
-	}
-	dropNullSecrets(cfg)
-	stored, err := encodeConfiguration(cfg)
+	var secrets []secretField
+	public := splitSecrets(cfg, nil, &secrets).(map[string]any)
+	secrets = append(keptSecrets(cfg, prev), secrets...)
+	stored, err := encodeJSON(public)
 	if err != nil {
-		return "", fmt.Errorf("encode configuration: %w", err)
+		return "", nil, fmt.Errorf("encode configuration: %w", err)
 	}
-	if len(stored) > MaxConfigurationBytes {
-		errs.Add("configuration", fmt.Sprintf("must be at most %d bytes encoded as JSON (64 KiB); it is %d", MaxConfigurationBytes, len(stored)))
-		return "", errs.Err()
+	size := len(stored)
+	if len(secrets) > 0 {
+		enc, err := encodeJSON(secrets)
+		if err != nil {
+			return "", nil, fmt.Errorf("encode secrets: %w", err)
+		}
+		size += len(enc)
 	}
-	return stored, nil
+	if size > MaxConfigurationBytes {
+		errs.Add("configuration", fmt.Sprintf("must be at most %d bytes encoded as JSON (64 KiB); it is %d", MaxConfigurationBytes, size))
+		return "", nil, errs.Err()
+	}
+	return stored, secrets, nil
+}
+
+// sealSecrets is the stored form of a connection's secrets: "" for none.
+func sealSecrets(sealer *Sealer, id string, secrets []secretField) (string, error) {
+	if len(secrets) == 0 {
+		return "", nil
+	}
+	enc, err := encodeJSON(secrets)
+	if err != nil {
+		return "", fmt.Errorf("encode secrets: %w", err)
+	}
+	return sealer.SealString(enc, SealedAt("connections", "secrets", id))
 }
 
 func errConnectionNotFound(id string) error {
@@ -344,7 +414,7 @@ func findConnection(ctx context.Context, q sqlx.ExtContext, orgID, id string) (c
 
 // listConnections pages through connections matching where (a condition on c, without
 // ORDER BY or LIMIT).
-func listConnections(ctx context.Context, q sqlx.ExtContext, page Page, where string, args ...any) ([]Connection, string, error) {
+func (s *Store) listConnections(ctx context.Context, q sqlx.ExtContext, page Page, where string, args ...any) ([]Connection, string, error) {
 	if page.After != "" {
 		where += ` AND c.id > ?`
 		args = append(args, page.After)
@@ -356,14 +426,14 @@ func listConnections(ctx context.Context, q sqlx.ExtContext, page Page, where st
 		return nil, "", fmt.Errorf("list connections: %w", err)
 	}
 	rows, next := PageOf(rows, page.Limit, func(r connectionRow) string { return r.ID })
-	out, err := connectionsOf(rows)
+	out, err := connectionsOf(rows, s.Sealer)
 	return out, next, err
 }
 
 // ListConnections pages through the caller's organization's connections, shares into it
 // included, in order of creation.
 func (s *Store) ListConnections(ctx context.Context, p *Principal, page Page) ([]Connection, string, error) {
-	return listConnections(ctx, s.DB, page, `c.org_id = ?`, p.OrgID)
+	return s.listConnections(ctx, s.DB, page, `c.org_id = ?`, p.OrgID)
 }
 
 // GetConnection returns one connection of the caller's organization.
@@ -372,29 +442,33 @@ func (s *Store) GetConnection(ctx context.Context, p *Principal, id string) (Con
 	if err != nil {
 		return Connection{}, err
 	}
-	return r.connection()
+	return r.connection(s.Sealer)
 }
 
 // CreateConnection adds a connection to the caller's organization. A name already used there
 // (ignoring case) is ErrConflict.
 func (s *Store) CreateConnection(ctx context.Context, p *Principal, in ConnectionInput) (Connection, error) {
-	cfg, err := in.normalize(nil)
+	cfg, secrets, err := in.normalize(nil)
 	if err != nil {
 		return Connection{}, err
 	}
 	now := Now()
 	r := connectionRow{ID: NewID(), OrgID: p.OrgID, Name: in.Name, Type: in.Type, Config: cfg, CreatedAt: now, UpdatedAt: now}
+	if r.Secrets.String, err = sealSecrets(s.Sealer, r.ID, secrets); err != nil {
+		return Connection{}, err
+	}
+	r.Secrets.Valid = true
 	var c Connection
 	err = InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
-		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO connections (id, org_id, name, name_key, type, configuration, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), r.ID, r.OrgID, r.Name, strings.ToLower(r.Name), r.Type, r.Config, now, now)
+		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO connections (id, org_id, name, name_key, type, configuration, secrets, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`), r.ID, r.OrgID, r.Name, strings.ToLower(r.Name), r.Type, r.Config, r.Secrets, now, now)
 		if IsUniqueViolation(err) {
 			return errConnectionNameTaken(r.Name)
 		}
 		if err != nil {
 			return fmt.Errorf("insert connection: %w", err)
 		}
-		if c, err = r.connection(); err != nil {
+		if c, err = r.connection(s.Sealer); err != nil {
 			return err
 		}
 		return recordEvent(ctx, tx, p, r.OrgID, "connection.created", c)
@@ -413,29 +487,33 @@ func (s *Store) UpdateConnection(ctx context.Context, p *Principal, id string, i
 		if r.ParentID.Valid {
 			return errSharedReadOnly(r.ID)
 		}
-		prev, err := decodeConfiguration([]byte(r.Config))
+		_, prev, err := r.split(s.Sealer)
 		if err != nil {
-			return fmt.Errorf("stored configuration of connection %s: %w", r.ID, err)
+			return err
 		}
-		cfg, err := in.normalize(prev)
+		cfg, secrets, err := in.normalize(prev)
 		if err != nil {
 			return err
 		}
 		r.Name, r.Type, r.Config, r.UpdatedAt = in.Name, in.Type, cfg, Now()
-		_, err = tx.ExecContext(ctx, tx.Rebind(`UPDATE connections SET name = ?, name_key = ?, type = ?, configuration = ?, updated_at = ?
-			WHERE id = ? AND org_id = ?`), r.Name, strings.ToLower(r.Name), r.Type, r.Config, r.UpdatedAt, r.ID, r.OrgID)
+		if r.Secrets.String, err = sealSecrets(s.Sealer, r.ID, secrets); err != nil {
+			return err
+		}
+		r.Secrets.Valid = true
+		_, err = tx.ExecContext(ctx, tx.Rebind(`UPDATE connections SET name = ?, name_key = ?, type = ?, configuration = ?, secrets = ?,
+			updated_at = ? WHERE id = ? AND org_id = ?`), r.Name, strings.ToLower(r.Name), r.Type, r.Config, r.Secrets, r.UpdatedAt, r.ID, r.OrgID)
 		if IsUniqueViolation(err) {
 			return errConnectionNameTaken(r.Name)
 		}
 		if err != nil {
 			return fmt.Errorf("update connection: %w", err)
 		}
-		return connectionEvent(ctx, tx, p, r, "connection.updated")
+		return s.connectionEvent(ctx, tx, p, r, "connection.updated")
 	})
 	if err != nil {
 		return Connection{}, err
 	}
-	return r.connection()
+	return r.connection(s.Sealer)
 }
 
 // DeleteConnection deletes a connection of the caller's organization and returns it as it
@@ -454,17 +532,17 @@ func (s *Store) DeleteConnection(ctx context.Context, p *Principal, id string) (
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM connections WHERE id = ? AND org_id = ?`), r.ID, r.OrgID); err != nil {
 			return fmt.Errorf("delete connection: %w", err)
 		}
-		return connectionEvent(ctx, tx, p, r, "connection.deleted")
+		return s.connectionEvent(ctx, tx, p, r, "connection.deleted")
 	})
 	if err != nil {
 		return Connection{}, err
 	}
-	return r.connection()
+	return r.connection(s.Sealer)
 }
 
-// connectionEvent records an event about r as callers see it (secrets stripped).
-func connectionEvent(ctx context.Context, q sqlx.ExtContext, p *Principal, r connectionRow, typ string) error {
-	c, err := r.connection()
+// connectionEvent records an event about r as callers see it (without its secrets).
+func (s *Store) connectionEvent(ctx context.Context, q sqlx.ExtContext, p *Principal, r connectionRow, typ string) error {
+	c, err := r.connection(s.Sealer)
 	if err != nil {
 		return err
 	}
@@ -526,7 +604,7 @@ func (s *Store) ShareConnection(ctx context.Context, p *Principal, orgID, connec
 		}
 		now := Now()
 		share = connectionRow{ID: NewID(), OrgID: child.ID, ParentID: sql.NullString{String: parent.ID, Valid: true},
-			Name: name, Type: parent.Type, Config: parent.Config, CreatedAt: now, UpdatedAt: now}
+			Name: name, Type: parent.Type, Config: parent.Config, Secrets: parent.Secrets, CreatedAt: now, UpdatedAt: now}
 		// The share's own type and configuration stay empty: they are read from the parent.
 		_, err = tx.ExecContext(ctx, tx.Rebind(`INSERT INTO connections (id, org_id, parent_id, name, name_key, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`), share.ID, share.OrgID, parent.ID, share.Name, strings.ToLower(share.Name), now, now)
@@ -537,7 +615,7 @@ func (s *Store) ShareConnection(ctx context.Context, p *Principal, orgID, connec
 			return err
 		}
 		// Recorded in the child organization, where the share appears.
-		return connectionEvent(ctx, tx, p, share, "connection.shared")
+		return s.connectionEvent(ctx, tx, p, share, "connection.shared")
 	})
 	if IsUniqueViolation(err) {
 		// The insert failed on one of two unique indexes; which one only chooses the message.
@@ -556,7 +634,7 @@ func (s *Store) ShareConnection(ctx context.Context, p *Principal, orgID, connec
 	if err != nil {
 		return Connection{}, err
 	}
-	return share.connection()
+	return share.connection(s.Sealer)
 }
 
 // ListConnectionShares pages through the shares of a connection of the calling partner's
@@ -566,5 +644,5 @@ func (s *Store) ListConnectionShares(ctx context.Context, p *Principal, orgID, c
 	if err != nil {
 		return nil, "", err
 	}
-	return listConnections(ctx, s.DB, page, `c.parent_id = ?`, parent.ID)
+	return s.listConnections(ctx, s.DB, page, `c.parent_id = ?`, parent.ID)
 }

@@ -88,7 +88,7 @@ func errOrganizationNameTaken(name string) error {
 }
 
 // insertOrganization creates an organization with its built-in roles.
-func insertOrganization(ctx context.Context, tx *sqlx.Tx, partnerID string, owner bool, in OrganizationInput) (Organization, error) {
+func insertOrganization(ctx context.Context, tx *sqlx.Tx, sealer *Sealer, partnerID string, owner bool, in OrganizationInput) (Organization, error) {
 	if err := in.normalize(); err != nil {
 		return Organization{}, err
 	}
@@ -99,12 +99,16 @@ func insertOrganization(ctx context.Context, tx *sqlx.Tx, partnerID string, owne
 	o := Organization{ID: NewID(), Name: in.Name, Issuer: in.Issuer, ClientID: in.ClientID,
 		SSODomain: in.SSODomain, SSOOrgID: in.SSOOrgID, APIVersion: in.APIVersion, CreatedAt: now, UpdatedAt: now,
 		PartnerID: partnerID, IsOwner: owner}
-	_, err := tx.ExecContext(ctx, tx.Rebind(`
+	secret, err := sealer.SealString(in.ClientSecret, SealedAt("organizations", "client_secret", o.ID))
+	if err != nil {
+		return Organization{}, err
+	}
+	_, err = tx.ExecContext(ctx, tx.Rebind(`
 		INSERT INTO organizations (id, partner_id, is_owner, name, name_key, issuer, client_id,
 			client_secret, sso_domain, sso_org_id, api_version, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		o.ID, partnerID, owner, o.Name, strings.ToLower(o.Name), o.Issuer, o.ClientID,
-		in.ClientSecret, o.SSODomain, o.SSOOrgID, o.APIVersion, now, now)
+		secret, o.SSODomain, o.SSOOrgID, o.APIVersion, now, now)
 	if IsUniqueViolation(err) {
 		return Organization{}, errOrganizationNameTaken(o.Name)
 	}
@@ -138,7 +142,7 @@ func (s *Store) CreateOrganization(ctx context.Context, p *Principal, in Organiz
 	}
 	var o Organization
 	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) (err error) {
-		if o, err = insertOrganization(ctx, tx, p.PartnerID, false, in); err != nil {
+		if o, err = insertOrganization(ctx, tx, s.Sealer, p.PartnerID, false, in); err != nil {
 			return err
 		}
 		return recordEvent(ctx, tx, p, o.ID, "organization.created", o)
@@ -195,12 +199,16 @@ func (s *Store) UpdateOrganization(ctx context.Context, p *Principal, id string,
 		if in.APIVersion != "" {
 			o.APIVersion = in.APIVersion
 		}
+		secret, err := s.Sealer.SealString(in.ClientSecret, SealedAt("organizations", "client_secret", o.ID))
+		if err != nil {
+			return err
+		}
 		_, err = tx.ExecContext(ctx, tx.Rebind(`
 			UPDATE organizations SET name = ?, name_key = ?, issuer = ?, client_id = ?,
 				client_secret = CASE WHEN ? THEN client_secret ELSE ? END,
 				sso_domain = ?, sso_org_id = ?, api_version = ?, updated_at = ?
 			WHERE id = ? AND partner_id = ?`),
-			o.Name, strings.ToLower(o.Name), o.Issuer, o.ClientID, in.KeepClientSecret, in.ClientSecret,
+			o.Name, strings.ToLower(o.Name), o.Issuer, o.ClientID, in.KeepClientSecret, secret,
 			o.SSODomain, o.SSOOrgID, o.APIVersion, o.UpdatedAt, o.ID, p.PartnerID)
 		if IsUniqueViolation(err) {
 			return errOrganizationNameTaken(o.Name)

@@ -35,7 +35,8 @@ func CreatePartner(ctx context.Context, tx *sqlx.Tx, name string) (Partner, erro
 	if err != nil {
 		return Partner{}, fmt.Errorf("insert partner: %w", err)
 	}
-	org, err := insertOrganization(ctx, tx, p.ID, true, OrganizationInput{Name: name})
+	// An owner organization starts without an SSO client secret: nothing to seal.
+	org, err := insertOrganization(ctx, tx, nil, p.ID, true, OrganizationInput{Name: name})
 	if err != nil {
 		return Partner{}, err
 	}

@@ -21,6 +21,8 @@ import (
 // Store runs the domain's operations on one database.
 type Store struct {
 	DB *sqlx.DB
+	// Sealer seals the secrets the domain stores (nil: stored as given).
+	Sealer *Sealer
 }
 
 // NewStore returns a Store on db.

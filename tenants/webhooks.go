@@ -74,7 +74,7 @@ func WebhookSigningKey(secret string) ([]byte, error) {
 	return base64.StdEncoding.DecodeString(s)
 }
 
-// webhookRow is a webhook as stored.
+// webhookRow is a webhook as stored; Secret is sealed when the server has a secret key.
 type webhookRow struct {
 	ID         string    `db:"id"`
 	OrgID      string    `db:"org_id"`
@@ -215,8 +215,11 @@ func (s *Store) CreateWebhook(ctx context.Context, p *Principal, in WebhookInput
 		secret = *in.Secret
 	}
 	now := Now()
-	r := webhookRow{ID: NewID(), OrgID: p.OrgID, Endpoint: in.Endpoint, Secret: secret, EventTypes: types, Enabled: true,
+	r := webhookRow{ID: NewID(), OrgID: p.OrgID, Endpoint: in.Endpoint, EventTypes: types, Enabled: true,
 		CreatedAt: now, UpdatedAt: now}
+	if r.Secret, err = s.Sealer.SealString(secret, SealedAt("webhooks", "secret", r.ID)); err != nil {
+		return NewWebhook{}, err
+	}
 	err = InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
 		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO webhooks (`+webhookColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
 			r.ID, r.OrgID, r.Endpoint, r.Secret, r.EventTypes, r.Enabled, r.CreatedAt, r.UpdatedAt)
@@ -254,7 +257,9 @@ func (s *Store) UpdateWebhook(ctx context.Context, p *Principal, id string, in W
 		}
 		r.Endpoint, r.EventTypes, r.UpdatedAt = in.Endpoint, types, Now()
 		if in.Secret != nil {
-			r.Secret = *in.Secret
+			if r.Secret, err = s.Sealer.SealString(*in.Secret, SealedAt("webhooks", "secret", r.ID)); err != nil {
+				return err
+			}
 		}
 		_, err = tx.ExecContext(ctx, tx.Rebind(`UPDATE webhooks SET endpoint = ?, secret = ?, event_types = ?, updated_at = ?
 			WHERE id = ? AND org_id = ?`), r.Endpoint, r.Secret, r.EventTypes, r.UpdatedAt, r.ID, r.OrgID)

@@ -25,6 +25,7 @@ import (
 	"github.com/tenantry/tenantry/migrations"
 	"github.com/tenantry/tenantry/server"
 	"github.com/tenantry/tenantry/server/delivery"
+	"github.com/tenantry/tenantry/tenants"
 )
 
 const usage = `Usage:
@@ -32,12 +33,14 @@ const usage = `Usage:
   tenantry migrate [--database PATH]
   tenantry partner create --name NAME [--database PATH]
   tenantry partner issue-key --partner-id ID [--name NAME] [--database PATH]
-  tenantry signing-key rotate [--database PATH]
+  tenantry signing-key rotate [--database PATH] [--secret-key-file PATH]
+  tenantry secret-key generate --secret-key-file PATH
+  tenantry secret-key rotate --secret-key-file PATH [--database PATH]
   tenantry export [--database PATH] > dump.jsonl
   tenantry import [--database URL] < dump.jsonl
 
-Environment: TENANTRY_ADDR, TENANTRY_DATABASE, TENANTRY_BOOTSTRAP_KEY_FILE, and one variable
-per serve flag (tenantry serve -h lists them).
+Environment: TENANTRY_ADDR, TENANTRY_DATABASE, TENANTRY_BOOTSTRAP_KEY_FILE,
+TENANTRY_SECRET_KEY_FILE, and one variable per serve flag (tenantry serve -h lists them).
 `
 
 const (
@@ -106,6 +109,10 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return m.issuePartnerKey(ctx, rest[1:])
 	case cmd == "signing-key" && len(rest) > 0 && rest[0] == "rotate":
 		return m.rotateSigningKey(ctx, rest[1:])
+	case cmd == "secret-key" && len(rest) > 0 && rest[0] == "generate":
+		return m.generateSecretKey(rest[1:])
+	case cmd == "secret-key" && len(rest) > 0 && rest[0] == "rotate":
+		return m.rotateSecretKey(ctx, rest[1:])
 	case cmd == "export":
 		return m.export(ctx, rest)
 	case cmd == "import":
@@ -126,7 +133,7 @@ func (m *Main) Addr() string { return m.ln.Addr().String() }
 func (m *Main) Serving() bool { return m.http != nil }
 
 // Close stops accepting connections, lets requests in flight finish (up to 10 s) and closes
-// the database.
+// the database. A second Close does nothing.
 func (m *Main) Close() error {
 	var err error
 	if m.http != nil {
@@ -137,9 +144,11 @@ func (m *Main) Close() error {
 			err = errors.Join(err, serveErr)
 		}
 		m.srv.Close()
+		m.http = nil
 	}
 	if m.db != nil {
 		err = errors.Join(err, m.db.Close())
+		m.db = nil
 	}
 	return err
 }
@@ -149,6 +158,20 @@ func (m *Main) flags(name string) (*flag.FlagSet, *string) {
 	fs.SetOutput(m.Stderr)
 	db := fs.String("database", m.env("TENANTRY_DATABASE", defaultDatabase), "a SQLite file path or a postgres:// URL")
 	return fs, db
+}
+
+// secretKeyFlag declares --secret-key-file, the operator's key that seals secrets at rest.
+func (m *Main) secretKeyFlag(fs *flag.FlagSet) *string {
+	return fs.String("secret-key-file", m.env("TENANTRY_SECRET_KEY_FILE", ""),
+		"a file of secret keys (tenantry secret-key generate writes one) that seals stored secrets; none: they are stored unencrypted (TENANTRY_SECRET_KEY_FILE)")
+}
+
+// sealer loads the secret key file at path; "" is none (a nil Sealer).
+func sealer(path string) (*tenants.Sealer, error) {
+	if path == "" {
+		return nil, nil
+	}
+	return tenants.LoadSealer(path)
 }
 
 func (m *Main) env(name, fallback string) string {
@@ -215,6 +238,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	addr := fs.String("addr", m.env("TENANTRY_ADDR", defaultAddr), "address to listen on")
 	keyFile := fs.String("bootstrap-key-file", m.env("TENANTRY_BOOTSTRAP_KEY_FILE", ""),
 		"where the first start writes the bootstrap partner key (default: bootstrap-partner-key beside the database)")
+	secretKeyFile := m.secretKeyFlag(fs)
 	// Every setting is a flag whose default comes from its environment variable.
 	env := envReader{m: m}
 	logFormat := fs.String("log-format", m.env("TENANTRY_LOG_FORMAT", "json"), "json or text (TENANTRY_LOG_FORMAT)")
@@ -282,11 +306,18 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 			*keyFile = filepath.Join("data", "bootstrap-partner-key")
 		}
 	}
+	var err error
+	if cfg.Sealer, err = sealer(*secretKeyFile); err != nil {
+		return err
+	}
 	db, err := migrations.OpenAndMigrate(ctx, *dbPath)
 	if err != nil {
 		return err
 	}
 	m.db = db
+	if err := m.sealSecrets(ctx, db, cfg.Sealer); err != nil {
+		return err
+	}
 	created, err := keys.NewService(db).Bootstrap(ctx, bootstrapName, func(value string) error {
 		return writeSecretFile(*keyFile, value+"\n")
 	})
@@ -314,6 +345,27 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	m.done = make(chan error, 1)
 	go func() { m.done <- m.http.Serve(ln) }()
 	m.log.Info("listening", "addr", ln.Addr().String(), "database", redact(*dbPath))
+	return nil
+}
+
+// sealSecrets brings the stored secrets under the current secret key (or, without one, checks
+// that none needs a key) before the server starts.
+func (m *Main) sealSecrets(ctx context.Context, db *sqlx.DB, s *tenants.Sealer) error {
+	n, err := tenants.SealSecrets(ctx, db, s)
+	if err != nil {
+		return fmt.Errorf("secrets at rest: %w", err)
+	}
+	if n > 0 {
+		if err := migrations.Compact(ctx, db); err != nil {
+			return err
+		}
+	}
+	if s == nil {
+		m.log.Warn("secrets are stored unencrypted (connection secrets, SSO client secrets, webhook secrets, token signing keys): " +
+			"pass --secret-key-file to seal them")
+	} else if n > 0 {
+		m.log.Info("sealed stored secrets with the current secret key", "values", n, "key_id", s.CurrentKeyID())
+	}
 	return nil
 }
 
@@ -390,8 +442,14 @@ func (m *Main) issuePartnerKey(ctx context.Context, args []string) error {
 // rotateSigningKey adds a new token signing key; older ones verify until their tokens expire.
 func (m *Main) rotateSigningKey(ctx context.Context, args []string) error {
 	fs, dbPath := m.flags("signing-key rotate")
+	secretKeyFile := m.secretKeyFlag(fs)
 	return m.onDatabase(ctx, fs, dbPath, args, nil, func(db *sqlx.DB) error {
-		kid, err := keys.NewService(db).RotateSigningKey(ctx)
+		svc := keys.NewService(db)
+		var err error
+		if svc.Sealer, err = sealer(*secretKeyFile); err != nil {
+			return err
+		}
+		kid, err := svc.RotateSigningKey(ctx)
 		if err != nil {
 			return err
 		}
@@ -401,10 +459,77 @@ func (m *Main) rotateSigningKey(ctx context.Context, args []string) error {
 	})
 }
 
-// export writes the whole database to stdout as JSON lines (see migrations.Export).
+// generateSecretKey writes a new secret key file (mode 0600); it never replaces one.
+func (m *Main) generateSecretKey(args []string) error {
+	fs := flag.NewFlagSet("tenantry secret-key generate", flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	path := m.secretKeyFlag(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *path == "" {
+		fmt.Fprintln(m.Stderr, "tenantry secret-key generate: --secret-key-file is required")
+		return errUsage
+	}
+	if _, err := os.Stat(*path); err == nil {
+		return fmt.Errorf("%s exists: a secret key file is never overwritten (rotate it with `tenantry secret-key rotate`)", *path)
+	}
+	if err := writeSecretFile(*path, tenants.GenerateSecretKey()+"\n"); err != nil {
+		return err
+	}
+	s, err := tenants.LoadSealer(*path)
+	if err != nil {
+		return err
+	}
+	m.log.Info("wrote a new secret key file", "path", *path, "key_id", s.CurrentKeyID())
+	return nil
+}
+
+// rotateSecretKey puts a new key first in the secret key file, keeping the older ones below it
+// (so a replica that has not yet re-read the file still opens what it sealed), then seals every
+// stored secret with the new key in one transaction.
+func (m *Main) rotateSecretKey(ctx context.Context, args []string) error {
+	fs, dbPath := m.flags("secret-key rotate")
+	path := m.secretKeyFlag(fs)
+	return m.onDatabase(ctx, fs, dbPath, args, map[string]*string{"secret-key-file": path}, func(db *sqlx.DB) error {
+		if _, err := tenants.LoadSealer(*path); err != nil {
+			return err
+		}
+		old, err := os.ReadFile(*path)
+		if err != nil {
+			return err
+		}
+		if err := writeSecretFile(*path, tenants.GenerateSecretKey()+"\n"+string(old)); err != nil {
+			return err
+		}
+		s, err := tenants.LoadSealer(*path)
+		if err != nil {
+			return err
+		}
+		n, err := tenants.SealSecrets(ctx, db, s)
+		if err != nil {
+			return fmt.Errorf("seal with the new key (the file holds it, first, and the old ones: run rotate again): %w", err)
+		}
+		if err := migrations.Compact(ctx, db); err != nil {
+			return err
+		}
+		m.log.Info("rotated the secret key: every stored secret is sealed with the new key", "key_id", s.CurrentKeyID(), "values", n)
+		return nil
+	})
+}
+
+// export writes the whole database to stdout as JSON lines (see migrations.Export). It holds
+// every secret the database holds, so a file it is written to is made readable by its owner only.
 func (m *Main) export(ctx context.Context, args []string) error {
 	fs, dbPath := m.flags("export")
 	return m.onDatabase(ctx, fs, dbPath, args, nil, func(db *sqlx.DB) error {
+		if f, ok := m.Stdout.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+				if err := f.Chmod(0o600); err != nil {
+					return fmt.Errorf("make the dump file readable by its owner only: %w", err)
+				}
+			}
+		}
 		n, err := migrations.Export(ctx, db, m.Stdout)
 		if err == nil {
 			m.log.Info("exported", "rows", n, "database", redact(*dbPath))

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,9 +22,13 @@ import (
 func TestSecretsNeverReappear(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	env := map[string]string{"TENANTRY_DATABASE": migrationstest.DSN(t), "TENANTRY_BOOTSTRAP_KEY_FILE": filepath.Join(dir, "key")}
+	// Webhooks go to a receiver on loopback, never to a public address.
+	env := map[string]string{"TENANTRY_DATABASE": migrationstest.DSN(t), "TENANTRY_BOOTSTRAP_KEY_FILE": filepath.Join(dir, "key"),
+		"TENANTRY_WEBHOOK_ALLOW_PRIVATE": "true"}
 	m, logs := start(t, env)
 	defer m.Close()
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }))
+	defer receiver.Close()
 	raw, _ := os.ReadFile(filepath.Join(dir, "key"))
 
 	var mu sync.Mutex
@@ -64,7 +70,7 @@ func TestSecretsNeverReappear(t *testing.T) {
 	secret(rotated)
 	tok := admin.Do("POST", "/api/auth/tokens", nil).Data()["token"].(string)
 	secret(tok)
-	hook := admin.Do("POST", "/api/webhooks", map[string]any{"endpoint": "https://93.184.215.14/hook"}).Data()
+	hook := admin.Do("POST", "/api/webhooks", map[string]any{"endpoint": receiver.URL + "/hook"}).Data()
 	secret(hook["secret"].(string))
 	admin.Do("POST", "/api/connections", map[string]any{"name": "DB", "type": "postgresql",
 		"configuration": map[string]any{"host": "db", "password": "conn-password-77a1"}})

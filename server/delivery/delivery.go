@@ -62,6 +62,8 @@ type Config struct {
 	Disabled bool
 	// OnAttempt, when set, is told the result of every recorded attempt (for metrics).
 	OnAttempt func(delivered bool)
+	// Sealer opens webhook secrets sealed at rest (nil: they are stored as given).
+	Sealer *tenants.Sealer
 }
 
 // The defaults.
@@ -381,7 +383,14 @@ func (w *Worker) send(j job) outcome {
 	defer func() { o.latency = time.Since(start) }()
 	body := []byte(j.Payload)
 	ts := start.Unix()
-	standard, polytomic, err := Signature(j.Secret, j.EventID, ts, body)
+	secret, err := w.cfg.Sealer.OpenString(j.Secret, tenants.SealedAt("webhooks", "secret", j.WebhookID))
+	if err != nil {
+		w.log.Error("a webhook secret does not open", "webhook_id", j.WebhookID, "error", err.Error())
+		o.err = "the webhook's secret cannot be opened on this server (its log says why)"
+		o.latency = time.Since(start)
+		return o
+	}
+	standard, polytomic, err := Signature(secret, j.EventID, ts, body)
 	if err != nil {
 		o.err = "the webhook's secret cannot sign: " + err.Error()
 		o.latency = time.Since(start)
