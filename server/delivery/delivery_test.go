@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"code.dny.dev/ssrf"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/tenantry/tenantry/keys"
@@ -181,6 +182,24 @@ func TestDeliveryBlockedAddresses(t *testing.T) {
 			t.Errorf("Blocked(%s) = %v, want %v", addr, got, blocked)
 		}
 	}
+	// The deny-list is the library's: every range it lists is refused, first and last address.
+	for _, p := range append(append([]netip.Prefix(nil), ssrf.IPv4DeniedPrefixes...), ssrf.IPv6DeniedPrefixes...) {
+		for _, ip := range []netip.Addr{p.Addr(), lastAddr(p)} {
+			if delivery.Blocked(ip) == "" {
+				t.Errorf("Blocked(%s) = \"\", but the deny-list has %s", ip, p)
+			}
+		}
+	}
+}
+
+// lastAddr is the highest address in p.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 1 << (7 - i%8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
 }
 
 func TestDeliveryCheckEndpoint(t *testing.T) {
