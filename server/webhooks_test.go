@@ -566,6 +566,44 @@ func TestWebhookSSRFRefused(t *testing.T) {
 	}
 }
 
+// IPv6 transition and special-purpose ranges that can carry, or reach, the server's own
+// networks are refused too, at creation and update: IPv4-compatible (::/96), IPv4-mapped,
+// NAT64 (the well-known prefix with a private IPv4 address, and the local-use 64:ff9b:1::/48),
+// 6to4 (2002::/16), Teredo (2001::/32) and discard-only (100::/64). The operator's
+// --webhook-allow-private still lets them through.
+func TestWebhookSSRFTransitionRanges(t *testing.T) {
+	t.Parallel()
+	endpoints := []string{
+		"https://[::127.0.0.1]/", "https://[::10.0.0.1]/hook", "https://[64:ff9b:1::a00:1]/", "https://[2002:7f00:1::]/",
+		"https://[2002:a00:1::1]/hook", "https://[100::1]/", "https://[::ffff:127.0.0.1]/", "https://[::ffff:192.168.0.1]/",
+		"https://[64:ff9b::a00:1]/", "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",
+	}
+	// Delivery is off in both servers: nothing is ever sent to these addresses.
+	strict := newEnvWith(t, func(c *server.Config) { c.Webhooks = delivery.Config{Disabled: true} })
+	id := createWebhook(t, strict.partner, map[string]any{"endpoint": "https://93.184.215.14/hook"})["id"].(string)
+	for _, endpoint := range endpoints {
+		for _, call := range []struct{ method, path string }{{"POST", "/api/webhooks"}, {"PUT", "/api/webhooks/" + id}} {
+			r := strict.partner.Do(call.method, call.path, map[string]any{"endpoint": endpoint})
+			expect(t, r, 400, "validation_failed")
+			msg, _ := r.JSON()["metadata"].(map[string]any)["endpoint"].(string)
+			if !strings.Contains(msg, "webhooks may only reach public addresses") {
+				t.Fatalf("%s %s: the refusal should say why: %q", call.method, endpoint, msg)
+			}
+		}
+	}
+	if got := strict.partner.Do("GET", "/api/webhooks/"+id, nil).Data()["endpoint"]; got != "https://93.184.215.14/hook" {
+		t.Fatalf("endpoint after refused updates: %v", got)
+	}
+	// Public addresses written in IPv6 or through NAT64 stay accepted.
+	for _, endpoint := range []string{"https://[2606:4700::1111]/hook", "https://[64:ff9b::808:808]/hook", "https://[::ffff:8.8.8.8]/hook"} {
+		createWebhook(t, strict.partner, map[string]any{"endpoint": endpoint})
+	}
+	open := newEnvWith(t, func(c *server.Config) { c.Webhooks = delivery.Config{AllowPrivate: true, Disabled: true} })
+	for _, endpoint := range endpoints {
+		createWebhook(t, open.partner, map[string]any{"endpoint": endpoint})
+	}
+}
+
 func TestWebhookAccess(t *testing.T) {
 	t.Parallel()
 	e := newEnvWith(t, func(c *server.Config) { fastWebhooks(c); c.Webhooks.Disabled = true })

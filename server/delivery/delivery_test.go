@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"code.dny.dev/ssrf"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/tenantry/tenantry/keys"
@@ -173,11 +174,32 @@ func TestDeliveryBlockedAddresses(t *testing.T) {
 		"ff02::1": true, "fe80::1%eth0": true, "fd00::1%1": true, "::ffff:10.0.0.1": true, "::ffff:127.0.0.1": true, "64:ff9b::7f00:1": true, "2001:db8::1": true,
 		"93.184.215.14": false, "8.8.8.8": false, "172.32.0.1": false, "100.128.0.1": false, "2606:4700::1111": false,
 		"::ffff:8.8.8.8": false, "64:ff9b::808:808": false,
+		// IPv6 transition and special-purpose ranges.
+		"::127.0.0.1": true, "::a00:1": true, "64:ff9b:1::a00:1": true, "64:ff9b::a00:1": true, "2002:7f00:1::": true,
+		"2002:808:808::1": true, "2001:0:4136:e378::1": true, "100::1": true, "192.88.99.1": true, "3fff::1": true,
 	} {
 		if got := delivery.Blocked(netip.MustParseAddr(addr)) != ""; got != blocked {
 			t.Errorf("Blocked(%s) = %v, want %v", addr, got, blocked)
 		}
 	}
+	// The deny-list is the library's: every range it lists is refused, first and last address.
+	for _, p := range append(append([]netip.Prefix(nil), ssrf.IPv4DeniedPrefixes...), ssrf.IPv6DeniedPrefixes...) {
+		for _, ip := range []netip.Addr{p.Addr(), lastAddr(p)} {
+			if delivery.Blocked(ip) == "" {
+				t.Errorf("Blocked(%s) = \"\", but the deny-list has %s", ip, p)
+			}
+		}
+	}
+}
+
+// lastAddr is the highest address in p.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 1 << (7 - i%8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
 }
 
 func TestDeliveryCheckEndpoint(t *testing.T) {
@@ -237,6 +259,45 @@ func TestDeliveryConnectTimeGuard(t *testing.T) {
 	for _, e := range errs {
 		if !strings.Contains(e, "guard refused") || !strings.Contains(e, "loopback") || strings.Contains(e, "/by-") {
 			t.Fatalf("attempt error %q: want the guard's refusal, without the URL", e)
+		}
+	}
+}
+
+// The connection-time check refuses the IPv6 transition and special-purpose ranges as well,
+// before any packet is sent: the hook is called directly with the addresses the dialer would
+// pass it (dialing them for real could leave the machine were the guard wrong).
+func TestDeliveryConnectTimeGuardTransitionRanges(t *testing.T) {
+	t.Parallel()
+	g := delivery.Guard{}
+	for _, tc := range []struct {
+		network, address string
+		refused          bool
+	}{
+		{"tcp6", "[::127.0.0.1]:443", true},           // IPv4-compatible (::/96)
+		{"tcp6", "[::a00:1]:8443", true},              // IPv4-compatible, 10.0.0.1
+		{"tcp6", "[64:ff9b:1::a00:1]:443", true},      // NAT64 local-use (64:ff9b:1::/48)
+		{"tcp6", "[64:ff9b::a00:1]:443", true},        // NAT64 well-known prefix, private IPv4
+		{"tcp6", "[64:ff9b::7f00:1]:443", true},       // NAT64 well-known prefix, loopback
+		{"tcp6", "[2002:7f00:1::]:443", true},         // 6to4 of 127.0.0.1
+		{"tcp6", "[2002:808:808::1]:443", true},       // 6to4, whatever it carries
+		{"tcp6", "[2001:0:4136:e378::1]:443", true},   // Teredo
+		{"tcp6", "[100::1]:443", true},                // discard-only (100::/64)
+		{"tcp6", "[::ffff:127.0.0.1]:443", true},      // IPv4-mapped loopback
+		{"tcp6", "[::ffff:169.254.169.254]:80", true}, // IPv4-mapped link-local
+		{"tcp4", "192.88.99.1:443", true},             // 6to4 relay anycast
+		{"tcp4", "127.0.0.1:443", true},               // plain loopback still refused
+		{"tcp6", "[fe80::1%eth0]:443", true},          // link-local with a zone
+		{"udp4", "8.8.8.8:53", true},                  // not a network deliveries use
+		{"tcp6", "[2606:4700::1111]:443", false},      // public IPv6
+		{"tcp6", "[64:ff9b::808:808]:443", false},     // NAT64 of a public IPv4
+		{"tcp4", "8.8.8.8:8443", false},               // public IPv4, any port
+	} {
+		err := g.Control(tc.network, tc.address)
+		if (err != nil) != tc.refused {
+			t.Errorf("%s %s: refused %v (%v), want %v", tc.network, tc.address, err != nil, err, tc.refused)
+		}
+		if err != nil && tc.network != "udp4" && !strings.Contains(err.Error(), "webhooks may only reach public addresses") {
+			t.Errorf("%s: the refusal should say why: %v", tc.address, err)
 		}
 	}
 }

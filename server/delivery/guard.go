@@ -10,16 +10,21 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"code.dny.dev/ssrf"
 )
 
 // Guard keeps deliveries away from the server's own network: endpoints that are, or resolve
-// to, loopback, private, link-local, CGNAT, unspecified, multicast, documentation or other
-// reserved addresses are
-// refused, unless the operator allows them (AllowPrivate, for a receiver on the same host or
-// network, and for tests). It checks twice: when a webhook is created or changed (the host
-// must resolve, to public addresses only), and at every connection, on the address actually
-// dialed, so a name that resolved to a public address then and to a private one now (DNS
-// rebinding) is still refused.
+// to, an address outside the public internet are refused, unless the operator allows them
+// (AllowPrivate, for a receiver on the same host or network, and for tests). Which addresses
+// are public is the deny-list of code.dny.dev/ssrf, generated from IANA's IPv4 and IPv6
+// special-purpose registries: loopback, private, link-local, CGNAT, multicast,
+// documentation, benchmarking, reserved, and for IPv6 everything outside global unicast
+// (2000::/3: IPv4-compatible ::/96, NAT64 local-use 64:ff9b:1::/48, discard-only 100::/64,
+// ...) plus the special ranges inside it (6to4 2002::/16, Teredo 2001::/32, ...).
+// It checks twice: when a webhook is created or changed (the host must resolve, to public
+// addresses only), and at every connection, on the address actually dialed, so a name that
+// resolved to a public address then and to a private one now (DNS rebinding) is still refused.
 type Guard struct {
 	AllowPrivate bool
 	Resolver     *net.Resolver // nil: net.DefaultResolver
@@ -28,52 +33,56 @@ type Guard struct {
 // resolveTimeout bounds the name resolution of CheckEndpoint.
 const resolveTimeout = 5 * time.Second
 
-// blockedRanges are the networks deliveries may not reach, with what they are.
-var blockedRanges = []struct {
-	prefix netip.Prefix
-	what   string
-}{
-	{netip.MustParsePrefix("0.0.0.0/8"), "an unspecified (\"this network\") address"},
-	{netip.MustParsePrefix("10.0.0.0/8"), "a private address"},
-	{netip.MustParsePrefix("100.64.0.0/10"), "a carrier-grade NAT (shared) address"},
-	{netip.MustParsePrefix("127.0.0.0/8"), "a loopback address"},
-	{netip.MustParsePrefix("169.254.0.0/16"), "a link-local address"},
-	{netip.MustParsePrefix("172.16.0.0/12"), "a private address"},
-	{netip.MustParsePrefix("192.0.0.0/24"), "a reserved (IETF protocol assignment) address"},
-	{netip.MustParsePrefix("192.0.2.0/24"), "a documentation (TEST-NET-1) address"},
-	{netip.MustParsePrefix("192.168.0.0/16"), "a private address"},
-	{netip.MustParsePrefix("198.18.0.0/15"), "a reserved (benchmarking) address"},
-	{netip.MustParsePrefix("198.51.100.0/24"), "a documentation (TEST-NET-2) address"},
-	{netip.MustParsePrefix("203.0.113.0/24"), "a documentation (TEST-NET-3) address"},
-	{netip.MustParsePrefix("224.0.0.0/4"), "a multicast address"},
-	{netip.MustParsePrefix("240.0.0.0/4"), "a reserved or broadcast address"},
-	{netip.MustParsePrefix("::/128"), "an unspecified address"},
-	{netip.MustParsePrefix("::1/128"), "a loopback address"},
-	{netip.MustParsePrefix("2001:db8::/32"), "a documentation address"},
-	{netip.MustParsePrefix("fc00::/7"), "a private (unique local) address"},
-	{netip.MustParsePrefix("fe80::/10"), "a link-local address"},
-	{netip.MustParsePrefix("fec0::/10"), "a private (site-local) address"},
-	{netip.MustParsePrefix("ff00::/8"), "a multicast address"},
-}
+// guardian holds the deny-list. Any port is allowed (a receiver may listen on 8443); only
+// TCP, the library's default, may be dialed. It is immutable, so safe to share.
+var guardian = ssrf.New(ssrf.WithAnyPort())
 
 // Blocked says what kind of non-public address ip is ("a loopback address"), or "" when
-// deliveries may reach it. IPv4 addresses inside IPv6 (::ffff:a.b.c.d, and the NAT64 prefix
-// 64:ff9b::/96) are judged as the IPv4 address they carry; a zone is ignored.
+// deliveries may reach it. A zone is ignored; an IPv4-mapped address (::ffff:a.b.c.d) is the
+// IPv4 address it maps, as the kernel connects to it; an address in the NAT64 well-known
+// prefix 64:ff9b::/96 is judged as the IPv4 address it carries (a DNS64 resolver on an
+// IPv6-only host gives one for every IPv4-only receiver).
 func Blocked(ip netip.Addr) string {
-	ip = ip.WithZone("").Unmap() // a zone (fe80::1%eth0) would make Contains fail
+	ip = ip.WithZone("").Unmap() // a zone (fe80::1%eth0) would make every prefix miss it
 	if !ip.IsValid() {
 		return "not a valid address"
 	}
-	if ip.Is6() && netip.MustParsePrefix("64:ff9b::/96").Contains(ip) {
-		b := ip.As16()
-		ip = netip.AddrFrom4([4]byte(b[12:]))
+	judged := ip
+	if ssrf.IPv6NAT64Prefix.Contains(ip) {
+		judged = netip.AddrFrom4([4]byte(ip.AsSlice()[12:]))
 	}
-	for _, r := range blockedRanges {
-		if r.prefix.Contains(ip) {
-			return r.what
+	if guardian.SafeAddr(judged) == nil {
+		return ""
+	}
+	return kind(judged)
+}
+
+// kind names a refused address for the person who configured the webhook.
+func kind(ip netip.Addr) string {
+	switch {
+	case ip.IsUnspecified():
+		return "an unspecified address"
+	case ip.IsLoopback():
+		return "a loopback address"
+	case ip.IsPrivate():
+		return "a private address"
+	case ip.IsLinkLocalUnicast():
+		return "a link-local address"
+	case ip.IsMulticast():
+		return "a multicast address"
+	case ip.Is6() && !ssrf.IPv6GlobalUnicast.Contains(ip):
+		return "an IPv6 address outside the global unicast range 2000::/3"
+	}
+	denied := ssrf.IPv4DeniedPrefixes
+	if ip.Is6() {
+		denied = ssrf.IPv6DeniedPrefixes
+	}
+	for _, p := range denied {
+		if p.Contains(ip) {
+			return fmt.Sprintf("a special-purpose address in %s", p)
 		}
 	}
-	return ""
+	return "a special-purpose address"
 }
 
 // errBlocked is a connection refused by the guard.
@@ -118,16 +127,17 @@ func (g Guard) CheckEndpoint(ctx context.Context, u *url.URL) string {
 
 // control is the dialer's check of every address it connects to, after name resolution.
 func (g Guard) control(network, address string, _ syscall.RawConn) error {
-	host, _, err := net.SplitHostPort(address)
+	// The library checks the network first (TCP only); its verdict on the address is
+	// Blocked's below, which also judges what a NAT64 address carries.
+	if err := guardian.Safe(network, address, nil); errors.Is(err, ssrf.ErrProhibitedNetwork) {
+		return fmt.Errorf("%w: %v", errBlocked, err)
+	}
+	ap, err := netip.ParseAddrPort(address)
 	if err != nil {
 		return fmt.Errorf("%w: cannot read the address %q", errBlocked, address)
 	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return fmt.Errorf("%w: cannot read the address %q", errBlocked, address)
-	}
-	if what := Blocked(ip); what != "" {
-		return fmt.Errorf("%w: %s is %s and webhooks may only reach public addresses", errBlocked, ip.Unmap(), what)
+	if what := Blocked(ap.Addr()); what != "" {
+		return fmt.Errorf("%w: %s is %s and webhooks may only reach public addresses", errBlocked, ap.Addr().WithZone("").Unmap(), what)
 	}
 	return nil
 }
