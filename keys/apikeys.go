@@ -90,11 +90,6 @@ func errKeyNotFound(id string) error {
 	return tenants.Errorf(tenants.ErrNotFound, "key_not_found", "No key with id %q exists here.", id)
 }
 
-func errEscalation(what string) error {
-	return tenants.Errorf(tenants.ErrForbidden, "permission_escalation",
-		"You cannot %s: it would give a credential more than yours allows.", what)
-}
-
 func errKeyNameTaken(name string) error {
 	return tenants.Errorf(tenants.ErrConflict, "key_name_taken",
 		"An active key named %q already exists for this owner; pick another name or revoke that key.", name)
@@ -193,11 +188,15 @@ func (s *Service) CreateKey(ctx context.Context, p *tenants.Principal, in KeyInp
 				return err
 			}
 		}
+		// Scopes the caller lacks are refused, not kept as a key that silently cannot use them.
 		if scopes != nil {
+			if missing := *scopes &^ p.Permissions; missing != 0 {
+				return tenants.Escalation("create a key with these scopes", missing)
+			}
 			perms &= *scopes
 		}
-		if !p.Permissions.Covers(perms) {
-			return errEscalation("create this key")
+		if missing := perms &^ p.Permissions; missing != 0 {
+			return tenants.Escalation("create this key", missing)
 		}
 		id, value, err := insertKey(ctx, tx, nk)
 		if tenants.IsUniqueViolation(err) {
@@ -226,7 +225,7 @@ func boundExpiry(p *tenants.Principal, requested *time.Time) (*time.Time, error)
 	case requested == nil:
 		return p.ExpiresAt, nil
 	case requested.After(*p.ExpiresAt):
-		return nil, errEscalation("create a key that outlives the key creating it")
+		return nil, tenants.Escalation("create a key that outlives the key creating it", 0)
 	}
 	return requested, nil
 }
@@ -411,11 +410,11 @@ func (s *Service) RotateKey(ctx context.Context, p *tenants.Principal, id string
 		}
 		// Whoever rotates receives a working value: it may not do more, or live longer, than
 		// the caller.
-		if !p.Permissions.Covers(holder.Permissions) {
-			return errEscalation("rotate this key")
+		if missing := holder.Permissions &^ p.Permissions; missing != 0 {
+			return tenants.Escalation("rotate this key", missing)
 		}
 		if p.ExpiresAt != nil && (!r.ExpiresAt.Valid || r.ExpiresAt.Time.After(*p.ExpiresAt)) {
-			return errEscalation("rotate a key that outlives the key rotating it")
+			return tenants.Escalation("rotate a key that outlives the key rotating it", 0)
 		}
 		// Secrets already rotated out keep the earlier of their expiry and the new grace end.
 		end := now.Add(time.Duration(graceSeconds) * time.Second)
