@@ -255,7 +255,8 @@ func visibleKey(ctx context.Context, q sqlx.ExtContext, p *tenants.Principal, id
 }
 
 // ownKey reports whether r is p itself or, for a credential not narrowed by scopes or a role,
-// another key of p's user: a scoped key or token manages nothing but itself.
+// another key of p's user: what p may see without keys:read. For a token, "itself" is the key
+// that minted it.
 func ownKey(p *tenants.Principal, r keyRecord) bool {
 	return r.ID == p.KeyID || (!p.Narrowed && p.UserID != "" && r.UserID.String == p.UserID)
 }
@@ -306,13 +307,27 @@ func (s *Service) GetKey(ctx context.Context, p *tenants.Principal, id string) (
 	return r.key(), err
 }
 
-// mayManage decides whether p may revoke or rotate r: its own keys always, others with
-// keys:write.
+// mayManage is the one rule for who may revoke or rotate the key r, whatever the route
+// (/api/keys, the command endpoint, which runs those routes, and the partner routes):
+//   - a rotated-out value manages nothing (403 rotated_key_value);
+//   - keys:write, held by the caller itself, manages any key it can reach;
+//   - without it, a temporary token manages no key, not even the one that minted it (403
+//     token_not_allowed): a token is a narrowed, short-lived stand-in for its key, and it is
+//     the key that ends the token, by being revoked, never the other way round. (The route
+//     table refuses tokens, keys:write or not, on every route that mints a credential, rotation
+//     included.)
+//   - without it, a key manages itself, and an unscoped user key also its user's other keys
+//     (403 permission_denied for anyone else's).
 func mayManage(p *tenants.Principal, r keyRecord, what string) error {
-	if p.InGrace {
+	switch {
+	case p.InGrace:
 		return errInGrace()
-	}
-	if ownKey(p, r) || p.Can(tenants.KeysWrite) {
+	case p.Can(tenants.KeysWrite):
+		return nil
+	case p.IsToken():
+		return tenants.TokenNotAllowed("A temporary token manages no key, not even the one it was minted from: to %s a key "+
+			"it needs the keys:write permission, which this token does not have; manage keys with a key.", what)
+	case ownKey(p, r):
 		return nil
 	}
 	return errPermission(tenants.KeysWrite, what+" another user's key")
@@ -460,6 +475,9 @@ func (s *Service) RevokeOrganizationKey(ctx context.Context, p *tenants.Principa
 		if err != nil {
 			return fmt.Errorf("select key: %w", err)
 		}
+		if err := mayManage(p, r, "revoke"); err != nil {
+			return err
+		}
 		out, err = revoke(ctx, tx, p, r)
 		return err
 	})
@@ -529,6 +547,9 @@ func (s *Service) RevokePartnerKey(ctx context.Context, p *tenants.Principal, id
 		}
 		if err != nil {
 			return fmt.Errorf("select key: %w", err)
+		}
+		if err := mayManage(p, r, "revoke"); err != nil {
+			return err
 		}
 		now := tenants.Now()
 		if r.active(now) {

@@ -113,8 +113,7 @@ func (in *TokenInput) validate() (ttl int, scopes tenants.Permissions, err error
 // narrowed by the requested role and scopes. A token cannot mint tokens, and never outlives p.
 func (s *Service) MintToken(ctx context.Context, p *tenants.Principal, in TokenInput) (Token, error) {
 	if p.IsToken() {
-		return Token{}, tenants.Errorf(tenants.ErrForbidden, "token_cannot_mint",
-			"A temporary token cannot mint tokens; use the key it was minted from.")
+		return Token{}, tenants.TokenNotAllowed("A temporary token cannot mint tokens; use the key it was minted from.")
 	}
 	ttl, scopes, err := in.validate()
 	if err != nil {
