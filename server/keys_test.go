@@ -340,7 +340,9 @@ func TestKeyManagementCannotEscalate(t *testing.T) {
 	expect(t, scoped.Do("DELETE", "/api/keys/"+memberKeyID, nil), 404, "key_not_found")
 	expect(t, scoped.Do("POST", "/api/keys/"+memberKeyID+"/rotate", nil), 404, "key_not_found")
 	expect(t, o.member.Do("GET", "/api/me", nil), 200, "")
-	expect(t, scoped.Do("POST", "/api/keys/"+scopedID+"/rotate", nil), 200, "")
+	rotated := scoped.Do("POST", "/api/keys/"+scopedID+"/rotate", nil)
+	expect(t, rotated, 200, "")
+	expect(t, e.anon.As(rotated.Data()["value"].(string)).Do("DELETE", "/api/keys/"+scopedID, nil), 200, "")
 
 	// 5. A custom role holding keys:write but not every permission cannot mint a key for an
 	// admin (its permissions exceed the caller's).
@@ -536,6 +538,14 @@ func TestEscalationNamesWhatTheCallerLacks(t *testing.T) {
 	// Roles and users, through the same constructor.
 	escalation(ka.Do("POST", "/api/permissions/roles", map[string]any{"name": "Sneaky", "actions": []string{"keys:read", "datasets:write"}}), "datasets:write")
 	escalation(ka.Do("PUT", "/api/permissions/roles/"+keyAdmin, map[string]any{"name": "KeyAdmin", "actions": []string{"keys:read", "users:read"}}), "users:read")
+	manager := o.admin.Do("POST", "/api/permissions/roles", map[string]any{"name": "Manager",
+		"actions": []string{"users:read", "users:write"}}).Data()["id"].(string)
+	mgrID := e.createUser(e.partner, o.id, "mgr@acme.test", "user")
+	expect(t, o.admin.Do("PUT", "/api/organization/users/"+mgrID, map[string]any{"email": "mgr@acme.test", "role_ids": []string{manager}}), 200, "")
+	mgr := e.anon.As(e.mintKey(e.partner, o.id, mgrID))
+	escalation(mgr.Do("PUT", "/api/organization/users/"+o.memberID, map[string]any{"email": "member@acme.test", "role": "admin"}),
+		"keys:read", "keys:write", "roles:read", "roles:write", "connections:read", "connections:write", "datasets:read",
+		"datasets:write", "events:read", "webhooks:read", "webhooks:write")
 }
 
 // orNil is body, or no body at all for a nil map (which would encode as null).
