@@ -90,11 +90,6 @@ func errKeyNotFound(id string) error {
 	return tenants.Errorf(tenants.ErrNotFound, "key_not_found", "No key with id %q exists here.", id)
 }
 
-func errEscalation(what string) error {
-	return tenants.Errorf(tenants.ErrForbidden, "permission_escalation",
-		"You cannot %s: it would give a credential more than yours allows.", what)
-}
-
 func errKeyNameTaken(name string) error {
 	return tenants.Errorf(tenants.ErrConflict, "key_name_taken",
 		"An active key named %q already exists for this owner; pick another name or revoke that key.", name)
@@ -193,11 +188,15 @@ func (s *Service) CreateKey(ctx context.Context, p *tenants.Principal, in KeyInp
 				return err
 			}
 		}
+		// Scopes the caller lacks are refused, not kept as a key that silently cannot use them.
 		if scopes != nil {
+			if missing := *scopes &^ p.Permissions; missing != 0 {
+				return tenants.Escalation("create a key with these scopes", missing)
+			}
 			perms &= *scopes
 		}
-		if !p.Permissions.Covers(perms) {
-			return errEscalation("create this key")
+		if missing := perms &^ p.Permissions; missing != 0 {
+			return tenants.Escalation("create this key", missing)
 		}
 		id, value, err := insertKey(ctx, tx, nk)
 		if tenants.IsUniqueViolation(err) {
@@ -226,7 +225,7 @@ func boundExpiry(p *tenants.Principal, requested *time.Time) (*time.Time, error)
 	case requested == nil:
 		return p.ExpiresAt, nil
 	case requested.After(*p.ExpiresAt):
-		return nil, errEscalation("create a key that outlives the key creating it")
+		return nil, tenants.Escalation("create a key that outlives the key creating it", 0)
 	}
 	return requested, nil
 }
@@ -256,7 +255,8 @@ func visibleKey(ctx context.Context, q sqlx.ExtContext, p *tenants.Principal, id
 }
 
 // ownKey reports whether r is p itself or, for a credential not narrowed by scopes or a role,
-// another key of p's user: a scoped key or token manages nothing but itself.
+// another key of p's user: what p may see without keys:read. For a token, "itself" is the key
+// that minted it.
 func ownKey(p *tenants.Principal, r keyRecord) bool {
 	return r.ID == p.KeyID || (!p.Narrowed && p.UserID != "" && r.UserID.String == p.UserID)
 }
@@ -307,13 +307,27 @@ func (s *Service) GetKey(ctx context.Context, p *tenants.Principal, id string) (
 	return r.key(), err
 }
 
-// mayManage decides whether p may revoke or rotate r: its own keys always, others with
-// keys:write.
+// mayManage is the one rule for who may revoke or rotate the key r, whatever the route
+// (/api/keys, the command endpoint, which runs those routes, and the partner routes):
+//   - a rotated-out value manages nothing (403 rotated_key_value);
+//   - keys:write, held by the caller itself, manages any key it can reach;
+//   - without it, a temporary token manages no key, not even the one that minted it (403
+//     token_not_allowed): a token is a narrowed, short-lived stand-in for its key, and it is
+//     the key that ends the token, by being revoked, never the other way round. (The route
+//     table refuses tokens, keys:write or not, on every route that mints a credential, rotation
+//     included.)
+//   - without it, a key manages itself, and an unscoped user key also its user's other keys
+//     (403 permission_denied for anyone else's).
 func mayManage(p *tenants.Principal, r keyRecord, what string) error {
-	if p.InGrace {
+	switch {
+	case p.InGrace:
 		return errInGrace()
-	}
-	if ownKey(p, r) || p.Can(tenants.KeysWrite) {
+	case p.Can(tenants.KeysWrite):
+		return nil
+	case p.IsToken():
+		return tenants.TokenNotAllowed("A temporary token manages no key, not even the one it was minted from: to %s a key "+
+			"it needs the keys:write permission, which this token does not have; manage keys with a key.", what)
+	case ownKey(p, r):
 		return nil
 	}
 	return errPermission(tenants.KeysWrite, what+" another user's key")
@@ -411,11 +425,11 @@ func (s *Service) RotateKey(ctx context.Context, p *tenants.Principal, id string
 		}
 		// Whoever rotates receives a working value: it may not do more, or live longer, than
 		// the caller.
-		if !p.Permissions.Covers(holder.Permissions) {
-			return errEscalation("rotate this key")
+		if missing := holder.Permissions &^ p.Permissions; missing != 0 {
+			return tenants.Escalation("rotate this key", missing)
 		}
 		if p.ExpiresAt != nil && (!r.ExpiresAt.Valid || r.ExpiresAt.Time.After(*p.ExpiresAt)) {
-			return errEscalation("rotate a key that outlives the key rotating it")
+			return tenants.Escalation("rotate a key that outlives the key rotating it", 0)
 		}
 		// Secrets already rotated out keep the earlier of their expiry and the new grace end.
 		end := now.Add(time.Duration(graceSeconds) * time.Second)
@@ -460,6 +474,9 @@ func (s *Service) RevokeOrganizationKey(ctx context.Context, p *tenants.Principa
 		}
 		if err != nil {
 			return fmt.Errorf("select key: %w", err)
+		}
+		if err := mayManage(p, r, "revoke"); err != nil {
+			return err
 		}
 		out, err = revoke(ctx, tx, p, r)
 		return err
@@ -530,6 +547,9 @@ func (s *Service) RevokePartnerKey(ctx context.Context, p *tenants.Principal, id
 		}
 		if err != nil {
 			return fmt.Errorf("select key: %w", err)
+		}
+		if err := mayManage(p, r, "revoke"); err != nil {
+			return err
 		}
 		now := tenants.Now()
 		if r.active(now) {

@@ -113,16 +113,14 @@ func (in *TokenInput) validate() (ttl int, scopes tenants.Permissions, err error
 // narrowed by the requested role and scopes. A token cannot mint tokens, and never outlives p.
 func (s *Service) MintToken(ctx context.Context, p *tenants.Principal, in TokenInput) (Token, error) {
 	if p.IsToken() {
-		return Token{}, tenants.Errorf(tenants.ErrForbidden, "token_cannot_mint",
-			"A temporary token cannot mint tokens; use the key it was minted from.")
+		return Token{}, tenants.TokenNotAllowed("A temporary token cannot mint tokens; use the key it was minted from.")
 	}
 	ttl, scopes, err := in.validate()
 	if err != nil {
 		return Token{}, err
 	}
-	if in.Scopes != nil && !p.Permissions.Covers(scopes) {
-		return Token{}, tenants.Errorf(tenants.ErrForbidden, "permission_escalation",
-			"The requested scopes include actions this key does not have: a token never exceeds its parent.")
+	if missing := scopes &^ p.Permissions; in.Scopes != nil && missing != 0 {
+		return Token{}, tenants.Escalation("mint a token with these scopes", missing)
 	}
 	var scope *string
 	if in.Scopes != nil {
@@ -134,9 +132,8 @@ func (s *Service) MintToken(ctx context.Context, p *tenants.Principal, in TokenI
 	case in.Role == tenants.OrgRoleAsker || p.IsAsker():
 		role = tenants.OrgRoleAsker
 	case in.Role == tenants.OrgRoleAdmin:
-		if p.Permissions != tenants.AllPermissions {
-			return Token{}, tenants.Errorf(tenants.ErrForbidden, "permission_escalation",
-				"Only a credential with every permission can mint an admin token: a token never exceeds its parent.")
+		if missing := tenants.AllPermissions &^ p.Permissions; missing != 0 {
+			return Token{}, tenants.Escalation("mint an admin token (it holds every permission)", missing)
 		}
 		role = tenants.OrgRoleAdmin
 	}

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -32,7 +33,7 @@ func TestPersonalKeys(t *testing.T) {
 	e := newEnv(t)
 	o := e.newOrg("Acme")
 
-	r := o.member.Do("POST", "/api/keys", map[string]any{"name": "ci", "scopes": []string{"datasets:read", "users:write"}})
+	r := o.member.Do("POST", "/api/keys", map[string]any{"name": "ci", "scopes": []string{"datasets:read"}})
 	expect(t, r, 200, "")
 	k := r.Data()
 	value := k["value"].(string)
@@ -41,7 +42,7 @@ func TestPersonalKeys(t *testing.T) {
 		t.Fatalf("created key: %s", r.Body)
 	}
 	id := k["id"].(string)
-	// Scopes narrow: the member lacks users:write, so the key has datasets:read only.
+	// Scopes narrow: the key has datasets:read only.
 	ci := e.anon.As(value)
 	if got := strings.Join(toStrings(ci.Do("GET", "/api/me", nil).Data()["permissions"]), " "); got != "datasets:read" {
 		t.Fatalf("key permissions %q, want the member's roles ∩ scopes = datasets:read", got)
@@ -339,7 +340,9 @@ func TestKeyManagementCannotEscalate(t *testing.T) {
 	expect(t, scoped.Do("DELETE", "/api/keys/"+memberKeyID, nil), 404, "key_not_found")
 	expect(t, scoped.Do("POST", "/api/keys/"+memberKeyID+"/rotate", nil), 404, "key_not_found")
 	expect(t, o.member.Do("GET", "/api/me", nil), 200, "")
-	expect(t, scoped.Do("POST", "/api/keys/"+scopedID+"/rotate", nil), 200, "")
+	rotated := scoped.Do("POST", "/api/keys/"+scopedID+"/rotate", nil)
+	expect(t, rotated, 200, "")
+	expect(t, e.anon.As(rotated.Data()["value"].(string)).Do("DELETE", "/api/keys/"+scopedID, nil), 200, "")
 
 	// 5. A custom role holding keys:write but not every permission cannot mint a key for an
 	// admin (its permissions exceed the caller's).
@@ -381,4 +384,174 @@ func TestPartnerCannotLockItselfOut(t *testing.T) {
 	expect(t, e.partner.Do("DELETE", "/api/organizations/"+e.ownerID+"/keys/"+first, nil), 404, "key_not_found")
 	// The expiring one can go: the permanent one outlives it.
 	expect(t, e.partner.Do("DELETE", "/api/partner/keys/"+r.Data()["id"].(string), nil), 200, "")
+}
+
+// A temporary token manages no key, not even the one that minted it: without a keys:write it
+// holds itself it revokes nothing (403 token_not_allowed), through the REST route or the
+// command endpoint, and it never creates or rotates a key. Its key can always end it.
+func TestTokenManagesNoKey(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	o := e.newOrg("Acme")
+	token := func(c *servertest.Client, body map[string]any) *servertest.Client {
+		t.Helper()
+		r := c.Do("POST", "/api/auth/tokens", orNil(body))
+		expect(t, r, 200, "")
+		return e.anon.As(r.Data()["token"].(string))
+	}
+	parentID := o.member.Do("GET", "/api/me", nil).Data()["key_id"].(string)
+	adminKeyID := o.admin.Do("GET", "/api/me", nil).Data()["key_id"].(string)
+	sib := o.member.Do("POST", "/api/keys", map[string]any{"name": "sibling"})
+	expect(t, sib, 200, "")
+	siblingID, sibling := sib.Data()["id"].(string), e.anon.As(sib.Data()["value"].(string))
+	narrow := token(o.member, map[string]any{"scopes": []string{}})
+	full := token(o.member, nil)
+
+	for _, tc := range []struct {
+		name string
+		tok  *servertest.Client
+		id   string
+	}{
+		{"a token narrowed to nothing, on its parent", narrow, parentID},
+		{"an unscoped token, on its parent", full, parentID},
+		{"an unscoped token, on its user's other key", full, siblingID},
+		{"an unscoped token, on another user's key", full, adminKeyID},
+	} {
+		for _, r := range []*servertest.Response{
+			tc.tok.Do("DELETE", "/api/keys/"+tc.id, nil),
+			tc.tok.Do("POST", "/api", map[string]any{"command": "revoke_key", "params": map[string]any{"id": tc.id}}),
+			tc.tok.Do("POST", "/api/keys/"+tc.id+"/rotate", nil),
+			tc.tok.Do("POST", "/api", map[string]any{"command": "rotate_key", "params": map[string]any{"id": tc.id}}),
+		} {
+			if r.Status != 403 || r.ErrorKey() != "token_not_allowed" {
+				t.Errorf("%s: %d %s, want 403 token_not_allowed", tc.name, r.Status, r.Body)
+			}
+		}
+	}
+	// A token narrowed below keys:read does not see its user's other keys at all.
+	expect(t, narrow.Do("DELETE", "/api/keys/"+siblingID, nil), 404, "key_not_found")
+	expect(t, full.Do("POST", "/api/keys", map[string]any{"name": "x"}), 403, "token_not_allowed")
+	// Nothing was revoked.
+	expect(t, o.member.Do("GET", "/api/me", nil), 200, "")
+	expect(t, sibling.Do("GET", "/api/me", nil), 200, "")
+	expect(t, o.admin.Do("GET", "/api/me", nil), 200, "")
+
+	// keys:write the token actually holds lets it revoke any key of the organization; it still
+	// creates and rotates none.
+	readOnly := token(o.admin, map[string]any{"scopes": []string{"keys:read"}})
+	writer := token(o.admin, map[string]any{"scopes": []string{"keys:read", "keys:write"}})
+	expect(t, readOnly.Do("DELETE", "/api/keys/"+siblingID, nil), 403, "token_not_allowed")
+	expect(t, writer.Do("POST", "/api/keys/"+siblingID+"/rotate", nil), 403, "token_not_allowed")
+	expect(t, writer.Do("POST", "/api/keys", map[string]any{"name": "y"}), 403, "token_not_allowed")
+	expect(t, writer.Do("DELETE", "/api/keys/"+siblingID, nil), 200, "")
+	expect(t, sibling.Do("GET", "/api/me", nil), 401, "invalid_token")
+
+	// Its key ends it: the member's key revokes itself, and its tokens stop with it.
+	expect(t, o.member.Do("DELETE", "/api/keys/"+parentID, nil), 200, "")
+	expect(t, full.Do("GET", "/api/me", nil), 401, "invalid_token")
+	expect(t, narrow.Do("GET", "/api/me", nil), 401, "invalid_token")
+}
+
+// The partner routes that revoke keys follow the same rule: an unrestricted partner token
+// holds keys:write (a partner key holds every permission) and revokes; a narrowed one, even to
+// keys:write, is refused, as on every partner operation.
+func TestPartnerTokenRevocation(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	o := e.newOrg("Acme")
+	token := func(body map[string]any) *servertest.Client {
+		t.Helper()
+		r := e.partner.Do("POST", "/api/auth/tokens", orNil(body))
+		expect(t, r, 200, "")
+		return e.anon.As(r.Data()["token"].(string))
+	}
+	full, narrow, writer := token(nil), token(map[string]any{"scopes": []string{}}), token(map[string]any{"scopes": []string{"keys:write"}})
+	memberKeyID := o.member.Do("GET", "/api/me", nil).Data()["key_id"].(string)
+	spare := e.partner.Do("POST", "/api/partner/keys", map[string]any{"name": "spare"})
+	expect(t, spare, 200, "")
+	spareID := spare.Data()["id"].(string)
+	for _, tok := range []*servertest.Client{narrow, writer} {
+		expect(t, tok.Do("DELETE", "/api/organizations/"+o.id+"/keys/"+memberKeyID, nil), 403, "permission_denied")
+		expect(t, tok.Do("DELETE", "/api/partner/keys/"+spareID, nil), 403, "permission_denied")
+	}
+	expect(t, o.member.Do("GET", "/api/me", nil), 200, "")
+	expect(t, full.Do("DELETE", "/api/organizations/"+o.id+"/keys/"+memberKeyID, nil), 200, "")
+	expect(t, o.member.Do("GET", "/api/me", nil), 401, "invalid_token")
+	expect(t, full.Do("DELETE", "/api/partner/keys/"+spareID, nil), 200, "")
+	expect(t, e.anon.As(spare.Data()["value"].(string)).Do("GET", "/api/me", nil), 401, "invalid_token")
+}
+
+// Asking for more than the caller holds is refused with 403 permission_escalation naming what
+// the caller lacks (in the message and in metadata.missing_actions), never granted as a key or
+// token that silently cannot use it.
+func TestEscalationNamesWhatTheCallerLacks(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	o := e.newOrg("Acme")
+	escalation := func(r *servertest.Response, missing ...string) {
+		t.Helper()
+		if r.Status != 403 || r.ErrorKey() != "permission_escalation" {
+			t.Errorf("%d %s, want 403 permission_escalation", r.Status, r.Body)
+			return
+		}
+		meta, _ := r.JSON()["metadata"].(map[string]any)
+		got, _ := meta["missing_actions"].([]any)
+		var names []string
+		for _, a := range got {
+			names = append(names, a.(string))
+		}
+		if !slices.Equal(names, missing) {
+			t.Errorf("metadata.missing_actions %v, want %v: %s", names, missing, r.Body)
+		}
+		for _, a := range missing {
+			if !strings.Contains(r.JSON()["message"].(string), a) {
+				t.Errorf("the message does not name %s: %s", a, r.Body)
+			}
+		}
+	}
+	// Keys: a Member asking for users:write gets nothing, not a key without it.
+	escalation(o.member.Do("POST", "/api/keys", map[string]any{"name": "ci", "scopes": []string{"datasets:read", "users:write"}}), "users:write")
+	if n := len(o.member.Do("GET", "/api/keys", nil).List()); n != 2 {
+		t.Errorf("the organization has %d keys, want its 2 partner-issued ones", n)
+	}
+	r := o.member.Do("POST", "/api/keys", map[string]any{"name": "ci-read", "scopes": []string{"datasets:read"}})
+	expect(t, r, 200, "")
+	ci := e.anon.As(r.Data()["value"].(string))
+	escalation(ci.Do("POST", "/api/keys", map[string]any{"name": "ci2", "scopes": []string{"datasets:read", "datasets:write"}}), "datasets:write")
+	escalation(ci.Do("POST", "/api/keys", map[string]any{"name": "ci3"}), "users:read", "keys:read", "roles:read",
+		"connections:read", "connections:write", "datasets:write", "events:read", "webhooks:read")
+	escalation(o.member.Do("POST", "/api", map[string]any{"command": "create_key", "params": map[string]any{"name": "cmd", "scopes": []string{"users:write"}}}), "users:write")
+
+	// Tokens: scopes the key lacks, and the admin role from a key without every permission.
+	escalation(o.member.Do("POST", "/api/auth/tokens", map[string]any{"scopes": []string{"datasets:read", "users:write", "roles:write"}}), "users:write", "roles:write")
+	escalation(ci.Do("POST", "/api/auth/tokens", map[string]any{"scopes": []string{"datasets:write"}}), "datasets:write")
+	escalation(o.member.Do("POST", "/api/auth/tokens", map[string]any{"role": "admin"}), "users:write", "keys:write", "roles:write", "webhooks:write")
+
+	// Rotation: keys:write alone does not hand over a value that can do more.
+	keyAdmin := o.admin.Do("POST", "/api/permissions/roles", map[string]any{"name": "KeyAdmin",
+		"actions": []string{"keys:read", "keys:write", "roles:read", "roles:write"}}).Data()["id"].(string)
+	kaID := e.createUser(e.partner, o.id, "keys@acme.test", "user")
+	expect(t, o.admin.Do("PUT", "/api/organization/users/"+kaID, map[string]any{"email": "keys@acme.test", "role_ids": []string{keyAdmin}}), 200, "")
+	ka := e.anon.As(e.mintKey(e.partner, o.id, kaID))
+	widget := o.admin.Do("POST", "/api/keys", map[string]any{"name": "widget", "kind": "organization", "role": "asker"}).Data()["id"].(string)
+	escalation(ka.Do("POST", "/api/keys/"+widget+"/rotate", nil), "connections:read", "datasets:read")
+	// Roles and users, through the same constructor.
+	escalation(ka.Do("POST", "/api/permissions/roles", map[string]any{"name": "Sneaky", "actions": []string{"keys:read", "datasets:write"}}), "datasets:write")
+	escalation(ka.Do("PUT", "/api/permissions/roles/"+keyAdmin, map[string]any{"name": "KeyAdmin", "actions": []string{"keys:read", "users:read"}}), "users:read")
+	manager := o.admin.Do("POST", "/api/permissions/roles", map[string]any{"name": "Manager",
+		"actions": []string{"users:read", "users:write"}}).Data()["id"].(string)
+	mgrID := e.createUser(e.partner, o.id, "mgr@acme.test", "user")
+	expect(t, o.admin.Do("PUT", "/api/organization/users/"+mgrID, map[string]any{"email": "mgr@acme.test", "role_ids": []string{manager}}), 200, "")
+	mgr := e.anon.As(e.mintKey(e.partner, o.id, mgrID))
+	escalation(mgr.Do("PUT", "/api/organization/users/"+o.memberID, map[string]any{"email": "member@acme.test", "role": "admin"}),
+		"keys:read", "keys:write", "roles:read", "roles:write", "connections:read", "connections:write", "datasets:read",
+		"datasets:write", "events:read", "webhooks:read", "webhooks:write")
+}
+
+// orNil is body, or no body at all for a nil map (which would encode as null).
+func orNil(body map[string]any) any {
+	if body == nil {
+		return nil
+	}
+	return body
 }

@@ -213,12 +213,13 @@ func matrixRoutes() map[string]matrixRoute {
 		"POST /api/keys": {fixed("/api/keys"), func(w *world) any { return map[string]any{"name": "k" + w.next(), "user_id": w.memberA} },
 			expectations{403, 403, 200, 200, 403, 200, 403, 404}, ""},
 		"GET /api/keys/:id": {func(w *world) string { return "/api/keys/" + w.keyA }, nil, expectations{403, 403, 200, 200, 403, 200, 200, 404}, ""},
+		// Keys of the member: the member's key manages its user's other keys, its token none.
 		"DELETE /api/keys/:id": {func(w *world) string {
-			return "/api/keys/" + w.adminDo("POST", "/api/keys", map[string]any{"name": "d" + w.next()})["id"].(string)
-		}, nil, expectations{403, 403, 200, 403, 403, 200, 403, 404}, ""},
+			return "/api/keys/" + w.adminDo("POST", "/api/keys", map[string]any{"name": "d" + w.next(), "user_id": w.memberA})["id"].(string)
+		}, nil, expectations{403, 403, 200, 200, 403, 200, 403, 404}, ""},
 		"POST /api/keys/:id/rotate": {func(w *world) string {
-			return "/api/keys/" + w.adminDo("POST", "/api/keys", map[string]any{"name": "d" + w.next()})["id"].(string) + "/rotate"
-		}, nil, expectations{403, 403, 200, 403, 403, 200, 403, 404}, ""},
+			return "/api/keys/" + w.adminDo("POST", "/api/keys", map[string]any{"name": "d" + w.next(), "user_id": w.memberA})["id"].(string) + "/rotate"
+		}, nil, expectations{403, 403, 200, 200, 403, 200, 403, 404}, ""},
 
 		"GET /api/connections": {fixed("/api/connections"), nil, expectations{403, 403, 200, 200, 200, 200, 200, 200}, ""},
 		"POST /api/connections": {fixed("/api/connections"), func(w *world) any { return map[string]any{"name": "c" + w.next(), "type": "postgresql"} },

@@ -48,8 +48,7 @@ func (pol policy) noTokens() policy   { pol.noToken = true; return pol }
 func (pol policy) check(p *tenants.Principal) error {
 	switch {
 	case p.IsToken() && pol.noToken:
-		return tenants.Errorf(tenants.ErrForbidden, "token_not_allowed",
-			"A temporary token cannot call this endpoint; call it with a key.")
+		return tenants.TokenNotAllowed("A temporary token cannot call this endpoint; call it with a key.")
 	case p.IsPartner() && pol.partner == partnerRefused:
 		return &tenants.Error{Kind: tenants.ErrForbidden, Key: "partner_key_not_allowed", Message: pol.refusal}
 	case pol.partner == partnerOnly && !p.IsPartner():

@@ -220,7 +220,8 @@ func (s *Server) routes() []route {
 		{"GET", "/api/events_types", orgAction(tenants.EventsRead), s.listEventTypes},
 
 		// Keys of the caller's organization. Reading, revoking and rotating one's own key needs
-		// no permission; the domain requires keys:read / keys:write for anyone else's.
+		// no permission; the domain requires keys:read / keys:write for anyone else's, and a
+		// token owns no key (keys.mayManage).
 		{"GET", "/api/keys", orgKeys, s.listKeys},
 		{"POST", "/api/keys", orgKeys.noTokens(), s.createKey},
 		{"GET", "/api/keys/:id", orgKeys, s.getKey},

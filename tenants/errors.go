@@ -42,6 +42,26 @@ func Errorf(kind error, key, format string, args ...any) *Error {
 	return &Error{Kind: kind, Key: key, Message: fmt.Sprintf(format, args...)}
 }
 
+// Escalation refuses a request that would grant more than the caller holds (403
+// permission_escalation): a role, a user's roles, a key, a token, a rotated key's value, or an
+// expiry later than the caller's own. what completes "You cannot ..."; missing is what the
+// caller lacks, named in the message and listed in metadata.missing_actions (none for an
+// expiry).
+func Escalation(what string, missing Permissions) *Error {
+	if missing == 0 {
+		return Errorf(ErrForbidden, "permission_escalation",
+			"You cannot %s: a credential never exceeds the one it derives from.", what)
+	}
+	acts := missing.Actions()
+	names := make([]string, len(acts))
+	for i, a := range acts {
+		names[i] = string(a)
+	}
+	return &Error{Kind: ErrForbidden, Key: "permission_escalation",
+		Message:  fmt.Sprintf("You cannot %s: it needs %s, which your credential does not have.", what, strings.Join(names, ", ")),
+		Metadata: map[string]any{"missing_actions": acts}}
+}
+
 // FieldErrors collects validation problems, one message per field, in the order found.
 type FieldErrors struct {
 	order  []string

@@ -63,3 +63,9 @@ func RequirePartner(p *Principal) error {
 	return Errorf(ErrForbidden, "partner_key_required",
 		"This endpoint requires a partner key; a %s credential cannot call it.", p.ParentKind)
 }
+
+// TokenNotAllowed refuses a temporary token something only a key may do (403
+// token_not_allowed): mint a credential, or manage a key without holding keys:write.
+func TokenNotAllowed(format string, args ...any) *Error {
+	return Errorf(ErrForbidden, "token_not_allowed", format, args...)
+}

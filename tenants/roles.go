@@ -125,12 +125,6 @@ func rolesPermissions(roles map[string]roleRow, ids []string) Permissions {
 	return p
 }
 
-// errEscalation refuses to grant more than the caller holds.
-func errEscalation(what string) error {
-	return Errorf(ErrForbidden, "permission_escalation",
-		"You cannot %s: it would grant actions your credential does not have.", what)
-}
-
 func errRoleNotFound(id string) error {
 	return Errorf(ErrNotFound, "role_not_found", "No role with id %q exists in this organization.", id)
 }
@@ -188,8 +182,8 @@ func (s *Store) CreateRole(ctx context.Context, p *Principal, in RoleInput) (Rol
 	if err != nil {
 		return Role{}, err
 	}
-	if !p.Permissions.Covers(perms) {
-		return Role{}, errEscalation("create a role with these actions")
+	if missing := perms &^ p.Permissions; missing != 0 {
+		return Role{}, Escalation("create a role with these actions", missing)
 	}
 	now := Now()
 	r := roleRow{ID: NewID(), OrgID: p.OrgID, Name: in.Name, Actions: perms.String(), CreatedAt: now, UpdatedAt: now}
@@ -223,8 +217,8 @@ func (s *Store) UpdateRole(ctx context.Context, p *Principal, id string, in Role
 			return err
 		}
 		// Neither the actions granted nor those taken away may exceed the caller's.
-		if !p.Permissions.Covers(perms | r.permissions()) {
-			return errEscalation("change this role")
+		if missing := (perms | r.permissions()) &^ p.Permissions; missing != 0 {
+			return Escalation("change this role", missing)
 		}
 		r.Name, r.Actions, r.UpdatedAt = in.Name, perms.String(), Now()
 		_, err = tx.ExecContext(ctx, tx.Rebind(`UPDATE roles SET name = ?, name_key = ?, actions = ?, updated_at = ?
@@ -254,8 +248,8 @@ func (s *Store) DeleteRole(ctx context.Context, p *Principal, id string) (Role, 
 		if r.System {
 			return errSystemRole(r.Name)
 		}
-		if !p.Permissions.Covers(r.permissions()) {
-			return errEscalation("delete this role")
+		if missing := r.permissions() &^ p.Permissions; missing != 0 {
+			return Escalation("delete this role", missing)
 		}
 		// The foreign key from user_roles (ON DELETE RESTRICT) is what guarantees a role in use
 		// is never deleted; it fails the statement if any user holds the role.

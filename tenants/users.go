@@ -197,8 +197,8 @@ func (s *Store) CreateUser(ctx context.Context, p *Principal, orgID string, in U
 		if err != nil {
 			return err
 		}
-		if !p.Permissions.Covers(rolesPermissions(roles, roleIDs)) {
-			return errEscalation("give a user these roles")
+		if missing := rolesPermissions(roles, roleIDs) &^ p.Permissions; missing != 0 {
+			return Escalation("give a user these roles", missing)
 		}
 		now := Now()
 		u = User{ID: NewID(), Email: in.Email, OrganizationID: orgID, RoleIDs: roleIDs,
@@ -235,8 +235,8 @@ func (s *Store) UpdateUser(ctx context.Context, p *Principal, orgID, id string, 
 			return err
 		}
 		// Neither the roles given nor those taken away may exceed the caller's permissions.
-		if !p.Permissions.Covers(rolesPermissions(roles, append(roleIDs, u.RoleIDs...))) {
-			return errEscalation("change this user's roles")
+		if missing := rolesPermissions(roles, append(roleIDs, u.RoleIDs...)) &^ p.Permissions; missing != 0 {
+			return Escalation("change this user's roles", missing)
 		}
 		if u.Role == LegacyAdmin && legacyRole(roles, roleIDs) != LegacyAdmin {
 			if err := keepAnAdmin(ctx, tx, orgID, u.ID, roles); err != nil {
@@ -271,8 +271,8 @@ func (s *Store) DeleteUser(ctx context.Context, p *Principal, orgID, id string) 
 		if err != nil {
 			return err
 		}
-		if !p.Permissions.Covers(rolesPermissions(roles, u.RoleIDs)) {
-			return errEscalation("delete this user")
+		if missing := rolesPermissions(roles, u.RoleIDs) &^ p.Permissions; missing != 0 {
+			return Escalation("delete this user", missing)
 		}
 		if u.Role == LegacyAdmin {
 			if err := keepAnAdmin(ctx, tx, orgID, u.ID, roles); err != nil {
