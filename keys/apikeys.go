@@ -168,6 +168,13 @@ func (s *Service) CreateKey(ctx context.Context, p *tenants.Principal, in KeyInp
 				return errPermission(tenants.KeysWrite, "create an organization key")
 			}
 			perms = orgRolePermissions(in.Role)
+			// An organization key's role never changes: a scope beyond it could never be used.
+			if scopes != nil && *scopes&^perms != 0 {
+				var errs tenants.FieldErrors
+				errs.Add("scopes", fmt.Sprintf("an organization key of role %s can never use %s: its role does not grant them",
+					in.Role, strings.ReplaceAll((*scopes&^perms).String(), " ", ", ")))
+				return errs.Err()
+			}
 		} else {
 			nk.UserID = in.UserID
 			if nk.UserID == "" {

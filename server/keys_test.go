@@ -237,6 +237,15 @@ func TestOrganizationKeys(t *testing.T) {
 	expect(t, backend.Do("POST", "/api/keys", map[string]any{"name": "for-member"}), 400, "validation_failed")
 	expect(t, backend.Do("POST", "/api/keys", map[string]any{"name": "for-member", "user_id": o.memberID}), 200, "")
 
+	// A scope its role does not grant could never be used: refused, not kept powerless.
+	r = o.admin.Do("POST", "/api/keys", map[string]any{"name": "widget", "kind": "organization", "role": "asker",
+		"scopes": []string{"datasets:read", "datasets:write"}})
+	expect(t, r, 400, "validation_failed")
+	if msg, _ := r.JSON()["metadata"].(map[string]any)["scopes"].(string); !strings.Contains(msg, "datasets:write") || strings.Contains(msg, "datasets:read") {
+		t.Fatalf("the refusal names the scopes the role does not grant: %s", r.Body)
+	}
+	expect(t, o.admin.Do("POST", "/api/keys", map[string]any{"name": "widget-ro", "kind": "organization", "role": "asker",
+		"scopes": []string{"datasets:read"}}), 200, "")
 	r = o.admin.Do("POST", "/api/keys", map[string]any{"name": "widget", "kind": "organization", "role": "asker"})
 	expect(t, r, 200, "")
 	asker := e.anon.As(r.Data()["value"].(string))
