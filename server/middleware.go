@@ -110,15 +110,7 @@ func (s *Server) authenticate(c *gin.Context) {
 		s.writeError(c, errRateLimited(time.Second, "with credentials that failed authentication from this address"))
 		return
 	}
-	var value string
-	var err error
-	if header != "" {
-		scheme, rest, _ := strings.Cut(header, " ")
-		if !strings.EqualFold(scheme, "Bearer") {
-			err = keys.ErrInvalidToken
-		}
-		value = strings.TrimSpace(rest)
-	}
+	value, err := bearerCredential(c.Request.Header)
 	var p *tenants.Principal
 	if err == nil {
 		p, err = s.keys.Authenticate(c.Request.Context(), value)
@@ -133,7 +125,7 @@ func (s *Server) authenticate(c *gin.Context) {
 			reason = "invalid"
 		}
 		s.metrics.auth.WithLabelValues(reason).Inc()
-		if s.authFailures != nil && errors.Is(err, keys.ErrInvalidToken) {
+		if s.authFailures != nil && errors.Is(err, tenants.ErrUnauthenticated) {
 			s.authFailures.take(ip, now)
 		}
 		c.Set(ctxAuthError, err)
@@ -154,4 +146,51 @@ func (s *Server) authenticate(c *gin.Context) {
 		c.Set(ctxPrincipal, p)
 	}
 	c.Next()
+}
+
+// The refusals of an Authorization header that is not "Bearer <credential>". They say what is
+// wrong with the header, which is no secret; what is wrong with a credential is never said.
+var (
+	errNotBearer = tenants.Errorf(tenants.ErrUnauthenticated, "invalid_token",
+		"The Authorization header names a scheme other than Bearer; use Bearer: 'Authorization: Bearer <key>'.")
+	errMalformedAuthorization = tenants.Errorf(tenants.ErrUnauthenticated, "invalid_token",
+		"The Authorization header is malformed: send one, as 'Authorization: Bearer <key>', with one space between Bearer and the key.")
+)
+
+var (
+	authScheme = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$") // an RFC 9110 token
+	token68    = regexp.MustCompile(`^[A-Za-z0-9._~+/-]+=*$`)        // RFC 9110 §11.2
+)
+
+// bearerCredential reads the credential of a request's Authorization header: exactly one
+// header, "Bearer" in any case (RFC 9110 §11.1), one space or tab, and the credential (a
+// token68). No header, an empty one or "Bearer" alone is no credential, ""; anything else is
+// invalid_token, errNotBearer when the scheme is another. The spaces and tabs HTTP allows
+// around a header's value are stripped by Go's HTTP server before this; whitespace that is
+// still there was made by unfolding a folded header line (RFC 9112 §5.2), which is malformed.
+func bearerCredential(h http.Header) (string, error) {
+	values := h.Values("Authorization")
+	switch {
+	case len(values) == 0:
+		return "", nil
+	case len(values) > 1:
+		return "", errMalformedAuthorization
+	case values[0] == "":
+		return "", nil
+	}
+	scheme, value, separated := values[0], "", false
+	if i := strings.IndexAny(scheme, " \t"); i >= 0 {
+		scheme, value, separated = scheme[:i], scheme[i+1:], true
+	}
+	switch {
+	case !authScheme.MatchString(scheme):
+		return "", errMalformedAuthorization
+	case !strings.EqualFold(scheme, "Bearer"):
+		return "", errNotBearer
+	case !separated:
+		return "", nil // "Bearer" alone
+	case !token68.MatchString(value):
+		return "", errMalformedAuthorization
+	}
+	return value, nil
 }

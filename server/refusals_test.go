@@ -1,0 +1,91 @@
+package server_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/tenantry/tenantry/server/servertest"
+)
+
+// Issue 9: strict input, one parser, one order of refusals.
+
+// Authorization is "Bearer", one space or tab, the credential; the scheme in any case; spaces
+// or tabs after it. Anything else is 401 invalid_token (a scheme other than Bearer, saying so).
+func TestAuthorizationHeaderSyntax(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	key := e.partner.Key
+	const credentialRefused = "The credential is invalid, expired or revoked."
+	cases := []struct {
+		name, header string
+		status       int
+		key, message string // message: a part of it
+	}{
+		{"Bearer, a space, the key", "Bearer " + key, 200, "", ""},
+		{"Bearer, a tab, the key", "Bearer\t" + key, 200, "", ""},
+		{"the scheme in any case", "bEARER " + key, 200, "", ""},
+		{"spaces and tabs after the key", "Bearer " + key + " \t ", 200, "", ""},
+		{"an empty header", "", 401, "missing_token", ""},
+		{"Bearer alone", "Bearer", 401, "missing_token", ""},
+		{"Bearer and a space", "Bearer ", 401, "missing_token", ""},
+		{"two spaces", "Bearer  " + key, 401, "invalid_token", "malformed"},
+		{"a space and a tab", "Bearer \t" + key, 401, "invalid_token", "malformed"},
+		{"a no-break space as the separator", "Bearer\u00a0" + key, 401, "invalid_token", "malformed"},
+		{"a no-break space after the key", "Bearer " + key + "\u00a0", 401, "invalid_token", "malformed"},
+		{"an em space before the key", "Bearer \u2003" + key, 401, "invalid_token", "malformed"},
+		{"an ideographic space after the key", "Bearer " + key + "\u3000", 401, "invalid_token", "malformed"},
+		{"two credentials", "Bearer " + key + " " + key, 401, "invalid_token", "malformed"},
+		{"Basic", "Basic " + key, 401, "invalid_token", "use Bearer"},
+		{"Token", "Token " + key, 401, "invalid_token", "use Bearer"},
+		{"the key without a scheme", key, 401, "invalid_token", "use Bearer"},
+		{"a well-formed header with a bad credential", "Bearer tuk_nonsense", 401, "invalid_token", credentialRefused},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.anon.Do("GET", "/api/me", nil, "Authorization", tc.header)
+			expectAuth(t, r, tc.status, tc.key, tc.message)
+		})
+	}
+
+	// What Go's client never sends, over raw TCP: two headers, folded lines. Go's server joins
+	// a folded line to the one before with one space (RFC 9112 §5.2).
+	host := strings.TrimPrefix(e.url, "http://")
+	raw := func(headers string) string {
+		return "GET /api/me HTTP/1.1\r\nHost: " + host + "\r\n" + headers + "Connection: close\r\n\r\n"
+	}
+	rawCases := []struct {
+		name, headers string
+		status        int
+		key, message  string
+	}{
+		{"one header (the control)", "Authorization: Bearer " + key + "\r\n", 200, "", ""},
+		{"spaces and tabs around the value", "Authorization: \t Bearer " + key + " \t \r\n", 200, "", ""},
+		{"Bearer and spaces", "Authorization: Bearer  \t\r\n", 401, "missing_token", ""},
+		{"two headers, the same key", "Authorization: Bearer " + key + "\r\nAuthorization: Bearer " + key + "\r\n", 401, "invalid_token", "malformed"},
+		{"two headers, one empty", "Authorization: Bearer " + key + "\r\nAuthorization: \r\n", 401, "invalid_token", "malformed"},
+		{"folded after the key", "Authorization: Bearer " + key + "\r\n \r\n", 401, "invalid_token", "malformed"},
+		{"folded within the value", "Authorization: Bearer " + key + "\r\n\t" + key + "\r\n", 401, "invalid_token", "malformed"},
+		{"folded before the scheme", "Authorization:\r\n Bearer\r\n " + key + "\r\n", 200, "", ""},
+	}
+	for _, tc := range rawCases {
+		t.Run(tc.name, func(t *testing.T) {
+			expectAuth(t, e.anon.SendRaw(raw(tc.headers)), tc.status, tc.key, tc.message)
+		})
+	}
+}
+
+// expectAuth checks an answer to an Authorization header: the status and key, a part of the
+// message, and the challenge on a 401.
+func expectAuth(t *testing.T, r *servertest.Response, status int, key, message string) {
+	t.Helper()
+	expect(t, r, status, key)
+	if status != 401 {
+		return
+	}
+	if msg, _ := r.JSON()["message"].(string); !strings.Contains(msg, message) {
+		t.Fatalf("message %q does not say %q", msg, message)
+	}
+	if c := r.Header.Get("WWW-Authenticate"); !strings.HasPrefix(c, "Bearer") || (key == "invalid_token") != strings.Contains(c, `error="invalid_token"`) {
+		t.Fatalf("WWW-Authenticate %q for %s", c, key)
+	}
+}
