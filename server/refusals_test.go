@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 
@@ -8,6 +9,83 @@ import (
 )
 
 // Issue 9: strict input, one parser, one order of refusals.
+
+// The command endpoint decodes params with the REST route's own strict decoder: a body REST
+// refuses is refused in params with the same answer, byte for byte; and the envelope is
+// decoded as strictly.
+func TestCommandDecodesLikeREST(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	o := e.newOrg("Acme")
+	cases := []struct {
+		name    string
+		client  *servertest.Client
+		command string
+		path    string // the REST twin, POST
+		body    string
+	}{
+		{"a field twice", o.admin, "create_role", "/api/permissions/roles", `{"name": "a", "name": "b", "actions": []}`},
+		{"a field twice, once escaped", o.admin, "create_role", "/api/permissions/roles", `{"name": "a", "n\u0061me": "b", "actions": []}`},
+		{"an unknown field", o.admin, "create_role", "/api/permissions/roles", `{"name": "a", "actions": [], "colour": "red"}`},
+		{"a field in the wrong case", o.admin, "create_role", "/api/permissions/roles", `{"Name": "a", "actions": []}`},
+		{"the first of two unknown fields", o.admin, "create_role", "/api/permissions/roles", `{"zz": 1, "aa": 2}`},
+		{"a duplicate after an unknown field", o.admin, "create_role", "/api/permissions/roles", `{"colour": 1, "name": "a", "name": "b"}`},
+		{"a wrong type", o.admin, "create_role", "/api/permissions/roles", `{"name": 5, "actions": []}`},
+		{"invalid UTF-8", o.admin, "create_role", "/api/permissions/roles", "{\"name\": \"\xff\", \"actions\": []}"},
+		{"a nested field twice", e.partner, "provision", "/api/provision",
+			`{"organization": {"name": "p", "name": "q"}, "user": {"email": "r@p.test"}}`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rest := tc.client.Do("POST", tc.path, tc.body)
+			cmd := tc.client.Do("POST", "/api", `{"command": "`+tc.command+`", "params": `+tc.body+`}`)
+			if rest.Status != 400 {
+				t.Fatalf("the case is not a refusal: REST answered %d %s", rest.Status, rest.Body)
+			}
+			if cmd.Status != rest.Status || !bytes.Equal(cmd.Body, rest.Body) {
+				t.Fatalf("command %d %s\nREST    %d %s", cmd.Status, cmd.Body, rest.Status, rest.Body)
+			}
+		})
+	}
+	// The issue's example made a role named "b".
+	for _, r := range o.admin.Do("GET", "/api/permissions/roles", nil).List() {
+		if r["name"] == "a" || r["name"] == "b" {
+			t.Fatalf("a refused command created role %v", r)
+		}
+	}
+
+	// Parameters the command endpoint itself takes out of params (path and query parameters)
+	// are refused twice too, named by their place.
+	role := o.admin.Do("POST", "/api/permissions/roles", map[string]any{"name": "R", "actions": []string{}}).Data()["id"].(string)
+	other := o.admin.Do("POST", "/api/permissions/roles", map[string]any{"name": "S", "actions": []string{}}).Data()["id"].(string)
+	for _, body := range []string{
+		`{"command": "update_role", "params": {"id": "` + other + `", "id": "` + role + `", "name": "T", "actions": []}}`,
+		`{"command": "list_keys", "params": {"limit": 1, "limit": 2}}`,
+	} {
+		r := o.admin.Do("POST", "/api", body)
+		expect(t, r, 400, "duplicate_field")
+		if f, _ := r.JSON()["metadata"].(map[string]any)["field"].(string); !strings.HasPrefix(f, "params.") {
+			t.Fatalf("metadata.field %q, want params.<name>: %s", f, r.Body)
+		}
+	}
+
+	// The envelope, as strictly as any body.
+	for _, tc := range []struct{ body, key string }{
+		{`{"command": "get_identity", "command": "list_roles"}`, "duplicate_field"},
+		{`{"command": "create_role", "params": {"name": "x", "actions": []}, "params": {"name": "y", "actions": []}}`, "duplicate_field"},
+		{`{"Command": "get_identity"}`, "unknown_field"},
+		{`{"command": "get_identity", "extra": 1}`, "unknown_field"},
+		{`{"command": "create_role", "params": ["name"]}`, "validation_failed"},
+		{`{"command": "create_role", "params": "name"}`, "validation_failed"},
+		{`{"command": "get_identity"} {}`, "malformed_json"},
+		{"{\"command\": \"get_identity\xff\"}", "malformed_json"},
+	} {
+		expect(t, o.admin.Do("POST", "/api", tc.body), 400, tc.key)
+	}
+	if n := len(o.admin.Do("GET", "/api/permissions/roles", nil).List()); n != 4 {
+		t.Fatalf("%d roles, want Admin, Member, R and S", n)
+	}
+}
 
 // Authorization is "Bearer", one space or tab, the credential; the scheme in any case; spaces
 // or tabs after it. Anything else is 401 invalid_token (a scheme other than Bearer, saying so).
