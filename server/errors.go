@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -80,7 +79,7 @@ func (s *Server) writeError(c *gin.Context, err error) {
 	if c.Writer.Header().Get(versionHeader) == "" {
 		// Refused before the version was negotiated (a rate limit): name the one asked for,
 		// when it is one, else the newest.
-		v := strings.TrimSpace(c.GetHeader(versionHeader))
+		v, _ := sentHeader(c.Request, versionHeader)
 		if p, ok := c.Get(ctxPrincipal); ok && v == "" {
 			v = p.(*tenants.Principal).APIVersion
 		}

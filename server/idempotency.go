@@ -48,16 +48,17 @@ type idempotencyRecord struct {
 
 // idempotency makes writes carrying Idempotency-Key safe to retry. It runs after
 // authentication: records are per credential, and a request without a valid credential is
-// not recorded (it fails the same way every time anyway).
+// not recorded (it fails the same way every time anyway). A key sent empty is malformed, not
+// absent.
 func (s *Server) idempotency(c *gin.Context) {
-	key := c.GetHeader(idempotencyHeader)
+	key, sent := sentHeader(c.Request, idempotencyHeader)
 	switch c.Request.Method {
 	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
 	default:
 		c.Next() // ignored on reads
 		return
 	}
-	if key == "" {
+	if !sent {
 		c.Next()
 		return
 	}

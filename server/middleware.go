@@ -148,6 +148,15 @@ func (s *Server) authenticate(c *gin.Context) {
 	c.Next()
 }
 
+// sentHeader is a request header's value and whether it was sent at all: sent empty, it is
+// malformed, not absent. Sent more than once, its values are one comma-separated list (RFC
+// 9110 §5.3), which no single value matches. Go's server has stripped the spaces and tabs
+// around each.
+func sentHeader(r *http.Request, name string) (string, bool) {
+	values, sent := r.Header[http.CanonicalHeaderKey(name)]
+	return strings.Join(values, ", "), sent
+}
+
 // The refusals of an Authorization header that is not "Bearer <credential>". They say what is
 // wrong with the header, which is no secret; what is wrong with a credential is never said.
 var (

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -165,5 +166,39 @@ func expectAuth(t *testing.T, r *servertest.Response, status int, key, message s
 	}
 	if c := r.Header.Get("WWW-Authenticate"); !strings.HasPrefix(c, "Bearer") || (key == "invalid_token") != strings.Contains(c, `error="invalid_token"`) {
 		t.Fatalf("WWW-Authenticate %q for %s", c, key)
+	}
+}
+
+// An Idempotency-Key or X-Polytomic-Version header that is there but empty, or there twice,
+// is malformed, not absent.
+func TestEmptyAndRepeatedHeadersAreMalformed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	body := map[string]any{"name": "Empty"}
+	expect(t, e.partner.Do("POST", "/api/organizations", body, "Idempotency-Key", ""), 400, "invalid_idempotency_key")
+	expect(t, e.partner.Do("GET", "/api/me", nil, "X-Polytomic-Version", ""), 400, "unsupported_version")
+	expect(t, e.partner.Do("GET", "/api/me", nil, "X-Polytomic-Version", "2025-09-18\u00a0"), 400, "unsupported_version")
+	// Reads ignore Idempotency-Key, empty or not.
+	expect(t, e.partner.Do("GET", "/api/organizations", nil, "Idempotency-Key", ""), 200, "")
+	// Leaving the headers out is still fine.
+	expect(t, e.partner.Do("POST", "/api/organizations", body), 200, "")
+
+	twice := func(method, path, header, v1, v2 string) *servertest.Response {
+		req, err := http.NewRequest(method, e.url+path, strings.NewReader(`{"name": "Twice"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+e.partner.Key)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Add(header, v1)
+		req.Header.Add(header, v2)
+		return e.partner.Send(req)
+	}
+	expect(t, twice("POST", "/api/organizations", "Idempotency-Key", "twice-key-00001", "twice-key-00001"), 400, "invalid_idempotency_key")
+	expect(t, twice("POST", "/api/organizations", "Idempotency-Key", "twice-key-00002", ""), 400, "invalid_idempotency_key")
+	expect(t, twice("GET", "/api/me", "X-Polytomic-Version", "2025-09-18", "2025-09-18"), 400, "unsupported_version")
+	expect(t, twice("GET", "/api/me", "X-Polytomic-Version", "2025-09-18", "2021-05-23"), 400, "unsupported_version")
+	if n := len(e.partner.Do("GET", "/api/organizations", nil).List()); n != 2 {
+		t.Fatalf("%d organizations, want the owner and the one created without the headers", n)
 	}
 }

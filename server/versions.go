@@ -107,10 +107,10 @@ func transform(route, v string, body any) any {
 // negotiateVersion decides the version that serves a request: the X-Polytomic-Version header,
 // else the credential's organization's pinned version (a partner key: its owner
 // organization's), else the newest. Every response, errors included, names it. It runs after
-// authenticate, which resolves the credential softly.
+// authenticate, which resolves the credential softly. A header sent empty is malformed.
 func (s *Server) negotiateVersion(c *gin.Context) {
-	v := strings.TrimSpace(c.GetHeader(versionHeader))
-	if v == "" {
+	v, sent := sentHeader(c.Request, versionHeader)
+	if !sent {
 		v = tenants.LatestVersion
 		if p, ok := c.Get(ctxPrincipal); ok && tenants.IsVersion(p.(*tenants.Principal).APIVersion) {
 			v = p.(*tenants.Principal).APIVersion
