@@ -48,8 +48,9 @@ type idempotencyRecord struct {
 
 // idempotency makes writes carrying Idempotency-Key safe to retry. It runs after
 // authentication: records are per credential, and a request without a valid credential is
-// not recorded (it fails the same way every time anyway). A key sent empty is malformed, not
-// absent.
+// not recorded (it fails the same way every time anyway). A request that matches no route is
+// never compared with a record nor recorded: its 404 or 405 comes first. A key sent empty is
+// malformed, not absent.
 func (s *Server) idempotency(c *gin.Context) {
 	key, sent := sentHeader(c.Request, idempotencyHeader)
 	switch c.Request.Method {
@@ -58,7 +59,7 @@ func (s *Server) idempotency(c *gin.Context) {
 		c.Next() // ignored on reads
 		return
 	}
-	if !sent {
+	if !sent || c.FullPath() == "" {
 		c.Next()
 		return
 	}

@@ -202,3 +202,33 @@ func TestEmptyAndRepeatedHeadersAreMalformed(t *testing.T) {
 		t.Fatalf("%d organizations, want the owner and the one created without the headers", n)
 	}
 }
+
+// A wrong method (405) or an unknown route (404) is answered before idempotency: never
+// compared with a recorded request, never recorded.
+func TestWrongMethodAndUnknownRouteAreNotRecorded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	identity := map[string]any{"command": "get_identity"}
+	used := []string{"Idempotency-Key", "used-on-post-0001"}
+	expect(t, e.partner.Do("POST", "/api", identity, used...), 200, "")
+	expect(t, e.partner.Do("PUT", "/api", identity, used...), 405, "method_not_allowed")
+
+	for _, tc := range []struct{ method, path, key string }{
+		{"PUT", "/api", "first-a-put-0001"},
+		{"DELETE", "/api", "first-a-delete-0001"},
+		{"POST", "/api/nothing-here", "first-a-404-0001"},
+		{"POST", "/api/organizations/x/nothing", "first-a-404-0002"},
+	} {
+		first := e.partner.Do(tc.method, tc.path, identity, "Idempotency-Key", tc.key)
+		again := e.partner.Do(tc.method, tc.path, identity, "Idempotency-Key", tc.key)
+		if first.Status != 404 && first.Status != 405 || again.Status != first.Status || again.Header.Get("Idempotent-Replayed") != "" {
+			t.Fatalf("%s %s: %d then %d %v", tc.method, tc.path, first.Status, again.Status, again.Header)
+		}
+		// The key is still free: the request it is then used with runs.
+		r := e.partner.Do("POST", "/api", identity, "Idempotency-Key", tc.key)
+		expect(t, r, 200, "")
+		if r.Header.Get("Idempotent-Replayed") != "" {
+			t.Fatalf("%s %s: the POST replayed something", tc.method, tc.path)
+		}
+	}
+}
