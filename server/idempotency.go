@@ -47,10 +47,9 @@ type idempotencyRecord struct {
 }
 
 // idempotency makes writes carrying Idempotency-Key safe to retry. It runs after
-// authentication: records are per credential, and a request without a valid credential is
-// not recorded (it fails the same way every time anyway). A request that matches no route is
-// never compared with a record nor recorded: its 404 or 405 comes first. A key sent empty is
-// malformed, not absent.
+// authentication: records are per credential, and a request without a valid credential was
+// answered 401 already. A request that matches no route is never compared with a record nor
+// recorded: its 404 or 405 comes first. A key sent empty is malformed, not absent.
 func (s *Server) idempotency(c *gin.Context) {
 	key, sent := sentHeader(c.Request, idempotencyHeader)
 	switch c.Request.Method {

@@ -86,13 +86,14 @@ func (s *Server) accessLog(c *gin.Context) {
 }
 
 // authenticate resolves the bearer credential, if any, into a Principal. It refuses nothing
-// on its own (each route's policy decides between 401, 403 and going ahead), except by rate:
-// a credential over its limit, and any credential from a client address with too many failed
+// on its own (requireCredential answers 401, each route's policy 403), except by rate: a
+// credential over its limit, and any credential from a client address with too many failed
 // authentications, get 429. Public routes need no credential and skip it (GET /metrics's
-// Authorization header carries the metrics token); a command's inner request takes the
-// principal the command endpoint already authenticated.
+// Authorization header carries the metrics token), as does a request that matches no route
+// (its 404 or 405 costs no lookup); a command's inner request takes the principal the command
+// endpoint already authenticated.
 func (s *Server) authenticate(c *gin.Context) {
-	if s.public[c.Request.Method+" "+c.FullPath()] {
+	if c.FullPath() == "" || s.public[c.Request.Method+" "+c.FullPath()] {
 		c.Next()
 		return
 	}
@@ -144,6 +145,17 @@ func (s *Server) authenticate(c *gin.Context) {
 			}
 		}
 		c.Set(ctxPrincipal, p)
+	}
+	c.Next()
+}
+
+// requireCredential answers 401 on a route that needs a credential when the request has none
+// that authenticated, before its version or Idempotency-Key is looked at.
+func (s *Server) requireCredential(c *gin.Context) {
+	if _, ok := c.Get(ctxPrincipal); !ok && c.FullPath() != "" && !s.public[c.Request.Method+" "+c.FullPath()] {
+		err, _ := c.Get(ctxAuthError)
+		s.writeError(c, err.(error))
+		return
 	}
 	c.Next()
 }

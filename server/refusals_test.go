@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tenantry/tenantry/server"
 	"github.com/tenantry/tenantry/server/servertest"
 )
 
@@ -230,5 +231,88 @@ func TestWrongMethodAndUnknownRouteAreNotRecorded(t *testing.T) {
 		if r.Header.Get("Idempotent-Replayed") != "" {
 			t.Fatalf("%s %s: the POST replayed something", tc.method, tc.path)
 		}
+	}
+}
+
+// When a request is wrong in several ways, the README's order of refusals decides which one
+// answers it. Each case is wrong in two adjacent ways of that order (some in more) and must
+// get the earlier one.
+func TestOrderOfRefusals(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	o := e.newOrg("Acme")
+	limited := newEnvWith(t, func(c *server.Config) { c.RatePerSecond, c.RateBurst = 0.001, 1 })
+	expect(t, limited.partner.Do("GET", "/api/me", nil), 200, "") // spends its one request
+	lockedOut := newEnvWith(t, func(c *server.Config) { c.AuthFailuresPerSecond, c.AuthFailureBurst = 0.001, 1 })
+	expect(t, lockedOut.anon.Do("GET", "/api/me", nil, "Authorization", "Bearer tuk_guess"), 401, "invalid_token") // spends its one failure
+
+	junk := e.anon.As("tuk_junk")
+	used := []string{"Idempotency-Key", "order-used-0001"}
+	created := e.partner.Do("POST", "/api/organizations", map[string]any{"name": "Used"}, used...)
+	expect(t, created, 200, "")
+	orgPath := "/api/organizations/" + created.Data()["id"].(string)
+	big := `{"name": "` + strings.Repeat("x", 2<<20) + `"}`
+	const (
+		badVersion = "X-Polytomic-Version"
+		badKey     = "Idempotency-Key"
+	)
+	cases := []struct {
+		name         string
+		client       *servertest.Client
+		method, path string
+		body         any
+		headers      []string
+		status       int
+		key          string
+	}{
+		// 1. Route and method.
+		{"404 route before 429", limited.partner, "GET", "/api/nothing-here", nil, nil, 404, "route_not_found"},
+		{"404 route before 401", junk, "GET", "/api/nothing-here", nil, nil, 404, "route_not_found"},
+		{"404 route before 400 version", e.partner, "GET", "/api/nothing-here", nil, []string{badVersion, "latest"}, 404, "route_not_found"},
+		{"404 route before 400 key", e.partner, "POST", "/api/nothing-here", nil, []string{badKey, "short"}, 404, "route_not_found"},
+		{"405 before 429", limited.partner, "PUT", "/api", nil, nil, 405, "method_not_allowed"},
+		{"405 before 401", junk, "PUT", "/api", nil, nil, 405, "method_not_allowed"},
+		{"405 before 400 version", e.partner, "PUT", "/api", nil, []string{badVersion, "latest"}, 405, "method_not_allowed"},
+		{"405 before 400 key", e.partner, "PUT", "/api", nil, []string{badKey, "short"}, 405, "method_not_allowed"},
+		{"405 before 422 key reused", e.partner, "PUT", "/api/organizations", map[string]any{"name": "Used"}, used, 405, "method_not_allowed"},
+		// 2. Rate limits.
+		{"429 address before 401", lockedOut.anon.As("tuk_guess"), "GET", "/api/me", nil, nil, 429, "rate_limited"},
+		{"429 credential before 400 version", limited.partner, "GET", "/api/me", nil, []string{badVersion, "latest"}, 429, "rate_limited"},
+		{"429 credential before 400 key", limited.partner, "POST", "/api/organizations", map[string]any{"name": "L"}, []string{badKey, "short"}, 429, "rate_limited"},
+		{"public routes skip 429 and 401", lockedOut.anon.As("tuk_guess"), "GET", "/api/versions", nil, nil, 200, ""},
+		// 3. Authentication.
+		{"401 before 400 version", e.anon, "GET", "/api/me", nil, []string{badVersion, "latest"}, 401, "missing_token"},
+		{"401 before 400 empty version", junk, "GET", "/api/me", nil, []string{badVersion, ""}, 401, "invalid_token"},
+		{"401 before 400 key", e.anon, "POST", "/api/organizations", map[string]any{"name": "X"}, []string{badKey, "short"}, 401, "missing_token"},
+		{"401 before 422 key reused", junk, "POST", "/api/organizations", map[string]any{"name": "Other"}, used, 401, "invalid_token"},
+		{"401 before 404 version gate", e.anon, "GET", "/api/organization", nil, []string{badVersion, "2021-05-23"}, 401, "missing_token"},
+		{"401 before 403", junk, "POST", "/api/provision", map[string]any{}, nil, 401, "invalid_token"},
+		// 4. The version header.
+		{"400 version before 400 key", e.partner, "POST", "/api/organizations", map[string]any{"name": "X"}, []string{badVersion, "latest", badKey, "short"}, 400, "unsupported_version"},
+		{"400 empty version before 400 empty key", e.partner, "POST", "/api/organizations", map[string]any{"name": "X"}, []string{badVersion, "", badKey, ""}, 400, "unsupported_version"},
+		// 5. The Idempotency-Key header.
+		{"400 key before 404 version gate", e.partner, "PATCH", orgPath, map[string]any{"name": "X"}, []string{badKey, "short"}, 400, "invalid_idempotency_key"},
+		{"400 key before 403", o.member, "POST", "/api/organizations", map[string]any{"name": "X"}, []string{badKey, ""}, 400, "invalid_idempotency_key"},
+		// 6. Idempotency.
+		{"422 key reused before 404 version gate", e.partner, "PATCH", orgPath, map[string]any{"name": "X"}, used, 422, "idempotency_key_reused"},
+		{"413 with a key before 404 version gate", e.partner, "PATCH", orgPath, big, []string{badKey, "order-big-0001"}, 413, "body_too_large"},
+		{"413 with a key before 403", o.member, "POST", "/api/organizations", big, []string{badKey, "order-big-0002"}, 413, "body_too_large"},
+		// 7. The version gate.
+		{"404 version gate before 403", o.member, "PATCH", orgPath, map[string]any{"name": "X"}, nil, 404, "not_available_in_version"},
+		// 8. The route's policy.
+		{"403 before 400 body", o.member, "POST", "/api/organizations", map[string]any{"nmae": "X"}, nil, 403, "partner_key_required"},
+		{"403 before 415", o.member, "POST", "/api/organizations", "name=X", []string{"Content-Type", "text/plain"}, 403, "partner_key_required"},
+		{"403 before 413 without a key", o.member, "POST", "/api/organizations", big, nil, 403, "partner_key_required"},
+		// 9. The endpoint: its body, then what the operation finds.
+		{"400 body before 404 object", o.admin, "PUT", "/api/datasets/01a20969-5e09-7545-976e-b6bcdf950f0e", map[string]any{"nmae": "X"}, nil, 400, "unknown_field"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			expect(t, tc.client.Do(tc.method, tc.path, tc.body, tc.headers...), tc.status, tc.key)
+		})
+	}
+	// What they refused was not done.
+	if n := len(e.partner.Do("GET", "/api/organizations", nil).List()); n != 3 {
+		t.Fatalf("%d organizations, want the owner, Acme and Used", n)
 	}
 }
