@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tenantry/tenantry/server"
 	"github.com/tenantry/tenantry/server/servertest"
@@ -145,7 +146,8 @@ func TestAuthorizationHeaderSyntax(t *testing.T) {
 		{"two headers, one empty", "Authorization: Bearer " + key + "\r\nAuthorization: \r\n", 401, "invalid_token", "malformed"},
 		{"folded after the key", "Authorization: Bearer " + key + "\r\n \r\n", 401, "invalid_token", "malformed"},
 		{"folded within the value", "Authorization: Bearer " + key + "\r\n\t" + key + "\r\n", 401, "invalid_token", "malformed"},
-		{"folded before the scheme", "Authorization:\r\n Bearer\r\n " + key + "\r\n", 200, "", ""},
+		{"folded before the scheme", "Authorization:\r\n Bearer " + key + "\r\n", 200, "", ""},
+		{"folded between the scheme and the key", "Authorization: Bearer\r\n " + key + "\r\n", 200, "", ""},
 	}
 	for _, tc := range rawCases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -311,8 +313,48 @@ func TestOrderOfRefusals(t *testing.T) {
 			expect(t, tc.client.Do(tc.method, tc.path, tc.body, tc.headers...), tc.status, tc.key)
 		})
 	}
+	// 6 before 7 when the key's first request was the same one: its recorded answer is
+	// replayed, and while it is in flight, 409.
+	gated := []string{"Idempotency-Key", "order-gated-0001"}
+	expect(t, e.partner.Do("PATCH", orgPath, map[string]any{"name": "X"}, gated...), 404, "not_available_in_version")
+	replayed := e.partner.Do("PATCH", orgPath, map[string]any{"name": "X"}, gated...)
+	expect(t, replayed, 404, "not_available_in_version")
+	if replayed.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("the version gate answered a repeat that idempotency should have: %v", replayed.Header)
+	}
+	e.db.MustExec(e.db.Rebind(`UPDATE idempotency_keys SET state = 'in_flight', updated_at = ? WHERE idem_key = ?`), time.Now().UTC(), "order-gated-0001")
+	expect(t, e.partner.Do("PATCH", orgPath, map[string]any{"name": "X"}, gated...), 409, "idempotency_key_in_use")
+
 	// What they refused was not done.
 	if n := len(e.partner.Do("GET", "/api/organizations", nil).List()); n != 3 {
 		t.Fatalf("%d organizations, want the owner, Acme and Used", n)
+	}
+
+	// Nothing about a request that matches no route is looked at: its credential is not
+	// checked (a bad one is no failed authentication), and it is served at the version it
+	// asks for when that is one, else the newest (not its credential's organization's).
+	counted := newEnvWith(t, func(c *server.Config) { c.AuthFailuresPerSecond, c.AuthFailureBurst = 0.001, 1 })
+	for range 3 {
+		expect(t, counted.anon.As("tuk_guess").Do("GET", "/api/nothing-here", nil), 404, "route_not_found")
+		expect(t, counted.anon.As("tuk_guess").Do("PUT", "/api", nil), 405, "method_not_allowed")
+	}
+	expect(t, counted.anon.As("tuk_guess").Do("GET", "/api/me", nil), 401, "invalid_token")
+	expect(t, e.partner.Do("PUT", "/api/organizations/"+o.id, map[string]any{"name": "Acme", "api_version": "2022-12-12"}), 200, "")
+	for _, tc := range []struct{ asked, served string }{{"2023-04-25", "2023-04-25"}, {"latest", "2025-09-18"}, {"", "2025-09-18"}} {
+		var headers []string
+		if tc.asked != "" {
+			headers = []string{"X-Polytomic-Version", tc.asked}
+		}
+		for _, method := range []string{"GET", "PUT"} {
+			path := map[string]string{"GET": "/api/nothing-here", "PUT": "/api"}[method]
+			r := o.admin.Do(method, path, nil, headers...)
+			if r.Status != 404 && r.Status != 405 || r.Header.Get("X-Polytomic-Version") != tc.served {
+				t.Fatalf("%s %s asking %q: %d served at %q, want %s", method, path, tc.asked, r.Status, r.Header.Get("X-Polytomic-Version"), tc.served)
+			}
+		}
+	}
+	expect(t, o.admin.Do("GET", "/api/me", nil), 200, "") // the control: its version is 2022-12-12
+	if v := o.admin.Do("GET", "/api/me", nil).Header.Get("X-Polytomic-Version"); v != "2022-12-12" {
+		t.Fatalf("served at %q, want the organization's 2022-12-12", v)
 	}
 }
