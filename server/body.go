@@ -204,3 +204,46 @@ func checkFieldNames(raw []byte, t reflect.Type) error {
 	}
 	return nil
 }
+
+// jsonMember is one member of a JSON object, its value as written.
+type jsonMember struct {
+	Name  string
+	Value json.RawMessage
+}
+
+// objectMembers lists the members of raw, a JSON object that decoded already, in order and
+// repeats included, so that what is made of them (encodeMembers) is refused or accepted by
+// unmarshalStrict exactly as raw itself would be.
+func objectMembers(raw []byte) []jsonMember {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if _, err := dec.Token(); err != nil {
+		return nil
+	}
+	var out []jsonMember
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return out
+		}
+		name, _ := tok.(string)
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return out
+		}
+		out = append(out, jsonMember{name, value})
+	}
+	return out
+}
+
+// encodeMembers writes members as one JSON object, in their order.
+func encodeMembers(members []jsonMember) []byte {
+	b := []byte{'{'}
+	for i, m := range members {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		name, _ := json.Marshal(m.Name)
+		b = append(append(append(b, name...), ':'), m.Value...)
+	}
+	return append(b, '}')
+}

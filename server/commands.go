@@ -75,11 +75,14 @@ func commandNames() []string {
 	return names
 }
 
-// runCommand is POST /api.
+// runCommand is POST /api. The envelope is decoded as strictly as any body; params are not
+// decoded here beyond taking out the route's path and query parameters: the rest goes to the
+// route as written, in order and repeats included, so the route's own decoder refuses or
+// accepts it exactly as the same body sent to the REST route.
 func (s *Server) runCommand(c *gin.Context, p *tenants.Principal) error {
 	var req struct {
-		Command string                     `json:"command"`
-		Params  map[string]json.RawMessage `json:"params"`
+		Command string          `json:"command"`
+		Params  json.RawMessage `json:"params"`
 	}
 	if err := decodeJSON(c, &req); err != nil {
 		return err
@@ -91,9 +94,39 @@ func (s *Server) runCommand(c *gin.Context, p *tenants.Principal) error {
 		e.Metadata = map[string]any{"commands": commandNames()}
 		return e
 	}
-	params := req.Params
-	if params == nil {
-		params = map[string]json.RawMessage{}
+	var members []jsonMember
+	switch raw := bytes.TrimSpace(req.Params); {
+	case len(raw) == 0 || string(raw) == "null":
+	case raw[0] == '{':
+		members = objectMembers(raw)
+	default:
+		e := newAPIError(http.StatusBadRequest, "validation_failed", "The request has invalid fields: params: must be an object.")
+		e.Metadata = map[string]any{"params": "must be an object"}
+		return e
+	}
+	// The route's path and query parameters come out of params; the rest is its body.
+	taken := map[string]bool{}
+	for _, part := range strings.Split(cmd.path, "/") {
+		if strings.HasPrefix(part, "{") {
+			taken[strings.Trim(part, "{}")] = true
+		}
+	}
+	for _, name := range cmd.query {
+		taken[name] = true
+	}
+	params := map[string]json.RawMessage{}
+	var rest []jsonMember
+	for _, m := range members {
+		if !taken[m.Name] {
+			rest = append(rest, m)
+			continue
+		}
+		if _, twice := params[m.Name]; twice {
+			e := newAPIError(http.StatusBadRequest, "duplicate_field", "The request body gives field %q more than once.", "params."+m.Name)
+			e.Metadata = map[string]any{"field": "params." + m.Name}
+			return e
+		}
+		params[m.Name] = m.Value
 	}
 	path, err := fillPath(cmd.path, params)
 	if err != nil {
@@ -103,22 +136,16 @@ func (s *Server) runCommand(c *gin.Context, p *tenants.Principal) error {
 	for _, name := range cmd.query {
 		if raw, ok := params[name]; ok {
 			query.Set(name, scalar(raw))
-			delete(params, name)
 		}
 	}
 	var body []byte
-	if len(params) > 0 {
+	if len(rest) > 0 {
 		if cmd.method == http.MethodGet || cmd.method == http.MethodDelete {
-			names := make([]string, 0, len(params))
-			for n := range params {
-				names = append(names, n)
-			}
-			sort.Strings(names)
-			e := newAPIError(http.StatusBadRequest, "unknown_field", "Command %s does not take parameter %q.", req.Command, names[0])
-			e.Metadata = map[string]any{"field": "params." + names[0]}
+			e := newAPIError(http.StatusBadRequest, "unknown_field", "Command %s does not take parameter %q.", req.Command, rest[0].Name)
+			e.Metadata = map[string]any{"field": "params." + rest[0].Name}
 			return e
 		}
-		body, _ = json.Marshal(params)
+		body = encodeMembers(rest)
 	}
 	target := path
 	if len(query) > 0 {

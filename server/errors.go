@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -78,9 +77,9 @@ func (s *Server) writeError(c *gin.Context, err error) {
 			Metadata: map[string]any{"request_id": id}}
 	}
 	if c.Writer.Header().Get(versionHeader) == "" {
-		// Refused before the version was negotiated (a rate limit): name the one asked for,
-		// when it is one, else the newest.
-		v := strings.TrimSpace(c.GetHeader(versionHeader))
+		// Refused before the version was negotiated (a 404 or 405, a rate limit, a 401): name
+		// the one asked for, when it is one, else the credential's, else the newest.
+		v, _ := sentHeader(c.Request, versionHeader)
 		if p, ok := c.Get(ctxPrincipal); ok && v == "" {
 			v = p.(*tenants.Principal).APIVersion
 		}

@@ -52,17 +52,18 @@ type idempotencyRecord struct {
 }
 
 // idempotency makes writes carrying Idempotency-Key safe to retry. It runs after
-// authentication: records are per credential, and a request without a valid credential is
-// not recorded (it fails the same way every time anyway).
+// authentication: records are per credential, and a request without a valid credential was
+// answered 401 already. A request that matches no route is never compared with a record nor
+// recorded: its 404 or 405 comes first. A key sent empty is malformed, not absent.
 func (s *Server) idempotency(c *gin.Context) {
-	key := c.GetHeader(idempotencyHeader)
+	key, sent := sentHeader(c.Request, idempotencyHeader)
 	switch c.Request.Method {
 	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
 	default:
 		c.Next() // ignored on reads
 		return
 	}
-	if key == "" {
+	if !sent || c.FullPath() == "" {
 		c.Next()
 		return
 	}

@@ -89,13 +89,14 @@ func (s *Server) accessLog(c *gin.Context) {
 }
 
 // authenticate resolves the bearer credential, if any, into a Principal. It refuses nothing
-// on its own (each route's policy decides between 401, 403 and going ahead), except by rate:
-// a credential over its limit, and any credential from a client address with too many failed
+// on its own (requireCredential answers 401, each route's policy 403), except by rate: a
+// credential over its limit, and any credential from a client address with too many failed
 // authentications, get 429. Public routes need no credential and skip it (GET /metrics's
-// Authorization header carries the metrics token); a command's inner request takes the
-// principal the command endpoint already authenticated.
+// Authorization header carries the metrics token), as does a request that matches no route
+// (its 404 or 405 costs no lookup); a command's inner request takes the principal the command
+// endpoint already authenticated.
 func (s *Server) authenticate(c *gin.Context) {
-	if s.public[c.Request.Method+" "+c.FullPath()] {
+	if c.FullPath() == "" || s.public[c.Request.Method+" "+c.FullPath()] {
 		c.Next()
 		return
 	}
@@ -113,15 +114,7 @@ func (s *Server) authenticate(c *gin.Context) {
 		s.writeError(c, errRateLimited(time.Second, "with credentials that failed authentication from this address"))
 		return
 	}
-	var value string
-	var err error
-	if header != "" {
-		scheme, rest, _ := strings.Cut(header, " ")
-		if !strings.EqualFold(scheme, "Bearer") {
-			err = keys.ErrInvalidToken
-		}
-		value = strings.TrimSpace(rest)
-	}
+	value, err := bearerCredential(c.Request.Header)
 	var p *tenants.Principal
 	if err == nil {
 		p, err = s.keys.Authenticate(c.Request.Context(), value)
@@ -136,7 +129,7 @@ func (s *Server) authenticate(c *gin.Context) {
 			reason = "invalid"
 		}
 		s.metrics.auth.WithLabelValues(reason).Inc()
-		if s.authFailures != nil && errors.Is(err, keys.ErrInvalidToken) {
+		if s.authFailures != nil && errors.Is(err, tenants.ErrUnauthenticated) {
 			s.authFailures.take(ip, now)
 		}
 		c.Set(ctxAuthError, err)
@@ -158,4 +151,91 @@ func (s *Server) authenticate(c *gin.Context) {
 		c.Set(ctxCredentialValue, value)
 	}
 	c.Next()
+}
+
+// requireCredential answers 401 on a route that needs a credential when the request has none
+// that authenticated, before its version or Idempotency-Key is looked at.
+func (s *Server) requireCredential(c *gin.Context) {
+	if _, ok := c.Get(ctxPrincipal); !ok && c.FullPath() != "" && !s.public[c.Request.Method+" "+c.FullPath()] {
+		err, _ := c.Get(ctxAuthError)
+		s.writeError(c, err.(error))
+		return
+	}
+	c.Next()
+}
+
+// sentHeader is a request header's value and whether it was sent at all: sent empty, it is
+// malformed, not absent. Sent more than once, its values are one comma-separated list (RFC
+// 9110 §5.3), which no single value matches. Go's server has stripped the spaces and tabs
+// around each.
+func sentHeader(r *http.Request, name string) (string, bool) {
+	values, sent := r.Header[http.CanonicalHeaderKey(name)]
+	return strings.Join(values, ", "), sent
+}
+
+// The refusals of an Authorization header that is not "Bearer <credential>". They say what is
+// wrong with the header, which is no secret; what is wrong with a credential is never said.
+var (
+	errNotBearer = tenants.Errorf(tenants.ErrUnauthenticated, "invalid_token",
+		"The Authorization header names a scheme other than Bearer; use Bearer: 'Authorization: Bearer <key>'.")
+	errMalformedAuthorization = tenants.Errorf(tenants.ErrUnauthenticated, "invalid_token",
+		"The Authorization header is malformed: send one, as 'Authorization: Bearer <key>', with one space between Bearer and the key.")
+)
+
+// isToken reports whether s is an RFC 9110 token, as an auth scheme is.
+func isToken(s string) bool {
+	for i := range len(s) {
+		if c := s[i]; !isAlnum(c) && strings.IndexByte("!#$%&'*+-.^_`|~", c) < 0 {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// isToken68 reports whether s is an RFC 9110 §11.2 token68, as every credential is.
+func isToken68(s string) bool {
+	s = strings.TrimRight(s, "=")
+	for i := range len(s) {
+		if c := s[i]; !isAlnum(c) && strings.IndexByte("-._~+/", c) < 0 {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func isAlnum(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+}
+
+// bearerCredential reads the credential of a request's Authorization header: exactly one
+// header, "Bearer" in any case (RFC 9110 §11.1), one space or tab, and the credential (a
+// token68). No header, an empty one or "Bearer" alone is no credential, ""; anything else is
+// invalid_token, errNotBearer when the scheme is another. The spaces and tabs HTTP allows
+// around a header's value are stripped by Go's HTTP server before this; whitespace that is
+// still there was made by unfolding a folded header line (RFC 9112 §5.2), which is malformed.
+func bearerCredential(h http.Header) (string, error) {
+	values := h.Values("Authorization")
+	switch {
+	case len(values) == 0:
+		return "", nil
+	case len(values) > 1:
+		return "", errMalformedAuthorization
+	case values[0] == "":
+		return "", nil
+	}
+	scheme, value, separated := values[0], "", false
+	if i := strings.IndexAny(scheme, " \t"); i >= 0 {
+		scheme, value, separated = scheme[:i], scheme[i+1:], true
+	}
+	switch {
+	case !isToken(scheme):
+		return "", errMalformedAuthorization
+	case !strings.EqualFold(scheme, "Bearer"):
+		return "", errNotBearer
+	case !separated:
+		return "", nil // "Bearer" alone
+	case !isToken68(value):
+		return "", errMalformedAuthorization
+	}
+	return value, nil
 }

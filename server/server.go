@@ -105,7 +105,10 @@ func New(cfg Config) *Server {
 		s.log.Error("ignoring --trusted-proxies", "error", err.Error())
 		e.SetTrustedProxies(nil)
 	}
-	e.Use(withRequestID, s.accessLog, s.recoverPanics, limitBody, s.authenticate, s.negotiateVersion, s.idempotency)
+	// The order of these is the order of refusals (README, Errors): a request that matches no
+	// route passes through them untouched to its 404 or 405.
+	e.Use(withRequestID, s.accessLog, s.recoverPanics, limitBody, s.authenticate, s.requireCredential,
+		s.negotiateVersion, s.idempotency)
 	e.NoRoute(func(c *gin.Context) {
 		s.writeError(c, newAPIError(http.StatusNotFound, "route_not_found",
 			"There is no endpoint %s %s.", c.Request.Method, c.Request.URL.Path))
@@ -232,30 +235,22 @@ func (s *Server) routes() []route {
 	return append(r, s.webhookRoutes()...)
 }
 
-// handle authenticates (401), applies the route's policy (403) and runs h, sending any error
-// to writeError.
+// handle gates the route by version (404), applies its policy (403) and runs h, sending any
+// error to writeError. A route that needs a credential has one: requireCredential answered
+// 401 otherwise.
 func (s *Server) handle(pol policy, h handler) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if err := versionGate(c); err != nil {
 			s.writeError(c, err)
 			return
 		}
-		if pol.public {
-			if err := h(c, nil); err != nil {
+		var p *tenants.Principal
+		if !pol.public {
+			p = c.MustGet(ctxPrincipal).(*tenants.Principal)
+			if err := pol.check(p); err != nil {
 				s.writeError(c, err)
+				return
 			}
-			return
-		}
-		v, ok := c.Get(ctxPrincipal)
-		if !ok {
-			err, _ := c.Get(ctxAuthError)
-			s.writeError(c, err.(error))
-			return
-		}
-		p := v.(*tenants.Principal)
-		if err := pol.check(p); err != nil {
-			s.writeError(c, err)
-			return
 		}
 		if err := h(c, p); err != nil {
 			s.writeError(c, err)

@@ -107,10 +107,16 @@ func transform(route, v string, body any) any {
 // negotiateVersion decides the version that serves a request: the X-Polytomic-Version header,
 // else the credential's organization's pinned version (a partner key: its owner
 // organization's), else the newest. Every response, errors included, names it. It runs after
-// authenticate, which resolves the credential softly.
+// authentication (an unauthenticated request was answered 401 already). A header sent empty is
+// malformed. A request that matches no route is not refused here: its 404 or 405 comes first,
+// served at the version asked for when it is one (writeError).
 func (s *Server) negotiateVersion(c *gin.Context) {
-	v := strings.TrimSpace(c.GetHeader(versionHeader))
-	if v == "" {
+	if c.FullPath() == "" {
+		c.Next()
+		return
+	}
+	v, sent := sentHeader(c.Request, versionHeader)
+	if !sent {
 		v = tenants.LatestVersion
 		if p, ok := c.Get(ctxPrincipal); ok && tenants.IsVersion(p.(*tenants.Principal).APIVersion) {
 			v = p.(*tenants.Principal).APIVersion

@@ -3,12 +3,15 @@
 package servertest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -189,6 +192,60 @@ func (c *Client) TryDo(method, path string, body any, headers ...string) (*Respo
 		c.Seen(method, path, r)
 	}
 	return r, nil
+}
+
+// Send sends req exactly as built (a header given twice, say, which Do cannot) and checks the
+// response as Do does.
+func (c *Client) Send(req *http.Request) *Response {
+	c.t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatalf("%s %s: read body: %v", req.Method, req.URL.Path, err)
+	}
+	r := &Response{Status: resp.StatusCode, Header: resp.Header, Body: got}
+	c.check(req, r)
+	return r
+}
+
+// SendRaw writes raw, one HTTP/1.1 request byte for byte (a folded header line, say, which
+// Go's client never sends), to the server over TCP and checks the response as Do does,
+// against the request as Go's server parses it.
+func (c *Client) SendRaw(raw string) *Response {
+	c.t.Helper()
+	base, err := url.Parse(c.BaseURL)
+	if err != nil {
+		c.t.Fatalf("base URL: %v", err)
+	}
+	req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
+	if err != nil {
+		c.t.Fatalf("the raw request does not parse: %v", err)
+	}
+	req.URL.Scheme, req.URL.Host, req.Host, req.RequestURI = base.Scheme, base.Host, "", ""
+	conn, err := net.Dial("tcp", base.Host)
+	if err != nil {
+		c.t.Fatalf("dial %s: %v", base.Host, err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, raw); err != nil {
+		c.t.Fatalf("write the raw request: %v", err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		c.t.Fatalf("read the response: %v", err)
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatalf("read body: %v", err)
+	}
+	r := &Response{Status: resp.StatusCode, Header: resp.Header, Body: got}
+	c.check(req, r)
+	return r
 }
 
 // check validates r against openapi.yaml: the status must be declared for the operation, and
