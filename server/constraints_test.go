@@ -197,6 +197,10 @@ func TestSpecConstraintsMatchServer(t *testing.T) {
 		}, nil, map[string]constrained{"user_profile.name": {"user_profile.name", rawTextBad, rawTextGood}}, ""},
 	)
 
+	// Operations whose fields repeat those of a create above (the same server code, the same
+	// rule in the spec) try every other value, which keeps this test affordable under -race.
+	again := map[string]bool{"replace organization": true, "patch organization": true, "provision": true,
+		"replace role": true, "patch role": true, "replace connection": true, "PUT dataset": true, "PUT webhook": true}
 	seq := 0
 	for _, c := range ops {
 		for field, f := range c.fields {
@@ -205,7 +209,10 @@ func TestSpecConstraintsMatchServer(t *testing.T) {
 				if allowed {
 					values = f.good
 				}
-				for _, v := range values {
+				for i, v := range values {
+					if again[c.name] && i%2 == 1 {
+						continue
+					}
 					seq++
 					n := fmt.Sprintf("%04d", seq)
 					v = strings.ReplaceAll(v, "{n}", n)
