@@ -3,6 +3,8 @@ package server_test
 import (
 	"strings"
 	"testing"
+
+	"github.com/tenantry/tenantry/server/servertest"
 )
 
 func TestUserLifecycle(t *testing.T) {
@@ -160,4 +162,67 @@ func TestCurrentOrganizationUsers(t *testing.T) {
 	if own.Data()["organization_id"] != e.ownerID {
 		t.Fatalf("partner's own users belong to its owner organization: %s", own.Body)
 	}
+}
+
+// The last-admin guard keeps an organization from locking itself out, so it binds the
+// organization's own credentials. A partner owns its organizations and can always create a new
+// admin: its key, and a token minted from it unnarrowed, may demote or delete any user, the last
+// admin included, as Polytomic's SDKs do when they replace a root user.
+func TestPartnerMayRemoveLastAdmin(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	org := e.createOrg(e.partner, "Acme")
+	users := "/api/organizations/" + org + "/users/"
+	root := e.createUser(e.partner, org, "root@acme.test", "admin")
+	rootKey := e.anon.As(e.mintKey(e.partner, org, root))
+	orgKey := e.anon.As(rootKey.Do("POST", "/api/keys", map[string]any{"name": "backend", "kind": "organization", "role": "admin"}).Data()["value"].(string))
+	rootToken := e.anon.As(rootKey.Do("POST", "/api/auth/tokens", nil).Data()["token"].(string))
+	orgToken := e.anon.As(orgKey.Do("POST", "/api/auth/tokens", nil).Data()["token"].(string))
+	demote := map[string]any{"email": "root@acme.test", "role": "user"}
+
+	// Organization credentials keep the guard: user keys, organization admin keys, their tokens.
+	for name, c := range map[string]*servertest.Client{
+		"user key": rootKey, "organization key": orgKey, "user key's token": rootToken, "organization key's token": orgToken,
+	} {
+		expect(t, c.Do("PUT", "/api/organization/users/"+root, demote), 409, "last_admin")
+		expect(t, c.Do("DELETE", "/api/organization/users/"+root, nil), 409, "last_admin")
+		if got := e.partner.Do("GET", users+root, nil).Data()["role"]; got != "admin" {
+			t.Fatalf("%s: the refused change happened anyway: role %v", name, got)
+		}
+	}
+
+	// The partner key demotes the only admin (PUT, and PATCH at a version that has it) ...
+	put := e.partner.Do("PUT", users+root, demote)
+	expect(t, put, 200, "")
+	if put.Data()["role"] != "user" {
+		t.Fatalf("PUT by the partner did not demote: %s", put.Body)
+	}
+	expect(t, e.partner.Do("PUT", users+root, map[string]any{"email": "root@acme.test", "role": "admin"}), 200, "")
+	patched := e.partner.Do("PATCH", users+root, map[string]any{"role": "user"}, "X-Polytomic-Version", "2024-02-08")
+	expect(t, patched, 200, "")
+	if patched.Data()["role"] != "user" {
+		t.Fatalf("PATCH by the partner did not demote: %s", patched.Body)
+	}
+	expect(t, e.partner.Do("PUT", users+root, map[string]any{"email": "root@acme.test", "role": "admin"}), 200, "")
+	// ... and deletes it, revoking its keys; then it gives the organization a new root user.
+	expect(t, e.partner.Do("DELETE", users+root, nil), 200, "")
+	expect(t, rootKey.Do("GET", "/api/me", nil), 401, "invalid_token")
+	if n := len(e.partner.Do("GET", "/api/organizations/"+org+"/users", nil).List()); n != 0 {
+		t.Fatalf("%d users left after deleting the only one", n)
+	}
+	root = e.createUser(e.partner, org, "new-root@acme.test", "admin")
+
+	// So does an unrestricted token minted from the partner key.
+	partnerToken := e.anon.As(e.partner.Do("POST", "/api/auth/tokens", nil).Data()["token"].(string))
+	expect(t, partnerToken.Do("DELETE", users+root, nil), 200, "")
+
+	// A partner token narrowed by scopes cannot touch an admin at all (on its owner
+	// organization, the routes that take narrowed credentials): removing the Admin role needs
+	// every permission.
+	staff := e.createUser(e.partner, e.ownerID, "staff@partner.test", "admin")
+	narrowed := e.anon.As(e.partner.Do("POST", "/api/auth/tokens", map[string]any{"scopes": []string{"users:read", "users:write"}}).Data()["token"].(string))
+	expect(t, narrowed.Do("PUT", "/api/organization/users/"+staff, map[string]any{"email": "staff@partner.test", "role": "user"}), 403, "permission_escalation")
+	expect(t, narrowed.Do("DELETE", "/api/organization/users/"+staff, nil), 403, "permission_escalation")
+	// The partner key itself may remove its owner organization's last admin too, on either route.
+	expect(t, e.partner.Do("DELETE", "/api/organization/users/"+staff, nil), 200, "")
 }

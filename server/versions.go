@@ -17,12 +17,15 @@ const versionHeader = "X-Polytomic-Version"
 // A change is one difference between API versions: from Version on, the API behaves as
 // Description says; requests served at an earlier version get the behaviour before it. This
 // registry is the only place versions differ: handlers never test a version themselves.
+//
+// Only what would break a client written against an earlier version is a change: a changed
+// shape, meaning or order, a route taken away. A new endpoint breaks no client, so, as
+// Stripe does, it is served at every version and is not a change.
 type change struct {
 	Version     string   `json:"version"`
 	Description string   `json:"description"`
 	Routes      []string `json:"routes"` // METHOD /path templates it concerns
 	// Exactly one of these says what the change does.
-	addsRoutes    bool            // the routes exist from Version on
 	removesRoutes bool            // the routes exist only before Version
 	before        func(v any) any // turns a response body of Version into the earlier one
 }
@@ -48,14 +51,6 @@ var changes = []change{
 			return orgs
 		},
 	},
-	{
-		Version: "2025-09-18",
-		Description: "The current-organization endpoints (/api/organization and /api/organization/users...) are " +
-			"served. Before this version they answer 404 not_available_in_version.",
-		Routes: []string{"GET /api/organization", "GET /api/organization/users", "POST /api/organization/users",
-			"GET /api/organization/users/{id}", "PUT /api/organization/users/{id}", "DELETE /api/organization/users/{id}"},
-		addsRoutes: true,
-	},
 }
 
 // routeKey names a route as the registry does: METHOD /path/{param}.
@@ -72,14 +67,11 @@ func routeKey(method, ginPath string) string {
 // availability says whether a route is served at version v and, when not, at which versions it is.
 func availability(route, v string) (ok bool, hint string) {
 	for _, ch := range changes {
+		if !ch.removesRoutes || v < ch.Version {
+			continue
+		}
 		for _, r := range ch.Routes {
-			if r != route {
-				continue
-			}
-			switch {
-			case ch.addsRoutes && v < ch.Version:
-				return false, "from version " + ch.Version + " on"
-			case ch.removesRoutes && v >= ch.Version:
+			if r == route {
 				return false, "before version " + ch.Version + " only"
 			}
 		}

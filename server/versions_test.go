@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/tenantry/tenantry/server"
+	"github.com/tenantry/tenantry/server/servertest"
+	"github.com/tenantry/tenantry/tenants"
 )
 
 func TestVersionPinning(t *testing.T) {
@@ -22,13 +24,15 @@ func TestVersionPinning(t *testing.T) {
 	if r.Header.Get("X-Polytomic-Version") != "2022-12-12" {
 		t.Fatalf("served at %q, want the organization's 2022-12-12", r.Header.Get("X-Polytomic-Version"))
 	}
-	// Version differences come from the registry: the current-organization endpoints came in 2025-09-18.
-	na := o.admin.Do("GET", "/api/organization", nil)
+	// Version differences come from the registry: PATCH is served before 2025-09-18 only, so
+	// the organization's pinned version has it.
+	role := o.admin.Do("POST", "/api/permissions/roles", map[string]any{"name": "Support", "actions": []string{"users:read"}}).Data()["id"].(string)
+	expect(t, o.admin.Do("PATCH", "/api/permissions/roles/"+role, map[string]any{"name": "Helpdesk"}), 200, "")
+	na := o.admin.Do("PATCH", "/api/permissions/roles/"+role, map[string]any{"name": "Help"}, "X-Polytomic-Version", "2025-09-18")
 	expect(t, na, 404, "not_available_in_version")
-	if !strings.Contains(na.JSON()["message"].(string), "2025-09-18") {
-		t.Fatalf("the 404 must name the first version that has it: %s", na.Body)
+	if !strings.Contains(na.JSON()["message"].(string), "before version 2025-09-18") {
+		t.Fatalf("the 404 must say which versions have it: %s", na.Body)
 	}
-	expect(t, o.admin.Do("GET", "/api/organization", nil, "X-Polytomic-Version", "2025-09-18"), 200, "")
 	// A PUT without api_version leaves it as it is.
 	expect(t, e.partner.Do("PUT", "/api/organizations/"+o.id, map[string]any{"name": "Acme"}), 200, "")
 	if v := e.partner.Do("GET", "/api/organizations/"+o.id, nil).Data()["api_version"]; v != "2022-12-12" {
@@ -103,8 +107,16 @@ func TestVersionsListAndSunset(t *testing.T) {
 	list := e.anon.Do("GET", "/api/versions", nil)
 	expect(t, list, 200, "")
 	d := list.Data()
-	if len(d["versions"].([]any)) != 5 || d["latest"] != "2025-09-18" || len(d["changes"].([]any)) != 3 || d["sunset"] == nil {
+	if len(d["versions"].([]any)) != 5 || d["latest"] != "2025-09-18" || len(d["changes"].([]any)) != 2 || d["sunset"] == nil {
 		t.Fatalf("versions: %s", list.Body)
+	}
+	// Only what would break an existing client is a dated change: no change adds routes.
+	for _, ch := range d["changes"].([]any) {
+		for _, r := range ch.(map[string]any)["routes"].([]any) {
+			if strings.Contains(r.(string), "/api/organization/") || strings.HasSuffix(r.(string), "/api/organization") {
+				t.Fatalf("the current-organization endpoints are served at every version, yet a change names %s: %s", r, list.Body)
+			}
+		}
 	}
 	oldest := e.partner.Do("GET", "/api/me", nil, "X-Polytomic-Version", "2021-05-23")
 	if oldest.Header.Get("Sunset") != "Wed, 30 Jun 2027 00:00:00 GMT" || !strings.HasPrefix(oldest.Header.Get("Deprecation"), "@") {
@@ -113,5 +125,37 @@ func TestVersionsListAndSunset(t *testing.T) {
 	newer := e.partner.Do("GET", "/api/me", nil, "X-Polytomic-Version", "2022-12-12")
 	if newer.Header.Get("Sunset") != "" || newer.Header.Get("Deprecation") != "" {
 		t.Fatalf("only the oldest version is deprecated: %v", newer.Header)
+	}
+}
+
+// Adding an endpoint breaks no client, so, as Stripe does, new endpoints are served at every
+// version: Polytomic's Go SDK pinned to 2022-12-12 or 2024-02-08 reaches /api/organization.
+func TestNewEndpointsAtEveryVersion(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	o := e.newOrg("Acme")
+	for _, v := range tenants.Versions {
+		at := []string{"X-Polytomic-Version", v}
+		for name, c := range map[string]*servertest.Client{"user key": o.admin, "partner key": e.partner} {
+			r := c.Do("GET", "/api/organization", nil, at...)
+			expect(t, r, 200, "")
+			if want := map[string]string{"user key": o.id, "partner key": e.ownerID}[name]; r.Data()["id"] != want {
+				t.Fatalf("%s at %s: GET /api/organization is %s", name, v, r.Body)
+			}
+		}
+		expect(t, o.admin.Do("GET", "/api/organization/users", nil, at...), 200, "")
+		created := o.admin.Do("POST", "/api/organization/users", map[string]any{"email": "v" + strings.ReplaceAll(v, "-", "") + "@acme.test"}, at...)
+		expect(t, created, 200, "")
+		id := created.Data()["id"].(string)
+		expect(t, o.admin.Do("GET", "/api/organization/users/"+id, nil, at...), 200, "")
+		expect(t, o.admin.Do("PUT", "/api/organization/users/"+id, map[string]any{"email": "w" + created.Data()["email"].(string)}, at...), 200, "")
+		expect(t, o.admin.Do("DELETE", "/api/organization/users/"+id, nil, at...), 200, "")
+	}
+	// The organization's pinned version serves them too, when the request names none.
+	expect(t, e.partner.Do("PUT", "/api/organizations/"+o.id, map[string]any{"name": "Acme", "api_version": "2022-12-12"}), 200, "")
+	r := o.admin.Do("GET", "/api/organization", nil)
+	expect(t, r, 200, "")
+	if r.Header.Get("X-Polytomic-Version") != "2022-12-12" {
+		t.Fatalf("served at %q, want the organization's 2022-12-12", r.Header.Get("X-Polytomic-Version"))
 	}
 }

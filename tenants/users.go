@@ -238,7 +238,7 @@ func (s *Store) UpdateUser(ctx context.Context, p *Principal, orgID, id string, 
 		if missing := rolesPermissions(roles, append(roleIDs, u.RoleIDs...)) &^ p.Permissions; missing != 0 {
 			return Escalation("change this user's roles", missing)
 		}
-		if u.Role == LegacyAdmin && legacyRole(roles, roleIDs) != LegacyAdmin {
+		if u.Role == LegacyAdmin && legacyRole(roles, roleIDs) != LegacyAdmin && keepsLastAdmin(p) {
 			if err := keepAnAdmin(ctx, tx, orgID, u.ID, roles); err != nil {
 				return err
 			}
@@ -274,7 +274,7 @@ func (s *Store) DeleteUser(ctx context.Context, p *Principal, orgID, id string) 
 		if missing := rolesPermissions(roles, u.RoleIDs) &^ p.Permissions; missing != 0 {
 			return Escalation("delete this user", missing)
 		}
-		if u.Role == LegacyAdmin {
+		if u.Role == LegacyAdmin && keepsLastAdmin(p) {
 			if err := keepAnAdmin(ctx, tx, orgID, u.ID, roles); err != nil {
 				return err
 			}
@@ -290,6 +290,15 @@ func (s *Store) DeleteUser(ctx context.Context, p *Principal, orgID, id string) 
 	})
 	return u, err
 }
+
+// keepsLastAdmin reports whether p is bound by the last-admin guard (keepAnAdmin). The guard
+// keeps an organization from locking itself out, so it binds the organization's own
+// credentials: user keys, organization keys and their tokens. A partner owns its organizations
+// and can always create a new admin, so its key, or a token minted from it, may demote or
+// delete any user, the last admin included (Polytomic's SDKs replace a root user that way). A
+// partner token narrowed by scopes never gets this far with an admin: taking away or deleting
+// the Admin role needs every permission (permission_escalation).
+func keepsLastAdmin(p *Principal) bool { return !p.IsPartner() }
 
 // keepAnAdmin refuses (409 last_admin) a change that would leave orgID without an admin, so
 // nobody is locked out of managing it. It runs inside the change's write transaction.
