@@ -161,7 +161,7 @@ func (s *Service) CreateKey(ctx context.Context, p *tenants.Principal, in KeyInp
 	nk := newKey{Kind: tenants.CredentialKind(in.Kind), Name: in.Name, PartnerID: p.PartnerID, OrgID: p.OrgID,
 		Role: in.Role, Scopes: scopes, CreatedBy: p.KeyID, ExpiresAt: in.ExpiresAt}
 	var out Key
-	err = tenants.InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+	err = tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
 		var perms tenants.Permissions
 		if nk.Kind == tenants.KindOrganization {
 			if !p.Can(tenants.KeysWrite) {
@@ -344,7 +344,7 @@ func mayManage(p *tenants.Principal, r keyRecord, what string) error {
 // Revoking a revoked key changes nothing and answers it as it is.
 func (s *Service) RevokeKey(ctx context.Context, p *tenants.Principal, id string) (Key, error) {
 	var out Key
-	err := tenants.InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+	err := tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
 		r, err := visibleKey(ctx, tx, p, id)
 		if err != nil {
 			return err
@@ -366,7 +366,7 @@ func (s *Service) RevokeKey(ctx context.Context, p *tenants.Principal, id string
 	return out, err
 }
 
-func revoke(ctx context.Context, tx *sqlx.Tx, p *tenants.Principal, r keyRecord) (Key, error) {
+func revoke(ctx context.Context, tx *tenants.Tx, p *tenants.Principal, r keyRecord) (Key, error) {
 	if r.RevokedAt.Valid {
 		return r.key(), nil
 	}
@@ -383,7 +383,7 @@ func revoke(ctx context.Context, tx *sqlx.Tx, p *tenants.Principal, r keyRecord)
 }
 
 // keyEvent records an event about the key id as the API shows it (never its value).
-func keyEvent(ctx context.Context, tx *sqlx.Tx, p *tenants.Principal, id, typ string) error {
+func keyEvent(ctx context.Context, tx *tenants.Tx, p *tenants.Principal, id, typ string) error {
 	r, err := findKey(ctx, tx, `id = ?`, id)
 	if err != nil {
 		return fmt.Errorf("select key: %w", err)
@@ -403,7 +403,7 @@ func (s *Service) RotateKey(ctx context.Context, p *tenants.Principal, id string
 			Message: "The request has invalid fields: grace_seconds: must be from 0 to 604800 (7 days)."}).With("grace_seconds", "must be from 0 to 604800 (7 days)")
 	}
 	var out Key
-	err := tenants.InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+	err := tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
 		r, err := visibleKey(ctx, tx, p, id)
 		if err != nil {
 			return err
@@ -471,7 +471,7 @@ func (s *Service) ListOrganizationKeys(ctx context.Context, p *tenants.Principal
 // RevokeOrganizationKey revokes a key in one of the partner's organizations.
 func (s *Service) RevokeOrganizationKey(ctx context.Context, p *tenants.Principal, orgID, id string) (Key, error) {
 	var out Key
-	err := tenants.InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+	err := tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
 		if _, err := tenants.PartnerOrganization(ctx, tx, p, orgID); err != nil {
 			return err
 		}
@@ -517,7 +517,7 @@ func (s *Service) CreatePartnerKey(ctx context.Context, p *tenants.Principal, na
 		return Key{}, err
 	}
 	var out Key
-	err = tenants.InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+	err = tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
 		id, value, err := insertKey(ctx, tx, newKey{Kind: tenants.KindPartner, Name: name, PartnerID: p.PartnerID,
 			OrgID: p.OrgID, CreatedBy: p.KeyID, ExpiresAt: expiresAt})
 		if tenants.IsUniqueViolation(err) {
@@ -541,7 +541,7 @@ func (s *Service) CreatePartnerKey(ctx context.Context, p *tenants.Principal, na
 // a partner must never lock itself out.
 func (s *Service) RevokePartnerKey(ctx context.Context, p *tenants.Principal, id string) (Key, error) {
 	var out Key
-	err := tenants.InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+	err := tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
 		// Serialise revocations of one partner's keys, so two concurrent ones cannot both pass
 		// the last-key check (SQLite's write transactions are serial already; this row lock is
 		// what PostgreSQL needs).

@@ -19,9 +19,15 @@ import (
 type Service struct {
 	DB *sqlx.DB
 	// Sealer seals token signing private keys at rest (nil: stored as they are).
-	Sealer  *tenants.Sealer
-	signers *signerCache
-	usage   *usageRecorder
+	Sealer    *tenants.Sealer
+	signers   *signerCache
+	usage     *usageRecorder
+	cache     *principalCache // nil: every request is looked up (CachePrincipals)
+	epochs    *epochs         // the increments of the credential epoch the cache accounts for
+	stopCache func()
+	// Clock is the time credentials are checked against (nil: time.Now); tests move it on
+	// to see keys, grace periods and tokens expire.
+	Clock func() time.Time
 
 	// The authentication queries, prepared once: every request runs one, and compiling it
 	// afresh each time was a fifth of its cost.
@@ -50,6 +56,29 @@ func (s *Service) prepared() (byHash, byIDAndValue *sqlx.Stmt, err error) {
 // NewService returns a Service on db. Call Close when done if StartUsageRecorder was called.
 func NewService(db *sqlx.DB) *Service {
 	return &Service{DB: db, signers: newSignerCache()}
+}
+
+func (s *Service) now() time.Time {
+	if s.Clock != nil {
+		return s.Clock()
+	}
+	return time.Now()
+}
+
+// CachePrincipals remembers what credentials authenticate as, up to keys keys and tokens
+// tokens (see cache.go), invalidated by every change committed through this process. Without
+// it (the CLI), every credential is looked up.
+func (s *Service) CachePrincipals(keys, tokens int) {
+	s.cache = newPrincipalCache(keys, tokens)
+	s.epochs = &epochs{ahead: map[uint64]bool{}}
+	s.stopCache = tenants.OnCommit(s.DB, func(changes []tenants.Change) {
+		s.cache.onCommit(changes)
+		for _, ch := range changes {
+			if ch.Epoch != 0 {
+				s.epochs.account(ch.Epoch)
+			}
+		}
+	})
 }
 
 // ErrInvalidToken is the one answer for a malformed, unknown, expired or revoked credential:
@@ -124,21 +153,52 @@ func (s *Service) Authenticate(ctx context.Context, value string) (*tenants.Prin
 		return nil, refused("malformed")
 	}
 	h := hash(value)
-	byHash, _, err := s.prepared()
+	return s.lookUp(ctx, "h"+string(h), base64.RawURLEncoding.EncodeToString(h), func(byHash, _ *sqlx.Stmt, rows *[]keyRow) error {
+		return byHash.SelectContext(ctx, rows, h)
+	})
+}
+
+// lookUp returns the principal of a key value: from the cache when it is there and fresh,
+// else by query (and then cached). secretID names the value (the base64 of its hash).
+func (s *Service) lookUp(ctx context.Context, cacheKey, secretID string, query func(byHash, byIDAndValue *sqlx.Stmt, rows *[]keyRow) error) (*tenants.Principal, error) {
+	now := s.now()
+	if s.cache != nil {
+		if e, ok := s.cache.key(cacheKey); ok {
+			if err := e.expiry(now); err != nil {
+				return nil, err
+			}
+			if used := e.usedAt.Load(); now.UnixNano()-used >= int64(UsageGranularity) {
+				e.usedAt.Store(now.UnixNano())
+				s.usage.touch(e.p.KeyID, sql.NullTime{}, now)
+			}
+			p := e.p
+			return &p, nil
+		}
+	}
+	var seq uint64
+	if s.cache != nil {
+		seq = s.cache.begin() // before the query: a change committed meanwhile makes the entry stale
+	}
+	byHash, byIDAndValue, err := s.prepared()
 	if err != nil {
 		return nil, fmt.Errorf("prepare authentication: %w", err)
 	}
 	var rows []keyRow
-	err = byHash.SelectContext(ctx, &rows, h)
-	if err != nil {
+	if err := query(byHash, byIDAndValue, &rows); err != nil {
 		return nil, fmt.Errorf("look up key: %w", err)
 	}
-	p, err := principalOf(rows, time.Now())
+	p, err := principalOf(rows, now)
 	if err != nil {
 		return nil, err
 	}
-	p.SecretID = base64.RawURLEncoding.EncodeToString(h)
-	s.usage.touch(rows[0].ID, rows[0].LastUsedAt, time.Now())
+	p.SecretID = secretID
+	s.usage.touch(rows[0].ID, rows[0].LastUsedAt, now)
+	if s.cache != nil {
+		e := &cachedKey{p: *p, seq: seq}
+		e.keyExpires, e.secretExpires = rows[0].ExpiresAt.Time, rows[0].SecretExpires.Time
+		e.usedAt.Store(now.UnixNano())
+		s.cache.putKey(cacheKey, e)
+	}
 	return p, nil
 }
 
@@ -220,7 +280,7 @@ type newKey struct {
 
 // insertKey stores a new key with one secret and returns the key's id and value: the only
 // time the value exists.
-func insertKey(ctx context.Context, tx *sqlx.Tx, k newKey) (id, value string, err error) {
+func insertKey(ctx context.Context, tx *tenants.Tx, k newKey) (id, value string, err error) {
 	value = generate(k.Kind)
 	id = tenants.NewID()
 	now := tenants.Now()
@@ -255,7 +315,7 @@ func insertKey(ctx context.Context, tx *sqlx.Tx, k newKey) (id, value string, er
 	return id, value, nil
 }
 
-func insertSecret(ctx context.Context, tx *sqlx.Tx, keyID, value string, now time.Time) error {
+func insertSecret(ctx context.Context, tx *tenants.Tx, keyID, value string, now time.Time) error {
 	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO api_key_secrets (hash, key_id, created_at) VALUES (?, ?, ?)`),
 		hash(value), keyID, now)
 	if err != nil {
@@ -269,14 +329,14 @@ func insertSecret(ctx context.Context, tx *sqlx.Tx, keyID, value string, now tim
 // closed pipe, a full disk), nothing is created, so no partner exists whose key nobody holds.
 func (s *Service) CreatePartner(ctx context.Context, name string, deliver func(value string) error) (tenants.Partner, error) {
 	var p tenants.Partner
-	err := tenants.InTx(ctx, s.DB, func(tx *sqlx.Tx) (err error) {
+	err := tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) (err error) {
 		p, err = createPartner(ctx, tx, name, deliver)
 		return err
 	})
 	return p, err
 }
 
-func createPartner(ctx context.Context, tx *sqlx.Tx, name string, deliver func(value string) error) (tenants.Partner, error) {
+func createPartner(ctx context.Context, tx *tenants.Tx, name string, deliver func(value string) error) (tenants.Partner, error) {
 	p, err := tenants.CreatePartner(ctx, tx, name)
 	if err != nil {
 		return p, err
@@ -295,7 +355,7 @@ func createPartner(ctx context.Context, tx *sqlx.Tx, name string, deliver func(v
 // line): the way back in for a partner that has lost its keys. The value goes to deliver
 // before the transaction commits, as in CreatePartner.
 func (s *Service) IssuePartnerKey(ctx context.Context, partnerID, name string, deliver func(value string) error) error {
-	return tenants.InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+	return tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
 		owner, err := tenants.OwnerOrganizationID(ctx, tx, partnerID)
 		if err != nil {
 			return err
@@ -318,7 +378,7 @@ func (s *Service) IssuePartnerKey(ctx context.Context, partnerID, name string, d
 // as CreatePartner does. created is false when a partner already exists. It is safe to race:
 // the check and the creation share one write transaction.
 func (s *Service) Bootstrap(ctx context.Context, name string, deliver func(value string) error) (created bool, err error) {
-	err = tenants.InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+	err = tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
 		n, err := tenants.CountPartners(ctx, tx)
 		if err != nil || n > 0 {
 			return err
@@ -346,7 +406,7 @@ func (s *Service) MintUserKey(ctx context.Context, p *tenants.Principal, orgID, 
 		return "", err
 	}
 	var value string
-	err := tenants.InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+	err := tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
 		u, err := tenants.FindUser(ctx, tx, p, orgID, userID)
 		if err != nil {
 			return err

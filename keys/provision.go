@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jmoiron/sqlx"
-
 	"github.com/tenantry/tenantry/tenants"
 )
 
@@ -46,7 +44,7 @@ func (s *Service) Provision(ctx context.Context, store *tenants.Store, p *tenant
 		return nil
 	}
 	var out Provisioned
-	err := tenants.InTx(ctx, s.DB, func(tx *sqlx.Tx) (err error) {
+	err := tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) (err error) {
 		ctx := tenants.WithTx(ctx, tx) // every step below joins this transaction
 		if out.Organization, err = store.CreateOrganization(ctx, p, in.Organization); err != nil {
 			return prefixFields(err, "organization")

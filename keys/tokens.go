@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"regexp"
 	"sync"
 	"time"
@@ -137,12 +138,17 @@ func (s *Service) MintToken(ctx context.Context, p *tenants.Principal, in TokenI
 		}
 		role = tenants.OrgRoleAdmin
 	}
-	now := time.Now().UTC().Truncate(time.Second)
+	now := s.now().UTC().Truncate(time.Second)
 	exp := now.Add(time.Duration(ttl) * time.Second)
 	if p.ExpiresAt != nil && p.ExpiresAt.Before(exp) {
 		exp = p.ExpiresAt.UTC().Truncate(time.Second)
 	}
 	signer, err := s.currentSigner(ctx)
+	if err == nil {
+		// This replica verifies what it signs at once, whenever its cache last loaded: a key
+		// rotated by another process would otherwise refuse the tokens minted with it here.
+		s.signers.remember(signer)
+	}
 	if err != nil {
 		return Token{}, err
 	}
@@ -169,7 +175,7 @@ func (s *Service) MintToken(ctx context.Context, p *tenants.Principal, in TokenI
 func (s *Service) tokenParser() *jwt.Parser {
 	return jwt.NewParser(jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
 		jwt.WithIssuer(TokenIssuer), jwt.WithAudience(TokenAudience), jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(), jwt.WithLeeway(tokenLeeway))
+		jwt.WithIssuedAt(), jwt.WithLeeway(tokenLeeway), jwt.WithTimeFunc(s.now))
 }
 
 // tokenShapeOK holds what the parser does not check: an issue time, a lifetime no longer than
@@ -182,13 +188,9 @@ func tokenShapeOK(t *jwt.Token, c *tokenClaims) bool {
 }
 
 func (s *Service) authenticateToken(ctx context.Context, value string) (*tenants.Principal, error) {
-	var claims tokenClaims
-	tok, err := s.tokenParser().ParseWithClaims(value, &claims, func(t *jwt.Token) (any, error) {
-		kid, _ := t.Header["kid"].(string)
-		return s.signers.verifier(ctx, s.DB, kid)
-	})
-	if err != nil || claims.Parent == "" || !tokenShapeOK(tok, &claims) {
-		return nil, refused("bad_token")
+	claims, err := s.verifiedClaims(ctx, value)
+	if err != nil {
+		return nil, err
 	}
 	secret, err := base64.RawURLEncoding.DecodeString(claims.ParentValue)
 	if err != nil {
@@ -196,23 +198,16 @@ func (s *Service) authenticateToken(ctx context.Context, value string) (*tenants
 	}
 	// The parent key by id, and the value of it that minted the token: a token dies when that
 	// value is rotated out and its grace period ends, not only with the key.
-	_, byIDAndValue, err := s.prepared()
-	if err != nil {
-		return nil, fmt.Errorf("prepare authentication: %w", err)
-	}
-	var rows []keyRow
-	err = byIDAndValue.SelectContext(ctx, &rows, secret, claims.Parent)
-	if err != nil {
-		return nil, fmt.Errorf("look up token parent: %w", err)
-	}
-	parent, err := principalOf(rows, time.Now())
+	parent, err := s.lookUp(ctx, "p"+claims.Parent+"/"+claims.ParentValue, claims.ParentValue,
+		func(_, byIDAndValue *sqlx.Stmt, rows *[]keyRow) error {
+			return byIDAndValue.SelectContext(ctx, rows, secret, claims.Parent)
+		})
 	if err != nil {
 		return nil, err
 	}
 	if parent.OrgID != claims.Org || parent.PartnerID != claims.Partner {
 		return nil, refused("bad_token")
 	}
-	s.usage.touch(rows[0].ID, rows[0].LastUsedAt, time.Now())
 	p := *parent
 	p.Kind, p.TokenID, p.SecretID = tenants.KindToken, claims.ID, claims.ParentValue
 	if claims.Scope != nil {
@@ -225,6 +220,36 @@ func (s *Service) authenticateToken(ctx context.Context, value string) (*tenants
 	exp := claims.ExpiresAt.Time.UTC()
 	p.ExpiresAt = &exp
 	return &p, nil
+}
+
+// verifiedClaims checks a token's signature, issuer, audience and shape, once: a token
+// verified before is taken from the cache until it expires (or its signing key retires).
+func (s *Service) verifiedClaims(ctx context.Context, value string) (*tokenClaims, error) {
+	now := s.now()
+	if s.cache != nil {
+		if t, ok := s.cache.token(value, now); ok {
+			return &t.claims, nil
+		}
+	}
+	var claims tokenClaims
+	var retires *time.Time
+	tok, err := s.tokenParser().ParseWithClaims(value, &claims, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		k, err := s.signers.verifier(ctx, s.DB, kid)
+		retires = k.verifyUntil
+		return k.public, err
+	})
+	if err != nil || claims.Parent == "" || !tokenShapeOK(tok, &claims) {
+		return nil, refused("bad_token")
+	}
+	if s.cache != nil {
+		until := claims.ExpiresAt.Time
+		if retires != nil && retires.Before(until) {
+			until = *retires
+		}
+		s.cache.putToken(value, &cachedToken{claims: claims, until: until})
+	}
+	return &claims, nil
 }
 
 // signer is one signing key.
@@ -253,29 +278,40 @@ type signerCache struct {
 }
 
 const (
-	signerReloadMin = 500 * time.Millisecond
+	signerReloadMin = 100 * time.Millisecond
 	signerMaxAge    = time.Second // the staleness bound across replicas: a retirement is seen within it
 )
 
 func newSignerCache() *signerCache { return &signerCache{byID: map[string]signer{}} }
 
-func (c *signerCache) verifier(ctx context.Context, db *sqlx.DB, kid string) (ed25519.PublicKey, error) {
+func (c *signerCache) verifier(ctx context.Context, db *sqlx.DB, kid string) (signer, error) {
 	c.mu.RLock()
 	k, ok := c.byID[kid]
 	age := time.Since(c.loadedAt)
 	c.mu.RUnlock()
 	if (!ok && age > signerReloadMin) || age > signerMaxAge {
 		if err := c.load(ctx, db); err != nil {
-			return nil, err
+			return signer{}, err
 		}
 		c.mu.RLock()
 		k, ok = c.byID[kid]
 		c.mu.RUnlock()
 	}
 	if !ok || (k.verifyUntil != nil && time.Now().After(*k.verifyUntil)) {
-		return nil, fmt.Errorf("unknown signing key %q", kid)
+		return signer{}, fmt.Errorf("unknown signing key %q", kid)
 	}
-	return k.public, nil
+	return k, nil
+}
+
+// remember adds a signing key read from the database since the cache last loaded.
+func (c *signerCache) remember(k signer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.byID[k.id]; !ok {
+		byID := maps.Clone(c.byID)
+		byID[k.id] = signer{id: k.id, public: k.public, verifyUntil: k.verifyUntil}
+		c.byID = byID
+	}
 }
 
 func (c *signerCache) load(ctx context.Context, db *sqlx.DB) error {
@@ -340,7 +376,7 @@ func (s *Service) rotateSigningKey(ctx context.Context) (signer, error) {
 	if err != nil {
 		return signer{}, err
 	}
-	err = tenants.InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+	err = tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
 		retire := now.Add(MaxTokenTTL*time.Second + tokenLeeway)
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE signing_keys SET verify_until = ? WHERE verify_until IS NULL`), retire); err != nil {
 			return fmt.Errorf("retire signing keys: %w", err)

@@ -35,8 +35,11 @@ func (s *Service) StartUsageRecorder(interval time.Duration, log *slog.Logger) {
 	go u.run(interval)
 }
 
-// Close writes the uses still pending and stops the recorder.
+// Close writes the uses still pending and stops the recorder and the cache's invalidation.
 func (s *Service) Close() {
+	if s.stopCache != nil {
+		s.stopCache()
+	}
 	if s.usage != nil {
 		close(s.usage.stop)
 		<-s.usage.done

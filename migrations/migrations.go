@@ -16,7 +16,8 @@ import (
 	"strings"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL, registered as "pgx"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib" // PostgreSQL, registered as "pgx"
 	"github.com/jmoiron/sqlx"
 	_ "github.com/mattn/go-sqlite3" // the embedded default database
 	"github.com/pressly/goose/v3"
@@ -168,4 +169,54 @@ func Compact(ctx context.Context, db *sqlx.DB) error {
 		return fmt.Errorf("empty the write-ahead log: %w", err)
 	}
 	return nil
+}
+
+// Listen calls notice with the payload of every notice sent on channel from this database
+// schema (notices carry their schema first: "<schema> <payload>"; those of other schemas, as
+// of other installations in the same database, are skipped), from a connection of its own,
+// until ctx ends; when that connection is lost it calls lost with why (the caller may
+// have missed notices) and listens again, after a pause. On SQLite, which has no notices, it
+// returns at once: one process writes a SQLite database, and it learns of its own changes.
+func Listen(ctx context.Context, db *sqlx.DB, channel string, notice func(payload string), lost func(error)) {
+	if db.DriverName() != "pgx" {
+		return
+	}
+	for ctx.Err() == nil {
+		err := listenOnce(ctx, db, channel, notice)
+		if ctx.Err() != nil {
+			return
+		}
+		lost(err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func listenOnce(ctx context.Context, db *sqlx.DB, channel string, notice func(string)) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		pg := dc.(*stdlib.Conn).Conn()
+		var schema string
+		if err := pg.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+			return err
+		}
+		if _, err := pg.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
+			return err
+		}
+		for {
+			n, err := pg.WaitForNotification(ctx)
+			if err != nil {
+				return err
+			}
+			if payload, ok := strings.CutPrefix(n.Payload, schema+" "); ok {
+				notice(payload)
+			}
+		}
+	})
 }

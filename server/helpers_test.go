@@ -6,7 +6,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -28,7 +30,14 @@ type env struct {
 	partner *servertest.Client // partner A
 	ownerID string             // partner A's owner organization
 	sealer  *tenants.Sealer    // the server's, nil when it stores secrets unsealed
+	clock   *clock             // the time the server checks credentials against
 }
+
+// clock is the real time moved on by what a test has advanced it.
+type clock struct{ offset atomic.Int64 }
+
+func (c *clock) now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *clock) advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
@@ -42,13 +51,15 @@ func newEnvWith(t testing.TB, configure func(*server.Config)) *env {
 	logs := &servertest.LogBuffer{}
 	// No rate limits unless a test sets them: tests send many requests, fast, from one address.
 	// Secrets are sealed at rest, as with --secret-key-file (a test may set Sealer to nil).
+	clk := &clock{}
 	cfg := server.Config{DB: db, Log: slog.New(slog.NewJSONHandler(logs, nil)), RatePerSecond: -1, AuthFailuresPerSecond: -1,
-		Sealer: newSealer(t)}
+		Sealer: newSealer(t), Clock: clk.now}
 	configure(&cfg)
+	db = cfg.DB // a test may give it a database of its own
 	srv := server.New(cfg)
 	ts := httptest.NewServer(srv)
 	t.Cleanup(func() { ts.Close(); srv.Close() })
-	e := &env{t: t, db: db, srv: srv, url: ts.URL, logs: logs, anon: servertest.New(t, ts.URL), sealer: cfg.Sealer}
+	e := &env{t: t, db: db, srv: srv, url: ts.URL, logs: logs, anon: servertest.New(t, ts.URL), sealer: cfg.Sealer, clock: clk}
 	e.partner, e.ownerID = e.newPartner("Partner A")
 	return e
 }

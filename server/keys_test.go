@@ -148,11 +148,13 @@ func TestKeyExpiryAndUsage(t *testing.T) {
 	later := time.Now().Add(48 * time.Hour).UTC().Format(time.RFC3339)
 	expect(t, short.Do("POST", "/api/keys", map[string]any{"name": "child2", "expires_at": later}), 403, "permission_escalation")
 
-	// Expired: refused with the same 401 as any invalid key.
-	if _, err := e.db.Exec(e.db.Rebind(`UPDATE api_keys SET expires_at = ? WHERE id = ?`), time.Now().Add(-time.Second).UTC(), id); err != nil {
-		t.Fatal(err)
-	}
+	// Expired: refused with the same 401 as any invalid key, though it was just used (and so
+	// cached): expiry is checked at each use.
+	expect(t, short.Do("GET", "/api/me", nil), 200, "")
+	e.clock.advance(time.Hour + time.Second)
 	expect(t, short.Do("GET", "/api/me", nil), 401, "invalid_token")
+	expect(t, e.anon.As(child.Data()["value"].(string)).Do("GET", "/api/me", nil), 401, "invalid_token")
+	_ = id
 
 	// last_used_at is written asynchronously, at most once a minute per key.
 	before := o.admin.Do("GET", "/api/me", nil).Data()["key_id"].(string)
@@ -195,12 +197,15 @@ func TestRotation(t *testing.T) {
 	fresh = e.anon.As(rot.Data()["value"].(string))
 	expect(t, old.Do("GET", "/api/me", nil), 200, "")
 	expect(t, fresh.Do("GET", "/api/me", nil), 200, "")
-	// When the grace period ends, the old value stops.
-	if _, err := e.db.Exec(e.db.Rebind(`UPDATE api_key_secrets SET expires_at = ? WHERE key_id = ? AND expires_at IS NOT NULL`),
-		time.Now().Add(-time.Second).UTC(), id); err != nil {
-		t.Fatal(err)
-	}
+	// When the grace period ends, the old value stops (and its tokens with it), though it was
+	// just used: the end of a grace period is checked at each use.
+	tok := old.Do("POST", "/api/auth/tokens", map[string]any{"token_ttl": 7200})
+	expect(t, tok, 200, "")
+	oldToken := e.anon.As(tok.Data()["token"].(string))
+	expect(t, oldToken.Do("GET", "/api/me", nil), 200, "")
+	e.clock.advance(time.Hour + time.Second)
 	expect(t, old.Do("GET", "/api/me", nil), 401, "invalid_token")
+	expect(t, oldToken.Do("GET", "/api/me", nil), 401, "invalid_token")
 	expect(t, fresh.Do("GET", "/api/me", nil), 200, "")
 
 	for _, g := range []any{-1, 604801, "soon"} {

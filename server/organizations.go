@@ -5,7 +5,6 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
-	"github.com/jmoiron/sqlx"
 
 	"github.com/tenantry/tenantry/tenants"
 )
@@ -111,7 +110,7 @@ func (s *Server) patchOrganization(c *gin.Context, p *tenants.Principal) error {
 // lock it, read it, merge the body, write; two concurrent PATCHes of one row take turns, so
 // neither loses the other's fields.
 func (s *Server) patch(c *gin.Context, table string, find func(ctx context.Context) (string, error), update func(ctx context.Context) error) error {
-	return tenants.InTx(c.Request.Context(), s.db, func(tx *sqlx.Tx) error {
+	return tenants.InTx(c.Request.Context(), s.db, func(tx *tenants.Tx) error {
 		ctx := tenants.WithTx(c.Request.Context(), tx)
 		id, err := find(ctx)
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/tenantry/tenantry/keys"
+	"github.com/tenantry/tenantry/migrations"
 	"github.com/tenantry/tenantry/server/delivery"
 	"github.com/tenantry/tenantry/server/docs"
 	"github.com/tenantry/tenantry/tenants"
@@ -36,6 +37,8 @@ type Server struct {
 	authFailures *limiters // failed authentications per client address
 	// webhooks sends webhook deliveries from the outbox (package server/delivery).
 	webhooks *delivery.Worker
+	// stopFollowing ends the following of other replicas' credential changes.
+	stopFollowing func()
 }
 
 // Config is what a Server needs; zero values are the documented defaults.
@@ -70,6 +73,12 @@ type Config struct {
 	// Webhooks configures webhook delivery and which endpoints webhooks may have (zero values
 	// are package delivery's defaults).
 	Webhooks delivery.Config
+	// CachedKeys and CachedTokens bound the principal cache (defaults keys.DefaultCachedKeys
+	// and keys.DefaultCachedTokens; negative: no cache, every request is looked up).
+	CachedKeys   int
+	CachedTokens int
+	// Clock is the time credentials are checked against, for expiry (nil: time.Now).
+	Clock func() time.Time
 	// Sealer seals the secrets stored at rest (connection secrets, SSO client secrets, webhook
 	// secrets, token signing keys); nil stores them as given.
 	Sealer *tenants.Sealer
@@ -79,10 +88,20 @@ type Config struct {
 func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, db: cfg.DB, store: tenants.NewStore(cfg.DB), keys: keys.NewService(cfg.DB), log: cfg.Log}
 	s.store.Sealer, s.keys.Sealer, cfg.Webhooks.Sealer = cfg.Sealer, cfg.Sealer, cfg.Sealer
+	s.keys.Clock = cfg.Clock
 	if err := s.keys.EnsureSigningKey(context.Background()); err != nil {
 		s.log.Error("creating the first token signing key failed; it will be created with the first token", "error", err.Error())
 	}
 	s.keys.StartUsageRecorder(5*time.Second, s.log)
+	if cfg.CachedKeys >= 0 {
+		s.keys.CachePrincipals(orDefaultInt(cfg.CachedKeys, keys.DefaultCachedKeys), orDefaultInt(cfg.CachedTokens, keys.DefaultCachedTokens))
+		// Other replicas' changes: PostgreSQL's notices as they commit, and the epoch polled.
+		ctx, stop := context.WithCancel(context.Background())
+		s.stopFollowing = stop
+		s.keys.FollowReplicas(ctx, func(ctx context.Context, notice func(string), lost func(error)) {
+			migrations.Listen(ctx, cfg.DB, "tenantry_credentials", notice, lost)
+		}, keys.DefaultEpochPoll, s.log)
+	}
 	s.startSweeper()
 	s.metrics = newMetrics(s)
 	page, err := docs.Render(docs.Spec)
@@ -134,6 +153,9 @@ func New(cfg Config) *Server {
 
 // Close stops background work, writing what it holds (key usage).
 func (s *Server) Close() {
+	if s.stopFollowing != nil {
+		s.stopFollowing()
+	}
 	s.webhooks.Stop() // lets the webhook attempts in flight finish first
 	s.stopSweeper()
 	s.keys.Close()

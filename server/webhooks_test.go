@@ -186,7 +186,10 @@ func TestWebhookLifecycle(t *testing.T) {
 		t.Fatalf("after a PUT with a secret, deliveries must be signed with the new one")
 	}
 
-	// Disable, enable: events, and no change when already in that state.
+	// Disable, enable: events, and no change when already in that state. (Once the deliveries
+	// so far are recorded: a receiver answers before its attempt is recorded, and disabling
+	// fails what is still pending.)
+	eventually(t, 5*time.Second, "the deliveries so far settle", func() bool { return settled(deliveries(t, o.admin, id)) })
 	dis := o.admin.Do("POST", "/api/webhooks/"+id+"/disable", nil)
 	expect(t, dis, 200, "")
 	if dis.Data()["enabled"] != false {

@@ -459,7 +459,7 @@ func (s *Store) CreateConnection(ctx context.Context, p *Principal, in Connectio
 	}
 	r.Secrets.Valid = true
 	var c Connection
-	err = InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+	err = InTx(ctx, s.DB, func(tx *Tx) error {
 		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO connections (id, org_id, name, name_key, type, configuration, secrets, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`), r.ID, r.OrgID, r.Name, strings.ToLower(r.Name), r.Type, r.Config, r.Secrets, now, now)
 		if IsUniqueViolation(err) {
@@ -480,7 +480,7 @@ func (s *Store) CreateConnection(ctx context.Context, p *Principal, in Connectio
 // new configuration leaves out keep their stored values. A share is read-only (ErrForbidden).
 func (s *Store) UpdateConnection(ctx context.Context, p *Principal, id string, in ConnectionInput) (Connection, error) {
 	var r connectionRow
-	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) (err error) {
+	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
 		if r, err = findConnection(ctx, tx, p.OrgID, id); err != nil {
 			return err
 		}
@@ -521,7 +521,7 @@ func (s *Store) UpdateConnection(ctx context.Context, p *Principal, id string, i
 // left without a connection. A share is read-only (ErrForbidden).
 func (s *Store) DeleteConnection(ctx context.Context, p *Principal, id string) (Connection, error) {
 	var r connectionRow
-	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) (err error) {
+	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
 		if r, err = findConnection(ctx, tx, p.OrgID, id); err != nil {
 			return err
 		}
@@ -541,12 +541,12 @@ func (s *Store) DeleteConnection(ctx context.Context, p *Principal, id string) (
 }
 
 // connectionEvent records an event about r as callers see it (without its secrets).
-func (s *Store) connectionEvent(ctx context.Context, q sqlx.ExtContext, p *Principal, r connectionRow, typ string) error {
+func (s *Store) connectionEvent(ctx context.Context, tx *Tx, p *Principal, r connectionRow, typ string) error {
 	c, err := r.connection(s.Sealer)
 	if err != nil {
 		return err
 	}
-	return recordEvent(ctx, q, p, r.OrgID, typ, c)
+	return recordEvent(ctx, tx, p, r.OrgID, typ, c)
 }
 
 // shareSource checks that p is a partner, orgID its owner organization and connectionID a
@@ -572,7 +572,7 @@ func shareSource(ctx context.Context, q sqlx.ExtContext, p *Principal, orgID, co
 // the same connection into it, is ErrConflict.
 func (s *Store) ShareConnection(ctx context.Context, p *Principal, orgID, connectionID string, in ShareInput) (Connection, error) {
 	var share connectionRow
-	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+	err := InTx(ctx, s.DB, func(tx *Tx) error {
 		parent, err := shareSource(ctx, tx, p, orgID, connectionID)
 		if err != nil {
 			return err

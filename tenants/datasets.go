@@ -165,7 +165,7 @@ func (s *Store) GetDataset(ctx context.Context, p *Principal, id string) (Datase
 // ErrConflict; a connection_id that names no connection of the organization is ErrInvalid.
 func (s *Store) CreateDataset(ctx context.Context, p *Principal, in DatasetInput) (Dataset, error) {
 	var d Dataset
-	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+	err := InTx(ctx, s.DB, func(tx *Tx) error {
 		if err := in.normalize(ctx, tx, p.OrgID); err != nil {
 			return err
 		}
@@ -185,7 +185,7 @@ func (s *Store) CreateDataset(ctx context.Context, p *Principal, in DatasetInput
 // UpdateDataset replaces a dataset's fields in full.
 func (s *Store) UpdateDataset(ctx context.Context, p *Principal, id string, in DatasetInput) (Dataset, error) {
 	var d Dataset
-	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) (err error) {
+	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
 		if d, err = findDataset(ctx, tx, p.OrgID, id); err != nil {
 			return err
 		}
@@ -207,7 +207,7 @@ func (s *Store) UpdateDataset(ctx context.Context, p *Principal, id string, in D
 // DeleteDataset deletes a dataset of the caller's organization and returns it as it was.
 func (s *Store) DeleteDataset(ctx context.Context, p *Principal, id string) (Dataset, error) {
 	var d Dataset
-	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) (err error) {
+	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
 		if d, err = findDataset(ctx, tx, p.OrgID, id); err != nil {
 			return err
 		}

@@ -51,8 +51,10 @@ func actorOf(p *Principal) Actor {
 }
 
 // RecordEvent writes an event about object in orgID (of partnerID) and queues its webhook
-// deliveries, in q: call it in the transaction of the change it records.
-func RecordEvent(ctx context.Context, q sqlx.ExtContext, p *Principal, partnerID, orgID, typ string, object any) error {
+// deliveries, in tx, the transaction of the change it records; once tx commits, the commit
+// hooks are told of the change (see Tx).
+func RecordEvent(ctx context.Context, tx *Tx, p *Principal, partnerID, orgID, typ string, object any) error {
+	q := tx
 	if !slices.Contains(EventTypes, typ) {
 		return fmt.Errorf("unknown event type %q", typ)
 	}
@@ -67,12 +69,22 @@ func RecordEvent(ctx context.Context, q sqlx.ExtContext, p *Principal, partnerID
 	if err != nil {
 		return fmt.Errorf("insert event: %w", err)
 	}
+	change := Change{Type: typ, PartnerID: partnerID, OrgID: orgID}
+	if change.ChangesCredentials() {
+		// Other replicas learn of it by the epoch (and on PostgreSQL a notice of it, sent if and
+		// when this transaction commits).
+		if err := sqlx.GetContext(ctx, q, &change.Epoch, q.Rebind(`UPDATE credential_epoch SET n = n + 1, org_id = ? WHERE id = 1
+			RETURNING n`), orgID); err != nil {
+			return fmt.Errorf("count the credential change: %w", err)
+		}
+	}
+	tx.changed(change)
 	return queueDeliveries(ctx, q, e)
 }
 
 // recordEvent is RecordEvent for a principal acting in its own partner.
-func recordEvent(ctx context.Context, q sqlx.ExtContext, p *Principal, orgID, typ string, object any) error {
-	return RecordEvent(ctx, q, p, p.PartnerID, orgID, typ, object)
+func recordEvent(ctx context.Context, tx *Tx, p *Principal, orgID, typ string, object any) error {
+	return RecordEvent(ctx, tx, p, p.PartnerID, orgID, typ, object)
 }
 
 // queueDeliveries adds a pending delivery of e for each enabled webhook of its organization
@@ -188,7 +200,7 @@ func SweepEvents(ctx context.Context, db *sqlx.DB, retention time.Duration) (int
 // recordCascadedRevocations records api_key.revoked for each active key a deletion is about
 // to take with it (the keys of a user, or of an organization), so the audit log shows every
 // key that stopped working. column is "user_id" or "org_id", never input.
-func recordCascadedRevocations(ctx context.Context, tx *sqlx.Tx, p *Principal, column, id, because string) error {
+func recordCascadedRevocations(ctx context.Context, tx *Tx, p *Principal, column, id, because string) error {
 	var keys []struct {
 		ID     string  `db:"id" json:"id"`
 		Name   string  `db:"name" json:"name"`

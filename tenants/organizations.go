@@ -88,7 +88,7 @@ func errOrganizationNameTaken(name string) error {
 }
 
 // insertOrganization creates an organization with its built-in roles.
-func insertOrganization(ctx context.Context, tx *sqlx.Tx, sealer *Sealer, partnerID string, owner bool, in OrganizationInput) (Organization, error) {
+func insertOrganization(ctx context.Context, tx *Tx, sealer *Sealer, partnerID string, owner bool, in OrganizationInput) (Organization, error) {
 	if err := in.normalize(); err != nil {
 		return Organization{}, err
 	}
@@ -141,7 +141,7 @@ func (s *Store) CreateOrganization(ctx context.Context, p *Principal, in Organiz
 		return Organization{}, err
 	}
 	var o Organization
-	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) (err error) {
+	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
 		if o, err = insertOrganization(ctx, tx, s.Sealer, p.PartnerID, false, in); err != nil {
 			return err
 		}
@@ -187,7 +187,7 @@ func (s *Store) UpdateOrganization(ctx context.Context, p *Principal, id string,
 		return Organization{}, err
 	}
 	var o Organization
-	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) (err error) {
+	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
 		if o, err = partnerOrganization(ctx, tx, p.PartnerID, id); err != nil {
 			return err
 		}
@@ -228,7 +228,7 @@ func (s *Store) DeleteOrganization(ctx context.Context, p *Principal, id string)
 		return Organization{}, err
 	}
 	var o Organization
-	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) (err error) {
+	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
 		if o, err = partnerOrganization(ctx, tx, p.PartnerID, id); err != nil {
 			return err
 		}

@@ -20,7 +20,7 @@ type Partner struct {
 
 // CreatePartner creates a partner and its owner organization (named like the partner) in tx.
 // Partner names are unique ignoring case: a duplicate is ErrConflict.
-func CreatePartner(ctx context.Context, tx *sqlx.Tx, name string) (Partner, error) {
+func CreatePartner(ctx context.Context, tx *Tx, name string) (Partner, error) {
 	name = strings.TrimSpace(name)
 	if msg := checkName(name, 255); msg != "" {
 		return Partner{}, Errorf(ErrInvalid, "validation_failed", "The partner name %s.", msg)

@@ -72,7 +72,7 @@ func (r roleRow) role() Role {
 		Actions: r.permissions().Actions(), CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 }
 
-func insertSystemRoles(ctx context.Context, tx *sqlx.Tx, orgID string, now time.Time) error {
+func insertSystemRoles(ctx context.Context, tx *Tx, orgID string, now time.Time) error {
 	for _, name := range []string{RoleAdmin, RoleMember} {
 		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO roles (id, org_id, name, name_key, system, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`), NewID(), orgID, name, strings.ToLower(name), true, now, now)
@@ -187,7 +187,7 @@ func (s *Store) CreateRole(ctx context.Context, p *Principal, in RoleInput) (Rol
 	}
 	now := Now()
 	r := roleRow{ID: NewID(), OrgID: p.OrgID, Name: in.Name, Actions: perms.String(), CreatedAt: now, UpdatedAt: now}
-	err = InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+	err = InTx(ctx, s.DB, func(tx *Tx) error {
 		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO roles (id, org_id, name, name_key, system, actions, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), r.ID, r.OrgID, r.Name, strings.ToLower(r.Name), false, r.Actions, now, now)
 		if IsUniqueViolation(err) {
@@ -205,7 +205,7 @@ func (s *Store) CreateRole(ctx context.Context, p *Principal, in RoleInput) (Rol
 // on their next request. Built-in roles cannot change (409).
 func (s *Store) UpdateRole(ctx context.Context, p *Principal, id string, in RoleInput) (Role, error) {
 	var r roleRow
-	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) (err error) {
+	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
 		if r, err = findRole(ctx, tx, p.OrgID, id); err != nil {
 			return err
 		}
@@ -241,7 +241,7 @@ func errSystemRole(name string) error {
 // DeleteRole deletes a custom role nobody holds (409 role_in_use otherwise) and returns it.
 func (s *Store) DeleteRole(ctx context.Context, p *Principal, id string) (Role, error) {
 	var r roleRow
-	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) (err error) {
+	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
 		if r, err = findRole(ctx, tx, p.OrgID, id); err != nil {
 			return err
 		}

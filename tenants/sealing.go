@@ -277,7 +277,7 @@ var secretColumns = []struct {
 // server must not start without the key its secrets need. It returns how many values changed.
 func SealSecrets(ctx context.Context, db *sqlx.DB, sealer *Sealer) (int, error) {
 	changed := 0
-	err := InTx(ctx, db, func(tx *sqlx.Tx) error {
+	err := InTx(ctx, db, func(tx *Tx) error {
 		n, err := splitLegacyConnections(ctx, tx, sealer)
 		if err != nil {
 			return err
@@ -324,7 +324,7 @@ func SealSecrets(ctx context.Context, db *sqlx.DB, sealer *Sealer) (int, error) 
 
 // splitLegacyConnections moves the secrets of connections stored before secrets were kept
 // apart out of their configuration.
-func splitLegacyConnections(ctx context.Context, tx *sqlx.Tx, sealer *Sealer) (int, error) {
+func splitLegacyConnections(ctx context.Context, tx *Tx, sealer *Sealer) (int, error) {
 	var rows []connectionRow
 	if err := sqlx.SelectContext(ctx, tx, &rows, connectionSelect+` WHERE c.secrets IS NULL AND c.parent_id IS NULL`); err != nil {
 		return 0, fmt.Errorf("read connections: %w", err)

@@ -12,6 +12,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -28,36 +31,134 @@ type Store struct {
 // NewStore returns a Store on db.
 func NewStore(db *sqlx.DB) *Store { return &Store{DB: db} }
 
+// Tx is one transaction of the domain: its SQL (the embedded *sqlx.Tx) and the changes it has
+// recorded (one per event), which the commit hooks of its database are given once it has
+// committed, and only then. Every change records an event (RecordEvent), so every change
+// reaches the hooks: the principal cache's invalidation hangs off this, and a new kind of change
+// cannot forget it.
+type Tx struct {
+	*sqlx.Tx
+	db      *sqlx.DB
+	changes []Change
+}
+
+// A Change is what a committed transaction changed: an event's type, and where. A change
+// of credentials (ChangesCredentials) also has the credential epoch it counted as (see
+// migration 00005).
+type Change struct {
+	Type      string
+	PartnerID string
+	OrgID     string
+	Epoch     uint64
+}
+
+// ChangesCredentials reports whether a change of this type can alter what an existing
+// credential authenticates as or may do: anything but a creation and the organization
+// resources (connections, datasets, webhooks). A new event type counts until it is listed
+// here, so forgetting it costs a cache refill, never a stale answer.
+func (c Change) ChangesCredentials() bool {
+	switch {
+	case strings.HasSuffix(c.Type, ".created"), c.Type == "connection.shared",
+		strings.HasPrefix(c.Type, "connection."), strings.HasPrefix(c.Type, "dataset."), strings.HasPrefix(c.Type, "webhook."):
+		return false
+	}
+	return true
+}
+
+// commitHooks are, per database, the functions told of every transaction's changes once it
+// has committed (OnCommit).
+var commitHooks sync.Map // *sqlx.DB → []*commitHook
+
+var commitHooksMu sync.Mutex
+
+type commitHook struct{ fn func([]Change) }
+
+// OnCommit has fn told, after each transaction on db commits, what it changed. fn runs in the
+// committing goroutine before the change's response is sent, so it must be quick. The function
+// returned stops it.
+func OnCommit(db *sqlx.DB, fn func([]Change)) (stop func()) {
+	h := &commitHook{fn}
+	update := func(edit func([]*commitHook) []*commitHook) {
+		commitHooksMu.Lock()
+		defer commitHooksMu.Unlock()
+		var hooks []*commitHook
+		if v, ok := commitHooks.Load(db); ok {
+			hooks = v.([]*commitHook)
+		}
+		if hooks = edit(slices.Clone(hooks)); len(hooks) == 0 {
+			commitHooks.Delete(db)
+		} else {
+			commitHooks.Store(db, hooks)
+		}
+	}
+	update(func(hooks []*commitHook) []*commitHook { return append(hooks, h) })
+	return func() {
+		update(func(hooks []*commitHook) []*commitHook {
+			return slices.DeleteFunc(hooks, func(x *commitHook) bool { return x == h })
+		})
+	}
+}
+
+// Commit commits the transaction and then tells the commit hooks of its database what it
+// changed.
+func (t *Tx) Commit() error {
+	if err := t.Tx.Commit(); err != nil {
+		return err
+	}
+	if len(t.changes) > 0 {
+		if v, ok := commitHooks.Load(t.db); ok {
+			for _, h := range v.([]*commitHook) {
+				h.fn(t.changes)
+			}
+		}
+		t.changes = nil
+	}
+	return nil
+}
+
+// changed records a change for the commit hooks.
+func (t *Tx) changed(c Change) { t.changes = append(t.changes, c) }
+
+// Begin starts a transaction on db.
+func Begin(ctx context.Context, db *sqlx.DB) (*Tx, error) {
+	tx, err := db.BeginTxx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	return &Tx{Tx: tx, db: db}, nil
+}
+
 type txKey struct{}
 
 // WithTx returns a context carrying tx. InTx called with it joins tx instead of opening a
 // transaction of its own, so a caller can make several domain operations, and its own writes,
 // one atomic change: the idempotency middleware (the change and its stored response) and
 // provisioning (organization, user and key) do. The caller commits or rolls back tx.
-func WithTx(ctx context.Context, tx *sqlx.Tx) context.Context {
+func WithTx(ctx context.Context, tx *Tx) context.Context {
 	return context.WithValue(ctx, txKey{}, tx)
 }
 
 // Deferred is a transaction begun only when first needed: a request that never writes (or
-// fails validation first) never takes the write lock. Its owner ends it with Finish.
+// fails validation first) never takes the write lock. Its owner ends it with Commit or
+// Rollback.
 type Deferred struct {
 	db *sqlx.DB
-	tx *sqlx.Tx
+	tx *Tx
 }
 
 // WithDeferredTx returns a context in which InTx joins one transaction on db, begun by the
-// first InTx. The caller must end it with d.Finish.
+// first InTx. The caller must end it with d.Commit or d.Rollback.
 func WithDeferredTx(ctx context.Context, db *sqlx.DB) (context.Context, *Deferred) {
 	d := &Deferred{db: db}
 	return context.WithValue(ctx, txKey{}, d), d
 }
 
 // Tx begins the transaction if it has not begun, and returns it.
-func (d *Deferred) Tx(ctx context.Context) (*sqlx.Tx, error) {
+func (d *Deferred) Tx(ctx context.Context) (*Tx, error) {
 	if d.tx == nil {
-		tx, err := d.db.BeginTxx(context.WithoutCancel(ctx), nil)
+		tx, err := Begin(context.WithoutCancel(ctx), d.db)
 		if err != nil {
-			return nil, fmt.Errorf("begin: %w", err)
+			return nil, err
 		}
 		d.tx = tx
 	}
@@ -75,9 +176,9 @@ func (d *Deferred) Rollback() {
 // InTx runs fn in one transaction on db: committed when fn returns nil, rolled back otherwise.
 // Inside a context from WithTx or WithDeferredTx it runs fn in that transaction and leaves the
 // outcome to its owner.
-func InTx(ctx context.Context, db *sqlx.DB, fn func(tx *sqlx.Tx) error) error {
+func InTx(ctx context.Context, db *sqlx.DB, fn func(tx *Tx) error) error {
 	switch t := ctx.Value(txKey{}).(type) {
-	case *sqlx.Tx:
+	case *Tx:
 		return fn(t)
 	case *Deferred:
 		tx, err := t.Tx(ctx)
@@ -86,9 +187,9 @@ func InTx(ctx context.Context, db *sqlx.DB, fn func(tx *sqlx.Tx) error) error {
 		}
 		return fn(tx)
 	}
-	tx, err := db.BeginTxx(ctx, nil)
+	tx, err := Begin(ctx, db)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return err
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
@@ -110,7 +211,7 @@ func NewID() string { return uuid.Must(uuid.NewV7()).String() }
 // and then write the same things take turns (a PostgreSQL row lock; SQLite's write
 // transactions take turns anyway). An UPDATE that changes nothing is the portable way: SELECT
 // ... FOR UPDATE is not SQL SQLite knows. table is a constant of the caller's, never input.
-func lockRow(ctx context.Context, tx *sqlx.Tx, table, id string) error {
+func lockRow(ctx context.Context, tx *Tx, table, id string) error {
 	if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE `+table+` SET id = id WHERE id = ?`), id); err != nil {
 		return fmt.Errorf("lock %s row: %w", table, err)
 	}
@@ -118,7 +219,7 @@ func lockRow(ctx context.Context, tx *sqlx.Tx, table, id string) error {
 }
 
 // LockRow exports lockRow for the tables other packages need to serialise on.
-func LockRow(ctx context.Context, tx *sqlx.Tx, table, id string) error {
+func LockRow(ctx context.Context, tx *Tx, table, id string) error {
 	switch table {
 	case "organizations", "users", "roles", "api_keys":
 		return lockRow(ctx, tx, table, id)
@@ -127,7 +228,7 @@ func LockRow(ctx context.Context, tx *sqlx.Tx, table, id string) error {
 }
 
 // LockUser serialises changes to one user's keys (see lockRow).
-func LockUser(ctx context.Context, tx *sqlx.Tx, id string) error {
+func LockUser(ctx context.Context, tx *Tx, id string) error {
 	return lockRow(ctx, tx, "users", id)
 }
 

@@ -140,7 +140,7 @@ func loadRoles(ctx context.Context, q sqlx.ExtContext, orgID string, users []Use
 	return nil
 }
 
-func setUserRoles(ctx context.Context, tx *sqlx.Tx, userID string, roleIDs []string) error {
+func setUserRoles(ctx context.Context, tx *Tx, userID string, roleIDs []string) error {
 	if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM user_roles WHERE user_id = ?`), userID); err != nil {
 		return fmt.Errorf("clear user roles: %w", err)
 	}
@@ -181,7 +181,7 @@ func (s *Store) GetUser(ctx context.Context, p *Principal, orgID, id string) (Us
 // CreateUser adds a user to orgID. A duplicate email (ignoring case) is ErrConflict.
 func (s *Store) CreateUser(ctx context.Context, p *Principal, orgID string, in UserInput) (User, error) {
 	var u User
-	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+	err := InTx(ctx, s.DB, func(tx *Tx) error {
 		if err := authorizeUsers(ctx, tx, p, orgID); err != nil {
 			return err
 		}
@@ -222,7 +222,7 @@ func (s *Store) CreateUser(ctx context.Context, p *Principal, orgID string, in U
 // UpdateUser replaces a user's email and roles.
 func (s *Store) UpdateUser(ctx context.Context, p *Principal, orgID, id string, in UserInput) (User, error) {
 	var u User
-	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) (err error) {
+	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
 		if u, err = FindUser(ctx, tx, p, orgID, id); err != nil {
 			return err
 		}
@@ -263,7 +263,7 @@ func (s *Store) UpdateUser(ctx context.Context, p *Principal, orgID, id string, 
 // DeleteUser deletes a user and, with it, every key of that user, and returns the user as it was.
 func (s *Store) DeleteUser(ctx context.Context, p *Principal, orgID, id string) (User, error) {
 	var u User
-	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) (err error) {
+	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
 		if u, err = FindUser(ctx, tx, p, orgID, id); err != nil {
 			return err
 		}
@@ -302,7 +302,7 @@ func keepsLastAdmin(p *Principal) bool { return !p.IsPartner() }
 
 // keepAnAdmin refuses (409 last_admin) a change that would leave orgID without an admin, so
 // nobody is locked out of managing it. It runs inside the change's write transaction.
-func keepAnAdmin(ctx context.Context, tx *sqlx.Tx, orgID, leaving string, roles map[string]roleRow) error {
+func keepAnAdmin(ctx context.Context, tx *Tx, orgID, leaving string, roles map[string]roleRow) error {
 	// Two admins demoting each other at once must not both see the other as remaining.
 	if err := lockRow(ctx, tx, "organizations", orgID); err != nil {
 		return err

@@ -220,7 +220,7 @@ func (s *Store) CreateWebhook(ctx context.Context, p *Principal, in WebhookInput
 	if r.Secret, err = s.Sealer.SealString(secret, SealedAt("webhooks", "secret", r.ID)); err != nil {
 		return NewWebhook{}, err
 	}
-	err = InTx(ctx, s.DB, func(tx *sqlx.Tx) error {
+	err = InTx(ctx, s.DB, func(tx *Tx) error {
 		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO webhooks (`+webhookColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
 			r.ID, r.OrgID, r.Endpoint, r.Secret, r.EventTypes, r.Enabled, r.CreatedAt, r.UpdatedAt)
 		if err != nil {
@@ -251,7 +251,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, p *Principal, id string, in W
 		return Webhook{}, err
 	}
 	var r webhookRow
-	err = InTx(ctx, s.DB, func(tx *sqlx.Tx) (err error) {
+	err = InTx(ctx, s.DB, func(tx *Tx) (err error) {
 		if r, err = findWebhook(ctx, tx, p.OrgID, id); err != nil {
 			return err
 		}
@@ -275,7 +275,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, p *Principal, id string, in W
 // cascade), and returns it as it was.
 func (s *Store) DeleteWebhook(ctx context.Context, p *Principal, id string) (Webhook, error) {
 	var r webhookRow
-	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) (err error) {
+	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
 		if r, err = findWebhook(ctx, tx, p.OrgID, id); err != nil {
 			return err
 		}
@@ -294,7 +294,7 @@ func (s *Store) DeleteWebhook(ctx context.Context, p *Principal, id string) (Web
 // records no event.
 func (s *Store) SetWebhookEnabled(ctx context.Context, p *Principal, id string, enabled bool) (Webhook, error) {
 	var r webhookRow
-	err := InTx(ctx, s.DB, func(tx *sqlx.Tx) (err error) {
+	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
 		if r, err = findWebhook(ctx, tx, p.OrgID, id); err != nil {
 			return err
 		}

@@ -615,7 +615,7 @@ func seedSmall(t *testing.T, path, keyFile string) (sample []string) {
 	_, partner := bootstrap(t, svc, keyFile)
 	const perTx = 100
 	for first := 0; first < smallOrgs; first += perTx {
-		err := tenants.InTx(ctx, db, func(tx *sqlx.Tx) error {
+		err := tenants.InTx(ctx, db, func(tx *tenants.Tx) error {
 			ctx := tenants.WithTx(ctx, tx)
 			for i := first; i < first+perTx; i++ {
 				org, err := store.CreateOrganization(ctx, partner, tenants.OrganizationInput{Name: fmt.Sprintf("Org %06d", i)})
@@ -653,7 +653,7 @@ func seedSmall(t *testing.T, path, keyFile string) (sample []string) {
 // inserter writes rows with multi-row INSERT statements.
 type inserter struct {
 	ctx context.Context
-	tx  *sqlx.Tx
+	tx  *tenants.Tx
 }
 
 func (in inserter) insert(table string, cols []string, rows [][]any) error {
@@ -741,7 +741,7 @@ func seedBig(t *testing.T, path, keyFile string, orgs int) (sample []string, row
 				secretRows = append(secretRows, []any{hash[:], keyID, now})
 			}
 		}
-		err := tenants.InTx(ctx, db, func(tx *sqlx.Tx) error {
+		err := tenants.InTx(ctx, db, func(tx *tenants.Tx) error {
 			in := inserter{ctx, tx}
 			if err := in.insert("organizations", []string{"id", "partner_id", "is_owner", "name", "name_key", "issuer",
 				"client_id", "client_secret", "sso_domain", "sso_org_id", "api_version", "created_at", "updated_at"}, orgRows); err != nil {

@@ -260,6 +260,10 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		"bearer token GET /metrics requires; without one, /metrics answers loopback clients only (TENANTRY_METRICS_TOKEN)")
 	proxies := fs.String("trusted-proxies", m.env("TENANTRY_TRUSTED_PROXIES", ""),
 		"comma-separated addresses or CIDRs of proxies whose X-Forwarded-For names the client (TENANTRY_TRUSTED_PROXIES)")
+	cachedKeys := fs.Int("cached-keys", env.integerOr("TENANTRY_CACHED_KEYS", keys.DefaultCachedKeys),
+		"keys whose principal is kept in memory, least recently used evicted first; negative: none (TENANTRY_CACHED_KEYS)")
+	cachedTokens := fs.Int("cached-tokens", env.integerOr("TENANTRY_CACHED_TOKENS", keys.DefaultCachedTokens),
+		"verified temporary tokens kept in memory (TENANTRY_CACHED_TOKENS)")
 	var webhooks delivery.Config
 	fs.BoolVar(&webhooks.AllowPrivate, "webhook-allow-private", env.boolean("TENANTRY_WEBHOOK_ALLOW_PRIVATE"),
 		"let webhooks reach loopback, private, link-local and other non-public addresses, and use plain http (TENANTRY_WEBHOOK_ALLOW_PRIVATE)")
@@ -289,7 +293,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}
 	cfg := server.Config{Log: m.log, Webhooks: webhooks, IdempotencyTTL: *idempotencyTTL, EventRetention: *eventRetention,
 		RatePerSecond: *rateLimit, RateBurst: *rateBurst, AuthFailuresPerSecond: *authLimit, AuthFailureBurst: *authBurst,
-		MetricsToken: *metricsToken}
+		MetricsToken: *metricsToken, CachedKeys: *cachedKeys, CachedTokens: *cachedTokens}
 	if *proxies != "" {
 		cfg.TrustedProxies = strings.Split(*proxies, ",")
 	}

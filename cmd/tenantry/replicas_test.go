@@ -125,8 +125,21 @@ func TestTwoReplicasOnPostgres(t *testing.T) {
 		t.Fatalf("%d active keys after concurrent forced mints, want 1", active)
 	}
 
-	// 3. A key revoked through one replica is refused by the other on its next request.
-	userOnB := servertest.New(t, "http://"+b.Addr).As(working)
+	// 3. A revocation, a role change and a user deletion through one replica are honoured by
+	// the other (which has the credentials cached) within a second.
+	within := func(what string, ok func() bool) {
+		t.Helper()
+		start := time.Now()
+		for !ok() {
+			if time.Since(start) > time.Second {
+				t.Fatalf("B does not honour %s made through A after %v", what, time.Since(start))
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		t.Logf("B honoured %s made through A %v after A answered", what, time.Since(start).Round(time.Millisecond))
+	}
+	onB := func(key string) *servertest.Client { return servertest.New(t, "http://"+b.Addr).As(key) }
+	userOnB := onB(working)
 	if r := userOnB.Do("GET", "/api/me", nil); r.Status != 200 {
 		t.Fatalf("before revocation: %d", r.Status)
 	}
@@ -134,9 +147,22 @@ func TestTwoReplicasOnPostgres(t *testing.T) {
 	if r := ra.Do("DELETE", "/api/organizations/"+org+"/keys/"+keyID, nil); r.Status != 200 {
 		t.Fatalf("revoke through A: %d %s", r.Status, r.Body)
 	}
-	if r := userOnB.Do("GET", "/api/me", nil); r.Status != 401 {
-		t.Fatalf("B still accepts a key revoked through A: %d", r.Status)
+	within("a revocation", func() bool { return userOnB.Do("GET", "/api/me", nil).Status == 401 })
+	other := ra.Do("POST", "/api/organizations/"+org+"/users", map[string]any{"email": "other@minted.test", "role": "admin"}).Data()["id"].(string)
+	otherOnB := onB(ra.Do("POST", "/api/organizations/"+org+"/users/"+other+"/keys", nil).Data()["value"].(string))
+	if r := otherOnB.Do("GET", "/api/organization/users", nil); r.Status != 200 {
+		t.Fatalf("an admin on B: %d", r.Status)
 	}
+	if r := ra.Do("PUT", "/api/organizations/"+org+"/users/"+other, map[string]any{"email": "other@minted.test", "role": "user"}); r.Status != 200 {
+		t.Fatalf("demote through A: %d %s", r.Status, r.Body)
+	}
+	within("a role change", func() bool {
+		return otherOnB.Do("POST", "/api/organization/users", map[string]any{"email": "x@minted.test"}).Status == 403
+	})
+	if r := ra.Do("DELETE", "/api/organizations/"+org+"/users/"+other, nil); r.Status != 200 {
+		t.Fatalf("delete through A: %d %s", r.Status, r.Body)
+	}
+	within("a user deletion", func() bool { return otherOnB.Do("GET", "/api/me", nil).Status == 401 })
 
 	// 4. Signing keys rotated through one are honoured by the other, within a second.
 	root := ra.Do("POST", "/api/organizations/"+org+"/users/"+user+"/keys?force=true", nil).Data()["value"].(string)

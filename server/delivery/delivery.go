@@ -462,7 +462,7 @@ func (w *Worker) record(ctx context.Context, j job, o outcome) error {
 	if o.status != 0 {
 		status = o.status
 	}
-	return tenants.InTx(ctx, w.db, func(tx *sqlx.Tx) error {
+	return tenants.InTx(ctx, w.db, func(tx *tenants.Tx) error {
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO webhook_attempts (id, delivery_id, attempted_at, status_code, error, latency_ms)
 			VALUES (?, ?, ?, ?, ?, ?)`), tenants.NewID(), j.ID, o.at, status, o.err, o.latency.Milliseconds()); err != nil {
 			if tenants.IsForeignKeyViolation(err) {
