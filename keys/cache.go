@@ -15,7 +15,7 @@ import (
 //   - every committed change that can alter what a credential may do invalidates its
 //     organization's entries (a commit hook fed by the change's event, see tenants.Tx), before
 //     the change's response is sent; other replicas learn of it through the database (see
-//     listen.go);
+//     replicas.go);
 //   - an entry records the invalidation count from before the query that filled it, so a fill
 //     that raced with a change is never used;
 //   - expiry (of a key, of a rotated-out value's grace period, of a token) is checked at each
@@ -23,7 +23,7 @@ import (
 //
 // It is bounded: least recently used entries are evicted past its size.
 
-// Default cache sizes: about 600 bytes a key, 1 KB a token.
+// Default cache sizes: at most 800 bytes a key, 1,200 a token (TestPrincipalCacheIsBounded).
 const (
 	DefaultCachedKeys   = 50_000
 	DefaultCachedTokens = 20_000

@@ -75,7 +75,9 @@ func (s *Server) idempotency(c *gin.Context) {
 		return
 	}
 	v, ok := c.Get(ctxPrincipal)
-	if !ok {
+	if !ok || versionGate(c) != nil {
+		// Not for this credential, or not at this version (404 not_available_in_version):
+		// never recorded, so the key stays free for the request it was meant for.
 		c.Next()
 		return
 	}

@@ -79,3 +79,39 @@ func TestConnectionSecretDecidedWhenStored(t *testing.T) {
 		})
 	}
 }
+
+// The name/value rule reads field names as every secret rule does (case, width and separators
+// aside): {"Name": "Authorization", "Value": ...} is a secret as {"name": ..., "value": ...} is.
+// And a configuration column that holds a secret anyway (written by an earlier release during a
+// rolling upgrade, say) never shows it.
+func TestConnectionSecretNamesNormalised(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	org := e.createOrg(e.partner, "Acme")
+	admin := e.resourceKey(org, "root@acme.test", "admin")
+	r := admin.Do("POST", "/api/connections", map[string]any{"name": "API", "type": "http", "configuration": map[string]any{
+		"headers": map[string]any{"Name": "Authorization", "Value": "S3CRET-A"},
+		"hdr":     map[string]any{"HEADER": "X-Api-Key", "VALUE": "S3CRET-B"},
+		"pair":    map[string]any{"NAME": "Accept", "Value": "text/csv"}}})
+	expect(t, r, 200, "")
+	if strings.Contains(string(r.Body), "S3CRET") || !reflect.DeepEqual(secretFields(r.Data()), []string{"hdr.VALUE", "headers.Value"}) ||
+		!strings.Contains(string(r.Body), "text/csv") {
+		t.Fatalf("name/value pairs whatever their case: %s", r.Body)
+	}
+	id := r.Data()["id"].(string)
+	if _, err := e.db.Exec(e.db.Rebind(`UPDATE connections SET configuration = ?, secrets = '' WHERE id = ?`),
+		`{"host":"db","password":"OLD-RELEASE-PW"}`, id); err != nil {
+		t.Fatal(err)
+	}
+	for _, got := range []*servertest.Response{admin.Do("GET", "/api/connections/"+id, nil), admin.Do("GET", "/api/connections", nil)} {
+		expect(t, got, 200, "")
+		if strings.Contains(string(got.Body), "OLD-RELEASE-PW") || !strings.Contains(string(got.Body), `"secret_fields":["password"]`) {
+			t.Fatalf("a secret in the configuration column: %s", got.Body)
+		}
+	}
+	// An update keeps it, apart now.
+	expect(t, admin.Do("PUT", "/api/connections/"+id, map[string]any{"name": "API", "type": "http", "configuration": map[string]any{"host": "db2"}}), 200, "")
+	if e.storedConfiguration(id)["password"] != "OLD-RELEASE-PW" || strings.Contains(string(e.opened("connections", "configuration", id)), "OLD-RELEASE-PW") {
+		t.Fatalf("the update must keep the secret, kept apart")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -70,9 +71,15 @@ var secretWords = []string{"password", "passwd", "pwd", "pass", "secret", "token
 
 var keySeparators = strings.NewReplacer("_", "", "-", "", ".", "", " ", "")
 
+// fieldName is a configuration key as the secret rules compare it: NFKC-normalised,
+// lower-cased, without separators.
+func fieldName(key string) string {
+	return keySeparators.Replace(strings.ToLower(norm.NFKC.String(key)))
+}
+
 // IsSecretField reports whether a configuration key names a secret.
 func IsSecretField(key string) bool {
-	k := keySeparators.Replace(strings.ToLower(norm.NFKC.String(key)))
+	k := fieldName(key)
 	if strings.HasSuffix(k, "key") {
 		return true
 	}
@@ -107,10 +114,13 @@ func isSecret(obj map[string]any, key string, value any) bool {
 	if IsSecretField(key) || isSecretValue(value) {
 		return true
 	}
-	if key == "value" {
-		for _, label := range []string{"name", "key", "header"} {
-			if n, ok := obj[label].(string); ok && IsSecretField(n) {
-				return true
+	if fieldName(key) == "value" {
+		for label, v := range obj {
+			switch fieldName(label) {
+			case "name", "key", "header":
+				if n, ok := v.(string); ok && IsSecretField(n) {
+					return true
+				}
 			}
 		}
 	}
@@ -163,19 +173,19 @@ func (f secretField) name() string {
 	return b.String()
 }
 
-// split reads a stored row: its configuration and its secrets. A row stored before secrets
-// were kept apart has them in its configuration, found by the rules of secret fields.
+// split reads a stored row: its configuration and its secrets. The configuration is split by
+// the rules of secret fields too, in case it holds one: a row stored before secrets were kept
+// apart (or written meanwhile by such a release) does, and what is found there is newer than
+// the secrets kept apart.
 func (r connectionRow) split(sealer *Sealer) (map[string]any, []secretField, error) {
 	cfg, err := decodeConfiguration([]byte(r.Config))
 	if err != nil {
 		return nil, nil, fmt.Errorf("stored configuration of connection %s: %w", r.ID, err)
 	}
-	if !r.Secrets.Valid {
-		var secrets []secretField
-		return splitSecrets(cfg, nil, &secrets).(map[string]any), secrets, nil
-	}
-	if r.Secrets.String == "" {
-		return cfg, nil, nil
+	var found []secretField
+	cfg = splitSecrets(cfg, nil, &found).(map[string]any)
+	if !r.Secrets.Valid || r.Secrets.String == "" {
+		return cfg, found, nil
 	}
 	owner := r.ID
 	if r.ParentID.Valid {
@@ -191,7 +201,10 @@ func (r connectionRow) split(sealer *Sealer) (map[string]any, []secretField, err
 	if err := dec.Decode(&secrets); err != nil {
 		return nil, nil, fmt.Errorf("secrets of connection %s: %w", r.ID, err)
 	}
-	return cfg, secrets, nil
+	for _, f := range found {
+		secrets = slices.DeleteFunc(secrets, func(s secretField) bool { return s.name() == f.name() })
+	}
+	return cfg, append(secrets, found...), nil
 }
 
 // connection builds what a caller sees: the configuration, and the names of its secrets. A

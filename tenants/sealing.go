@@ -32,6 +32,10 @@ import (
 
 const sealedPrefix = "tsealed1."
 
+// plainPrefix marks a value stored in clear that would otherwise read as sealed (a secret a
+// caller chose to begin with "tsealed1."), so no value given can pass for a sealed one.
+const plainPrefix = "tplain1."
+
 // SecretKeySize is the size of a secret key: 32 random bytes (AES-256).
 const SecretKeySize = 32
 
@@ -171,9 +175,13 @@ func IsSealed(stored []byte) (keyID string, ok bool) {
 }
 
 // Seal returns the stored form of plain, bound to where it is stored (such as
-// "webhooks.secret/<id>"). A nil Sealer returns plain itself.
+// "webhooks.secret/<id>"). A nil Sealer returns plain itself (marked as plain if it would
+// read as sealed).
 func (s *Sealer) Seal(plain []byte, where string) ([]byte, error) {
 	if s == nil {
+		if bytes.HasPrefix(plain, []byte(sealedPrefix)) || bytes.HasPrefix(plain, []byte(plainPrefix)) {
+			return append([]byte(plainPrefix), plain...), nil
+		}
 		return plain, nil
 	}
 	if err := s.refresh(); err != nil {
@@ -206,7 +214,7 @@ func nonce(a cipher.AEAD) []byte {
 func (s *Sealer) Open(stored []byte, where string) ([]byte, error) {
 	id, sealed := IsSealed(stored)
 	if !sealed {
-		return stored, nil
+		return bytes.TrimPrefix(stored, []byte(plainPrefix)), nil
 	}
 	if s == nil {
 		return nil, fmt.Errorf("a secret is sealed with secret key %s, and no --secret-key-file is configured", id)
@@ -311,10 +319,19 @@ func SealSecrets(ctx context.Context, db *sqlx.DB, sealer *Sealer) (int, error) 
 				if col.binary {
 					v = resealed
 				}
-				if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE `+col.table+` SET `+col.column+` = ? WHERE id = ?`), v, r.ID); err != nil {
+				var was any = string(r.Value)
+				if col.binary {
+					was = r.Value
+				}
+				// Only if it is still what was read: a change committed meanwhile (by a replica)
+				// is newer, and was sealed by it.
+				res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE `+col.table+` SET `+col.column+` = ? WHERE id = ? AND `+col.column+` = ?`), v, r.ID, was)
+				if err != nil {
 					return fmt.Errorf("seal %s.%s: %w", col.table, col.column, err)
 				}
-				changed++
+				if n, _ := res.RowsAffected(); n == 1 {
+					changed++
+				}
 			}
 		}
 		return nil
@@ -329,6 +346,7 @@ func splitLegacyConnections(ctx context.Context, tx *Tx, sealer *Sealer) (int, e
 	if err := sqlx.SelectContext(ctx, tx, &rows, connectionSelect+` WHERE c.secrets IS NULL AND c.parent_id IS NULL`); err != nil {
 		return 0, fmt.Errorf("read connections: %w", err)
 	}
+	changed := 0
 	for _, r := range rows {
 		cfg, secrets, err := r.split(sealer)
 		if err != nil {
@@ -342,10 +360,14 @@ func splitLegacyConnections(ctx context.Context, tx *Tx, sealer *Sealer) (int, e
 		if err != nil {
 			return 0, err
 		}
-		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE connections SET configuration = ?, secrets = ? WHERE id = ?`),
-			public, sealed, r.ID); err != nil {
+		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE connections SET configuration = ?, secrets = ?
+			WHERE id = ? AND secrets IS NULL AND configuration = ?`), public, sealed, r.ID, r.Config)
+		if err != nil {
 			return 0, fmt.Errorf("split connection secrets: %w", err)
 		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			changed++
+		}
 	}
-	return len(rows), nil
+	return changed, nil
 }

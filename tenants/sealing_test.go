@@ -73,6 +73,18 @@ func TestSealer(t *testing.T) {
 	if v, _ := none.Seal([]byte("plain"), where); string(v) != "plain" {
 		t.Fatalf("a nil sealer changed a value: %q", v)
 	}
+	// A value given that looks sealed is stored as plain, and reads back as given.
+	for _, given := range []string{"tsealed1.0123456789abcdef.AAAA", "tplain1.x"} {
+		v, _ := none.Seal([]byte(given), where)
+		if _, sealed := tenants.IsSealed(v); sealed {
+			t.Fatalf("a value given passes for a sealed one: %q", v)
+		}
+		for _, x := range []*tenants.Sealer{none, s} {
+			if plain, err := x.Open(v, where); err != nil || string(plain) != given {
+				t.Fatalf("%q reads back as %q, %v", given, plain, err)
+			}
+		}
+	}
 	// A file rewritten with a new key first: sealing uses it at once; the old key still opens.
 	old := s.CurrentKeyID()
 	raw, _ := os.ReadFile(path)

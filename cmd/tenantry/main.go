@@ -453,6 +453,10 @@ func (m *Main) rotateSigningKey(ctx context.Context, args []string) error {
 		if svc.Sealer, err = sealer(*secretKeyFile); err != nil {
 			return err
 		}
+		// The new private key is sealed as the others are: refused without the key they need.
+		if _, err := tenants.SealSecrets(ctx, db, svc.Sealer); err != nil {
+			return fmt.Errorf("secrets at rest: %w", err)
+		}
 		kid, err := svc.RotateSigningKey(ctx)
 		if err != nil {
 			return err

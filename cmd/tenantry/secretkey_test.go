@@ -75,6 +75,16 @@ func TestSecretKeyLifecycle(t *testing.T) {
 	if r := partner.Do("POST", "/api/webhooks", map[string]any{"endpoint": receiver.URL, "secret": hookSecret, "event_types": []string{"user.created"}}); r.Status != 200 {
 		t.Fatalf("webhook: %d %s", r.Status, r.Body)
 	}
+	// Secrets chosen to look sealed are stored as what they are, and block nothing.
+	if r := partner.Do("POST", "/api/webhooks", map[string]any{"endpoint": receiver.URL + "/x", "secret": "tsealed1.0123456789abcdef.AAAAAAAAAAAAAAAA",
+		"event_types": []string{"dataset.deleted"}}); r.Status != 200 {
+		t.Fatalf("webhook: %d %s", r.Status, r.Body)
+	}
+	if r := partner.Do("POST", "/api/organizations", map[string]any{"name": "Looks sealed", "client_secret": "tsealed1.ffffffffffffffff.x"}); r.Status != 200 {
+		t.Fatalf("organization: %d %s", r.Status, r.Body)
+	}
+	m.Close()
+	m, _ = start(t, env) // without a key file still
 	m.Close()
 	if !strings.Contains(everything(t, dsn), "rotation-sso-secret") {
 		t.Fatalf("without a key file the SSO secret is stored as given")
@@ -139,10 +149,19 @@ func TestSecretKeyLifecycle(t *testing.T) {
 			t.Fatalf("%s: serve must refuse to start, naming key %s: %v", name, ids[0], err)
 		}
 	}
+	// A signing key rotated by the CLI is sealed as the rest: refused without the key file.
+	var out bytes.Buffer
+	if err := (&Main{Stdout: &out, Stderr: &out}).Run(context.Background(), []string{"signing-key", "rotate", "--database", dsn}); err == nil ||
+		!strings.Contains(err.Error(), ids[0]) {
+		t.Fatalf("signing-key rotate without the secret key file must be refused: %v", err)
+	}
+	run(t, nil, "signing-key", "rotate", "--database", dsn, "--secret-key-file", keyFile)
+	if got := sealedWith(t, dsn); got != ids[0] {
+		t.Fatalf("after signing-key rotate, secrets sealed with %q, want %q", got, ids[0])
+	}
 	// A key file others may read is refused.
 	os.Chmod(keyFile, 0o644)
 	env["TENANTRY_SECRET_KEY_FILE"] = keyFile
-	var out bytes.Buffer
 	if err := (&Main{Stdout: &out, Stderr: &out, Getenv: func(k string) string { return env[k] }}).Run(context.Background(),
 		[]string{"serve", "--addr", "127.0.0.1:0"}); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Fatalf("a key file readable by others must be refused: %v", err)

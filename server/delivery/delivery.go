@@ -330,6 +330,13 @@ func (w *Worker) deliver(id string) {
 		w.release(ctx, id)
 		return
 	}
+	if j.Secret, err = w.cfg.Sealer.OpenString(j.Secret, tenants.SealedAt("webhooks", "secret", j.WebhookID)); err != nil {
+		// This replica lacks the secret key (a rotation not copied to it yet): no attempt is
+		// spent; the lease expires and a replica that has the key sends it.
+		w.log.Error("a webhook secret does not open; the delivery waits for its lease to expire", "webhook_id", j.WebhookID,
+			"delivery_id", id, "error", err.Error())
+		return
+	}
 	o := w.send(j)
 	err = w.record(ctx, j, o)
 	if err == nil && w.cfg.OnAttempt != nil {
@@ -383,14 +390,7 @@ func (w *Worker) send(j job) outcome {
 	defer func() { o.latency = time.Since(start) }()
 	body := []byte(j.Payload)
 	ts := start.Unix()
-	secret, err := w.cfg.Sealer.OpenString(j.Secret, tenants.SealedAt("webhooks", "secret", j.WebhookID))
-	if err != nil {
-		w.log.Error("a webhook secret does not open", "webhook_id", j.WebhookID, "error", err.Error())
-		o.err = "the webhook's secret cannot be opened on this server (its log says why)"
-		o.latency = time.Since(start)
-		return o
-	}
-	standard, polytomic, err := Signature(secret, j.EventID, ts, body)
+	standard, polytomic, err := Signature(j.Secret, j.EventID, ts, body)
 	if err != nil {
 		o.err = "the webhook's secret cannot sign: " + err.Error()
 		o.latency = time.Since(start)
