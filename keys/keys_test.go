@@ -152,3 +152,26 @@ func BenchmarkAuthenticateToken(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAuthenticateCached: a user key and a token already seen, from the principal cache.
+func BenchmarkAuthenticateCached(b *testing.B) {
+	ctx := context.Background()
+	svc := keys.NewService(openDB(b))
+	svc.CachePrincipals(keys.DefaultCachedKeys, keys.DefaultCachedTokens)
+	defer svc.Close()
+	p, value := userKey(b, svc)
+	tok, err := svc.MintToken(ctx, p, keys.TokenInput{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for name, credential := range map[string]string{"user key": value, "token": tok.Token} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := svc.Authenticate(ctx, credential); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

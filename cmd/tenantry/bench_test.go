@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -964,17 +965,27 @@ func (b *bench) report(r report) {
 	tokRatio := r.smallTok.rps() / r.bare.rps()
 	growKey, growTok := r.bigKey.rps()/r.smallKey.rps(), r.bigTok.rps()/r.smallTok.rps()
 	peak := max(r.smallPeak, r.bigPeak)
-	w.WriteString("| target (issue 6) | measured | |\n|---|---|---|\n")
-	fmt.Fprintf(&w, "| GET /api/me with a user key: req/s ≥ 0.75× bare | %.2f× | %s |\n", keyRatio, verdict(keyRatio >= 0.75))
-	fmt.Fprintf(&w, "| GET /api/me with a user key: p99 ≤ 2× bare | %.2f× | %s |\n", keyP99, verdict(keyP99 <= 2))
-	fmt.Fprintf(&w, "| GET /api/me with a temporary token: req/s ≥ 0.75× bare | %.2f× | %s |\n", tokRatio, verdict(tokRatio >= 0.75))
+	// The targets of issue 10; a miss says by how much.
+	by := func(ok bool, measured, target float64, unit string) string {
+		if ok {
+			return "met"
+		}
+		return fmt.Sprintf("**missed** by %.2f%s", math.Abs(target-measured), unit)
+	}
+	w.WriteString("| target (issue 10) | measured | |\n|---|---|---|\n")
+	fmt.Fprintf(&w, "| GET /api/me with a user key: req/s ≥ 0.6× bare (goal 0.75×) | %.2f× | %s |\n", keyRatio, by(keyRatio >= 0.6, keyRatio, 0.6, "×"))
+	fmt.Fprintf(&w, "| GET /api/me with a user key: p99 ≤ 2× bare | %.2f× | %s |\n", keyP99, by(keyP99 <= 2, keyP99, 2, "×"))
+	fmt.Fprintf(&w, "| GET /api/me with a temporary token: req/s ≥ 0.5× bare | %.2f× | %s |\n", tokRatio, by(tokRatio >= 0.5, tokRatio, 0.5, "×"))
 	// Met only when the server's CPU per request agrees with req/s: on a busy machine req/s
-	// alone moves by more than the 10% the target allows.
+	// alone moves by more than the 5% the target allows.
 	cpuKey, cpuTok := r.bigKey.cpuPerReq()/r.smallKey.cpuPerReq(), r.bigTok.cpuPerReq()/r.smallTok.cpuPerReq()
-	fmt.Fprintf(&w, "| %s keys within 10%% of 10,000 keys: req/s no more than 10%% lower, server CPU per request no more than 10%% higher | req/s: user key %.2f×, token %.2f×; CPU per request: %.2f×, %.2f× | %s |\n",
-		big, growKey, growTok, cpuKey, cpuTok, verdict(growKey >= 0.9 && growTok >= 0.9 && cpuKey <= 1.1 && cpuTok <= 1.1))
-	fmt.Fprintf(&w, "| peak RSS under load < 150 MB | %s | %s |\n", mb(peak), verdict(peak < 150<<20))
-	fmt.Fprintf(&w, "| provisioning on SQLite ≥ 300 tenants/s | %s/s | %s |\n", thousands(provRate), verdict(provRate >= 300))
+	fmt.Fprintf(&w, "| %s keys within 5%% of 10,000 keys: req/s no more than 5%% lower, server CPU per request no more than 5%% higher | req/s: user key %.2f×, token %.2f×; CPU per request: %.2f×, %.2f× | %s |\n",
+		big, growKey, growTok, cpuKey, cpuTok, verdict(growKey >= 0.95 && growTok >= 0.95 && cpuKey <= 1.05 && cpuTok <= 1.05))
+	fmt.Fprintf(&w, "| peak RSS with 1,000,000 keys < 150 MB | %s | %s |\n", mb(peak), verdict(peak < 150<<20))
+	fmt.Fprintf(&w, "| provisioning on SQLite ≥ 1,000 tenants/s | %s/s | %s |\n", thousands(provRate), by(provRate >= 1000, provRate, 1000, " tenants/s"))
+	provP99 := r.prov.p99() / 1000 // ms
+	fmt.Fprintf(&w, "| provisioning on SQLite: p99 ≤ 100 ms | %.0f ms | %s |\n", provP99, by(provP99 <= 100, provP99, 100, " ms"))
+	w.WriteString("| a cold cache (more keys than it holds), PostgreSQL-backed ≥ 0.5×, revocation under load | not measured yet | **missing** |\n")
 	fmt.Fprintf(&w, "\nThe load benchmark took %.0f s.\n", time.Since(b.start).Seconds())
 	fmt.Print("\n" + w.String())
 }
