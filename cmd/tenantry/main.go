@@ -79,6 +79,7 @@ type Main struct {
 	Getenv         func(string) string
 
 	log  *slog.Logger
+	logs *logBuffer // the server's log output, in batches
 	db   *sqlx.DB
 	srv  *server.Server
 	http *http.Server
@@ -149,6 +150,10 @@ func (m *Main) Close() error {
 	if m.db != nil {
 		err = errors.Join(err, m.db.Close())
 		m.db = nil
+	}
+	if m.logs != nil {
+		err = errors.Join(err, m.logs.Close())
+		m.logs = nil
 	}
 	return err
 }
@@ -233,7 +238,7 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-func (m *Main) serve(ctx context.Context, args []string) error {
+func (m *Main) serve(ctx context.Context, args []string) (err error) {
 	fs, dbPath := m.flags("serve")
 	addr := fs.String("addr", m.env("TENANTRY_ADDR", defaultAddr), "address to listen on")
 	keyFile := fs.String("bootstrap-key-file", m.env("TENANTRY_BOOTSTRAP_KEY_FILE", ""),
@@ -283,13 +288,21 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	switch *logFormat {
-	case "json":
-	case "text":
-		m.log = slog.New(slog.NewTextHandler(m.Stderr, nil))
-	default:
+	if *logFormat != "json" && *logFormat != "text" {
 		fmt.Fprintf(m.Stderr, "tenantry serve: --log-format must be json or text, not %q\n", *logFormat)
 		return errUsage
+	}
+	// The server's logs go out in batches (logBuffer); if it does not start, at once.
+	m.logs = newLogBuffer(m.Stderr)
+	defer func() {
+		if err != nil {
+			m.logs.Close()
+			m.logs = nil
+		}
+	}()
+	m.log = slog.New(slog.NewJSONHandler(m.logs, nil))
+	if *logFormat == "text" {
+		m.log = slog.New(slog.NewTextHandler(m.logs, nil))
 	}
 	cfg := server.Config{Log: m.log, Webhooks: webhooks, IdempotencyTTL: *idempotencyTTL, EventRetention: *eventRetention,
 		RatePerSecond: *rateLimit, RateBurst: *rateBurst, AuthFailuresPerSecond: *authLimit, AuthFailureBurst: *authBurst,
@@ -310,7 +323,6 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 			*keyFile = filepath.Join("data", "bootstrap-partner-key")
 		}
 	}
-	var err error
 	if cfg.Sealer, err = sealer(*secretKeyFile); err != nil {
 		return err
 	}
@@ -349,7 +361,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	m.done = make(chan error, 1)
 	go func() { m.done <- m.http.Serve(ln) }()
 	m.log.Info("listening", "addr", ln.Addr().String(), "database", redact(*dbPath))
-	return nil
+	return m.logs.Flush() // what the start logged, before anyone waits for it
 }
 
 // sealSecrets brings the stored secrets under the current secret key (or, without one, checks

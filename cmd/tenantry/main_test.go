@@ -132,6 +132,7 @@ func TestEndToEnd(t *testing.T) {
 	if r := api2.As(userKey.Key).Do("GET", "/api/me", nil); r.Status != 401 {
 		t.Fatalf("key of a deleted organization: %d", r.Status)
 	}
+	m2.Close() // its logs are written out
 	for _, secret := range []string{partnerKey, userKey.Key, "sso-secret"} {
 		if strings.Contains(logs.String()+logs2.String(), secret) {
 			t.Fatalf("a secret reached the logs")
@@ -325,8 +326,20 @@ func TestLogFormat(t *testing.T) {
 	dir := t.TempDir()
 	m, logs := start(t, map[string]string{"TENANTRY_DATABASE": migrationstest.DSN(t), "TENANTRY_BOOTSTRAP_KEY_FILE": filepath.Join(dir, "key")},
 		"--log-format", "text")
-	defer m.Close()
+	// Log lines go out in batches, at least every 100 ms, and all of them at shutdown.
 	servertest.New(t, "http://"+m.Addr()).Do("GET", "/healthz", nil)
+	for deadline := time.Now().Add(time.Second); !strings.Contains(logs.String(), `msg=request`); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the request's log line was not written within a second:\n%s", logs.String())
+		}
+	}
+	for range 50 {
+		servertest.New(t, "http://"+m.Addr()).Do("GET", "/healthz", nil)
+	}
+	m.Close()
+	if n := strings.Count(logs.String(), `msg=request`); n != 51 {
+		t.Fatalf("%d request lines after shutdown, want 51", n)
+	}
 	if !strings.Contains(logs.String(), `msg=request`) || strings.Contains(logs.String(), `{"time"`) {
 		t.Fatalf("text logs expected:\n%s", logs.String())
 	}

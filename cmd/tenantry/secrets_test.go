@@ -92,6 +92,7 @@ func TestSecretsNeverReappear(t *testing.T) {
 	// The replay of an idempotent provisioning shows its key again, to the same caller: that is
 	// the point of a replay, so it counts as the creation response.
 	m.srv.FlushUsage(context.Background())
+	m.Close() // every log line is written out
 
 	mu.Lock()
 	defer mu.Unlock()
