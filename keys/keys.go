@@ -153,14 +153,15 @@ func (s *Service) Authenticate(ctx context.Context, value string) (*tenants.Prin
 		return nil, refused("malformed")
 	}
 	h := hash(value)
-	return s.lookUp(ctx, "h"+string(h), base64.RawURLEncoding.EncodeToString(h), func(byHash, _ *sqlx.Stmt, rows *[]keyRow) error {
-		return byHash.SelectContext(ctx, rows, h)
+	return s.lookUp(ctx, "h"+string(h), func(byHash, _ *sqlx.Stmt, rows *[]keyRow) (string, error) {
+		return base64.RawURLEncoding.EncodeToString(h), byHash.SelectContext(ctx, rows, h)
 	})
 }
 
 // lookUp returns the principal of a key value: from the cache when it is there and fresh,
-// else by query (and then cached). secretID names the value (the base64 of its hash).
-func (s *Service) lookUp(ctx context.Context, cacheKey, secretID string, query func(byHash, byIDAndValue *sqlx.Stmt, rows *[]keyRow) error) (*tenants.Principal, error) {
+// else by query (and then cached). query also names the value (the base64 of its hash): only a
+// miss needs it, a cached principal has it.
+func (s *Service) lookUp(ctx context.Context, cacheKey string, query func(byHash, byIDAndValue *sqlx.Stmt, rows *[]keyRow) (secretID string, err error)) (*tenants.Principal, error) {
 	now := s.now()
 	if s.cache != nil {
 		if e, ok := s.cache.key(cacheKey); ok {
@@ -184,7 +185,8 @@ func (s *Service) lookUp(ctx context.Context, cacheKey, secretID string, query f
 		return nil, fmt.Errorf("prepare authentication: %w", err)
 	}
 	var rows []keyRow
-	if err := query(byHash, byIDAndValue, &rows); err != nil {
+	secretID, err := query(byHash, byIDAndValue, &rows)
+	if err != nil {
 		return nil, fmt.Errorf("look up key: %w", err)
 	}
 	p, err := principalOf(rows, now)

@@ -198,9 +198,9 @@ func (s *Service) authenticateToken(ctx context.Context, value string) (*tenants
 	}
 	// The parent key by id, and the value of it that minted the token: a token dies when that
 	// value is rotated out and its grace period ends, not only with the key.
-	parent, err := s.lookUp(ctx, "p"+claims.Parent+"/"+claims.ParentValue, claims.ParentValue,
-		func(_, byIDAndValue *sqlx.Stmt, rows *[]keyRow) error {
-			return byIDAndValue.SelectContext(ctx, rows, secret, claims.Parent)
+	parent, err := s.lookUp(ctx, "p"+claims.Parent+"/"+claims.ParentValue,
+		func(_, byIDAndValue *sqlx.Stmt, rows *[]keyRow) (string, error) {
+			return claims.ParentValue, byIDAndValue.SelectContext(ctx, rows, secret, claims.Parent)
 		})
 	if err != nil {
 		return nil, err

@@ -58,8 +58,7 @@ type Change struct {
 // here, so forgetting it costs a cache refill, never a stale answer.
 func (c Change) ChangesCredentials() bool {
 	switch {
-	case strings.HasSuffix(c.Type, ".created"), c.Type == "connection.shared",
-		strings.HasPrefix(c.Type, "connection."), strings.HasPrefix(c.Type, "dataset."), strings.HasPrefix(c.Type, "webhook."):
+	case strings.HasSuffix(c.Type, ".created"), strings.HasPrefix(c.Type, "connection."), strings.HasPrefix(c.Type, "dataset."), strings.HasPrefix(c.Type, "webhook."):
 		return false
 	}
 	return true
