@@ -10,16 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib" // PostgreSQL, registered as "pgx"
 	"github.com/jmoiron/sqlx"
-	_ "github.com/mattn/go-sqlite3" // the embedded default database
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 )
@@ -41,46 +37,7 @@ func Open(dsn string) (*sqlx.DB, error) {
 	if IsPostgres(dsn) {
 		return openPostgres(dsn)
 	}
-	path := strings.TrimPrefix(dsn, "file:")
-	if i := strings.IndexByte(path, '?'); i >= 0 {
-		path = path[:i]
-	}
-	if path == ":memory:" || path == "" {
-		// Each pooled connection would get its own empty database.
-		return nil, errors.New("an in-memory SQLite database is not supported: pass a file path")
-	}
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("create database directory: %w", err)
-		}
-	}
-	// The file holds key hashes and SSO secrets: create it readable by the owner only (SQLite
-	// gives its -wal and -shm files the database file's mode).
-	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
-		f.Close()
-	} else if !errors.Is(err, fs.ErrExist) {
-		return nil, fmt.Errorf("create database file: %w", err)
-	}
-	// WAL lets readers run beside the single writer; immediate transactions take the write
-	// lock up front so two writers wait (busy_timeout) instead of failing on lock upgrade.
-	q := url.Values{}
-	q.Set("_journal_mode", "WAL")
-	q.Set("_busy_timeout", "10000")
-	q.Set("_foreign_keys", "on")
-	q.Set("_txlock", "immediate")
-	db, err := sqlx.Open("sqlite3", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	// Keep connections: opening one costs a file open and a schema parse, and database/sql
-	// keeps only two idle by default, so under load they were opened and closed all the time.
-	db.SetMaxIdleConns(32)
-	db.SetConnMaxIdleTime(5 * time.Minute)
-	if err := db.Ping(); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	return db, nil
+	return openSQLite(dsn)
 }
 
 // Up applies every pending migration.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/tenantry/tenantry/migrations"
 	"github.com/tenantry/tenantry/tenants"
 )
 
@@ -68,6 +69,11 @@ func (s *Server) writeError(c *gin.Context, err error) {
 		if dom.Metadata != nil {
 			body.Metadata = dom.Metadata
 		}
+	case errors.Is(err, migrations.ErrBusy):
+		// Nothing was written: the transaction never began, or rolled back.
+		c.Header("Retry-After", "1")
+		body.Status, body.Key = http.StatusServiceUnavailable, "database_busy"
+		body.Message = "The database is busy with other changes; nothing was changed. Retry the request in a second."
 	}
 	if body.Status == 0 {
 		id := requestID(c)

@@ -1,10 +1,16 @@
 package server_test
 
 import (
+	"context"
+	"database/sql"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/tenantry/tenantry/migrations"
+	"github.com/tenantry/tenantry/migrations/migrationstest"
 	"github.com/tenantry/tenantry/server"
 )
 
@@ -95,5 +101,57 @@ func TestRateLimits(t *testing.T) {
 	expect(t, other.Do("GET", "/api/me", nil), 429, "rate_limited")
 	if !strings.Contains(e.anon.Do("GET", "/metrics", nil).String(), `tenantry_rate_limited_total{limit="auth_failures"}`) {
 		t.Fatalf("the refusals are not counted")
+	}
+}
+
+// A SQLite database whose lock another process holds for longer than the busy timeout (a
+// `sqlite3` shell left in a transaction, a backup tool) refuses writes with a 503 the client
+// may retry, changes nothing, and serves the retry once the lock is free.
+func TestBusyDatabaseIsRetryable(t *testing.T) {
+	if migrationstest.Backend() != "sqlite" {
+		t.Skip("SQLite's write lock")
+	}
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "tenantry.db")
+	db, err := migrations.OpenAndMigrate(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvWith(t, func(cfg *server.Config) { cfg.DB = db })
+	other, err := sql.Open("sqlite3", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	conn, err := other.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(context.Background(), `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+	retry := []string{"Idempotency-Key", "busy-database-1"}
+	start := time.Now()
+	r := e.partner.Do("POST", "/api/organizations", map[string]any{"name": "Busy"}, retry...)
+	expect(t, r, 503, "database_busy")
+	if r.Header.Get("Retry-After") != "1" || !strings.Contains(string(r.Body), "nothing was changed") {
+		t.Fatalf("busy answer: Retry-After %q, %s", r.Header.Get("Retry-After"), r.Body)
+	}
+	t.Logf("refused after %v", time.Since(start).Round(time.Millisecond))
+	// Reads go on beside the lock.
+	expect(t, e.partner.Do("GET", "/api/organizations", nil), 200, "")
+	if _, err := conn.ExecContext(context.Background(), `ROLLBACK`); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, e.partner.Do("POST", "/api/organizations", map[string]any{"name": "Busy"}, retry...), 200, "")
+	n := 0
+	for _, o := range e.partner.Do("GET", "/api/organizations", nil).List() {
+		if o["name"] == "Busy" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d organizations named Busy after a refused write and its retry, want 1", n)
 	}
 }
