@@ -42,7 +42,7 @@ bench:
 	fi; \
 	dir=$$(mktemp -d "$${TMPDIR:-/tmp}/tenantry-bench.XXXXXX") || exit 1; \
 	trap 'rm -rf "$$dir"' EXIT INT TERM; \
-	TMPDIR="$$dir" go test -tags bench -run '^TestBench$$' -count=1 -v -timeout 9m ./cmd/tenantry/; status=$$?; \
+	TMPDIR="$$dir" go test -tags bench -run '^TestBench$$' -count=1 -v -timeout 15m ./cmd/tenantry/; status=$$?; \
 	echo "== make bench took $$(( $$(date +%s) - start )) s"; exit $$status
 
 # Static checks: formatting, go vet, staticcheck, and an OpenAPI linter on the contract.
