@@ -89,9 +89,9 @@ func (l *limiters) exhausted(name string, now time.Time) bool {
 
 // setRateHeaders announces a credential's limit (draft-ietf-httpapi-ratelimit-headers).
 func setRateHeaders(c *gin.Context, limit, remaining int, reset time.Duration) {
-	c.Header("RateLimit-Limit", strconv.Itoa(limit))
-	c.Header("RateLimit-Remaining", strconv.Itoa(remaining))
-	c.Header("RateLimit-Reset", strconv.Itoa(int(math.Ceil(reset.Seconds()))))
+	setHeader(c, "Ratelimit-Limit", strconv.Itoa(limit))
+	setHeader(c, "Ratelimit-Remaining", strconv.Itoa(remaining))
+	setHeader(c, "Ratelimit-Reset", strconv.Itoa(int(math.Ceil(reset.Seconds()))))
 }
 
 func errRateLimited(wait time.Duration, what string) *apiError {
