@@ -11,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/jmoiron/sqlx"
 
+	"github.com/tenantry/tenantry"
 	"github.com/tenantry/tenantry/keys"
 	"github.com/tenantry/tenantry/migrations"
 	"github.com/tenantry/tenantry/server/delivery"
@@ -104,7 +105,7 @@ func New(cfg Config) *Server {
 	}
 	s.startSweeper()
 	s.metrics = newMetrics(s)
-	page, err := docs.Render(docs.Spec)
+	page, err := docs.Render(tenantry.Spec)
 	if err != nil {
 		panic(err) // the embedded spec is checked by tests: this cannot happen in a release
 	}
@@ -330,7 +331,7 @@ func orDefaultInt(v, def int) int {
 
 // serveSpec is GET /openapi.yaml: the contract this server implements.
 func (s *Server) serveSpec(c *gin.Context, _ *tenants.Principal) error {
-	c.Data(http.StatusOK, "application/yaml", docs.Spec)
+	c.Data(http.StatusOK, "application/yaml", tenantry.Spec)
 	return nil
 }
 

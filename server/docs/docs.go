@@ -1,10 +1,9 @@
-// Package docs serves the API contract: openapi.yaml as it is, and a readable reference
-// rendered from it on the server, with no script and no asset from anywhere else.
+// Package docs renders the API contract (package tenantry's Spec) as a readable reference, on
+// the server, with no script and no asset from anywhere else.
 package docs
 
 import (
 	"bytes"
-	_ "embed"
 	"fmt"
 	"html/template"
 	"sort"
@@ -12,13 +11,6 @@ import (
 
 	"go.yaml.in/yaml/v3"
 )
-
-// Spec is openapi.yaml, embedded: a copy of the repository's top-level file (Go cannot embed
-// a file above its package), refreshed by `go generate ./server/docs` and checked by a test.
-//
-//go:generate cp ../../openapi.yaml openapi.yaml
-//go:embed openapi.yaml
-var Spec []byte
 
 // Operation is one endpoint of the reference.
 type Operation struct {
