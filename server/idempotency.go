@@ -75,7 +75,7 @@ func (s *Server) idempotency(c *gin.Context) {
 		return
 	}
 	v, ok := c.Get(ctxPrincipal)
-	if !ok || versionGate(c) != nil {
+	if !ok || versionGate(c, s.matchedRoute(c)) != nil {
 		// Not for this credential, or not at this version (404 not_available_in_version):
 		// never recorded, so the key stays free for the request it was meant for.
 		c.Next()

@@ -143,12 +143,12 @@ func (s *Server) setVersion(c *gin.Context, v string) {
 
 func version(c *gin.Context) string { return c.GetString(ctxVersion) }
 
-// versionGate answers 404 not_available_in_version for a route the request's version lacks.
-func versionGate(c *gin.Context) error {
-	if ok, hint := availability(routeKey(c.Request.Method, c.FullPath()), version(c)); !ok {
+// versionGate answers 404 not_available_in_version when the request's version lacks route r.
+func versionGate(c *gin.Context, r *route) error {
+	if ok, hint := availability(routeKey(r.method, r.path), version(c)); !ok {
 		e := newAPIError(http.StatusNotFound, "not_available_in_version",
 			"%s %s is not available in API version %s; it is served %s. Send X-Polytomic-Version to choose a version.",
-			c.Request.Method, c.FullPath(), version(c), hint)
+			r.method, r.path, version(c), hint)
 		e.Metadata = map[string]any{"version": version(c), "available": hint}
 		return e
 	}
