@@ -18,7 +18,7 @@ func TestCommandsMatchSpec(t *testing.T) {
 			continue
 		}
 		names = append(names, r.command.name)
-		_, path, _ := strings.Cut(routeKey(r.method, r.path), " ")
+		_, path, _ := strings.Cut(Route{r.method, r.path}.String(), " ")
 		item := doc.Paths.Value(path)
 		if item == nil || item.GetOperation(r.method) == nil {
 			t.Fatalf("command %s: openapi.yaml has no %s %s", r.command.name, r.method, path)

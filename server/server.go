@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -170,6 +171,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.Se
 // Route is one endpoint: its method and Gin path template.
 type Route struct{ Method, Path string }
 
+// String names r as openapi.yaml does: METHOD /path/{param}.
+func (r Route) String() string {
+	parts := strings.Split(r.Path, "/")
+	for i, p := range parts {
+		if name, ok := strings.CutPrefix(p, ":"); ok {
+			parts[i] = "{" + name + "}"
+		}
+	}
+	return r.Method + " " + strings.Join(parts, "/")
+}
+
+// MarshalText writes r as String does (GET /api/versions lists the routes of each change).
+func (r Route) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
 // Routes lists every endpoint the server serves, for tests that compare it with openapi.yaml.
 func (s *Server) Routes() []Route {
 	var out []Route
@@ -282,6 +297,7 @@ func (s *Server) mount(e *gin.Engine) {
 		}
 	}
 	sort.Strings(s.commandNames)
+	checkChanges(s.endpoints)
 }
 
 // matchedRoute is the route a request matched; nil when none did (its answer is 404 or 405).
@@ -316,8 +332,11 @@ type envelope struct {
 
 // writeData sends {"data": v}, as the request's API version shapes it.
 func writeData(c *gin.Context, status int, v any) error {
-	r := servedRoute(c)
-	c.JSON(status, envelope{Data: transform(routeKey(r.method, r.path), version(c), v)})
+	v, err := transform(servedRoute(c), version(c), v)
+	if err != nil {
+		return err
+	}
+	c.JSON(status, envelope{Data: v})
 	return nil
 }
 
@@ -338,8 +357,10 @@ func pageOf(c *gin.Context) (tenants.Page, error) {
 }
 
 func writeList(c *gin.Context, items any, next string) error {
-	r := servedRoute(c)
-	items = transform(routeKey(r.method, r.path), version(c), items)
+	items, err := transform(servedRoute(c), version(c), items)
+	if err != nil {
+		return err
+	}
 	c.JSON(http.StatusOK, listEnvelope{Data: items, Pagination: pagination{NextPageToken: next}})
 	return nil
 }
