@@ -16,38 +16,38 @@ import (
 // Key is an API key as the API shows it. Value is set only in the response that creates or
 // rotates it; nothing else ever carries a key's value.
 type Key struct {
-	ID             string           `json:"id"`
-	Name           string           `json:"name"`
-	Kind           string           `json:"kind"`
-	Hint           string           `json:"hint"`
-	OrganizationID string           `json:"organization_id"`
-	UserID         *string          `json:"user_id"`
-	Role           *string          `json:"role"`
-	Scopes         []tenants.Action `json:"scopes"`
-	CreatedAt      time.Time        `json:"created_at"`
-	CreatedBy      *string          `json:"created_by"`
-	ExpiresAt      *time.Time       `json:"expires_at"`
-	LastUsedAt     *time.Time       `json:"last_used_at"`
-	RevokedAt      *time.Time       `json:"revoked_at"`
-	Value          string           `json:"value,omitempty"`
+	ID             string                 `json:"id"`
+	Name           string                 `json:"name"`
+	Kind           tenants.CredentialKind `json:"kind"`
+	Hint           string                 `json:"hint"`
+	OrganizationID string                 `json:"organization_id"`
+	UserID         *string                `json:"user_id"`
+	Role           *string                `json:"role"`
+	Scopes         []tenants.Action       `json:"scopes"`
+	CreatedAt      time.Time              `json:"created_at"`
+	CreatedBy      *string                `json:"created_by"`
+	ExpiresAt      *time.Time             `json:"expires_at"`
+	LastUsedAt     *time.Time             `json:"last_used_at"`
+	RevokedAt      *time.Time             `json:"revoked_at"`
+	Value          string                 `json:"value,omitempty"`
 }
 
 // keyRecord is a key as stored.
 type keyRecord struct {
-	ID         string         `db:"id"`
-	Name       string         `db:"name"`
-	Kind       string         `db:"kind"`
-	Hint       string         `db:"hint"`
-	PartnerID  string         `db:"partner_id"`
-	OrgID      string         `db:"org_id"`
-	UserID     sql.NullString `db:"user_id"`
-	Role       string         `db:"role"`
-	Scopes     sql.NullString `db:"scopes"`
-	CreatedAt  time.Time      `db:"created_at"`
-	CreatedBy  sql.NullString `db:"created_by"`
-	ExpiresAt  sql.NullTime   `db:"expires_at"`
-	LastUsedAt sql.NullTime   `db:"last_used_at"`
-	RevokedAt  sql.NullTime   `db:"revoked_at"`
+	ID         string                 `db:"id"`
+	Name       string                 `db:"name"`
+	Kind       tenants.CredentialKind `db:"kind"`
+	Hint       string                 `db:"hint"`
+	PartnerID  string                 `db:"partner_id"`
+	OrgID      string                 `db:"org_id"`
+	UserID     sql.NullString         `db:"user_id"`
+	Role       string                 `db:"role"`
+	Scopes     sql.NullString         `db:"scopes"`
+	CreatedAt  time.Time              `db:"created_at"`
+	CreatedBy  sql.NullString         `db:"created_by"`
+	ExpiresAt  sql.NullTime           `db:"expires_at"`
+	LastUsedAt sql.NullTime           `db:"last_used_at"`
+	RevokedAt  sql.NullTime           `db:"revoked_at"`
 }
 
 const keyColumns = `id, name, kind, hint, partner_id, org_id, user_id, role, scopes, created_at, created_by,
@@ -98,9 +98,9 @@ func errKeyNameTaken(name string) error {
 // KeyInput is the body of POST /api/keys.
 type KeyInput struct {
 	Name      string
-	Kind      string // "user" (default) or "organization"
-	UserID    string // user keys: whose key it is; default the caller
-	Role      string // organization keys: "admin" or "asker"
+	Kind      tenants.CredentialKind // KindUser (default) or KindOrganization
+	UserID    string                 // user keys: whose key it is; default the caller
+	Role      string                 // organization keys: "admin" or "asker"
 	Scopes    []string
 	ExpiresAt *time.Time
 }
@@ -112,7 +112,7 @@ type KeyInput struct {
 func (s *Service) CreateKey(ctx context.Context, p *tenants.Principal, in KeyInput) (Key, error) {
 	in.Name = strings.TrimSpace(in.Name)
 	if in.Kind == "" {
-		in.Kind = string(tenants.KindUser)
+		in.Kind = tenants.KindUser
 	}
 	var errs tenants.FieldErrors
 	if in.Name == "" {
@@ -121,11 +121,11 @@ func (s *Service) CreateKey(ctx context.Context, p *tenants.Principal, in KeyInp
 		errs.Add("name", msg)
 	}
 	switch in.Kind {
-	case string(tenants.KindUser):
+	case tenants.KindUser:
 		if in.Role != "" {
 			errs.Add("role", "is only for organization keys")
 		}
-	case string(tenants.KindOrganization):
+	case tenants.KindOrganization:
 		if in.Role != tenants.OrgRoleAdmin && in.Role != tenants.OrgRoleAsker {
 			errs.Add("role", `is required for an organization key: "admin" or "asker"`)
 		}
@@ -158,7 +158,7 @@ func (s *Service) CreateKey(ctx context.Context, p *tenants.Principal, in KeyInp
 		return Key{}, err
 	}
 	in.ExpiresAt = exp
-	nk := newKey{Kind: tenants.CredentialKind(in.Kind), Name: in.Name, PartnerID: p.PartnerID, OrgID: p.OrgID,
+	nk := newKey{Kind: in.Kind, Name: in.Name, PartnerID: p.PartnerID, OrgID: p.OrgID,
 		Role: in.Role, Scopes: scopes, CreatedBy: p.KeyID, ExpiresAt: in.ExpiresAt}
 	var out Key
 	err = tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
@@ -218,7 +218,7 @@ func (s *Service) CreateKey(ctx context.Context, p *tenants.Principal, in KeyInp
 		}
 		out = rec.key()
 		out.Value = value
-		return tenants.RecordEvent(ctx, tx, p, rec.PartnerID, rec.OrgID, "api_key.created", rec.key())
+		return tenants.RecordEvent(ctx, tx, p, rec.PartnerID, rec.OrgID, tenants.EventAPIKeyCreated, rec.key())
 	})
 	return out, err
 }
@@ -375,15 +375,15 @@ func revoke(ctx context.Context, tx *tenants.Tx, p *tenants.Principal, r keyReco
 		return Key{}, fmt.Errorf("revoke key: %w", err)
 	}
 	r.RevokedAt = sql.NullTime{Time: now, Valid: true}
-	typ := "api_key.revoked"
-	if r.Kind == string(tenants.KindPartner) {
-		typ = "partner_key.revoked"
+	typ := tenants.EventAPIKeyRevoked
+	if r.Kind == tenants.KindPartner {
+		typ = tenants.EventPartnerKeyRevoked
 	}
 	return r.key(), tenants.RecordEvent(ctx, tx, p, r.PartnerID, r.OrgID, typ, r.key())
 }
 
 // keyEvent records an event about the key id as the API shows it (never its value).
-func keyEvent(ctx context.Context, tx *tenants.Tx, p *tenants.Principal, id, typ string) error {
+func keyEvent(ctx context.Context, tx *tenants.Tx, p *tenants.Principal, id string, typ tenants.EventType) error {
 	r, err := findKey(ctx, tx, `id = ?`, id)
 	if err != nil {
 		return fmt.Errorf("select key: %w", err)
@@ -444,7 +444,7 @@ func (s *Service) RotateKey(ctx context.Context, p *tenants.Principal, id string
 			WHERE key_id = ? AND (expires_at IS NULL OR expires_at > ?)`), end, r.ID, end); err != nil {
 			return fmt.Errorf("expire old secret: %w", err)
 		}
-		value := generate(tenants.CredentialKind(r.Kind))
+		value := generate(r.Kind)
 		if err := insertSecret(ctx, tx, r.ID, value, now); err != nil {
 			return err
 		}
@@ -454,7 +454,7 @@ func (s *Service) RotateKey(ctx context.Context, p *tenants.Principal, id string
 		}
 		out = r.key()
 		out.Value = value
-		return tenants.RecordEvent(ctx, tx, p, r.PartnerID, r.OrgID, "api_key.rotated", r.key())
+		return tenants.RecordEvent(ctx, tx, p, r.PartnerID, r.OrgID, tenants.EventAPIKeyRotated, r.key())
 	})
 	return out, err
 }
@@ -532,7 +532,7 @@ func (s *Service) CreatePartnerKey(ctx context.Context, p *tenants.Principal, na
 		}
 		out = rec.key()
 		out.Value = value
-		return tenants.RecordEvent(ctx, tx, p, rec.PartnerID, rec.OrgID, "partner_key.created", rec.key())
+		return tenants.RecordEvent(ctx, tx, p, rec.PartnerID, rec.OrgID, tenants.EventPartnerKeyCreated, rec.key())
 	})
 	return out, err
 }

@@ -112,23 +112,23 @@ var ErrMissingToken = tenants.Errorf(tenants.ErrUnauthenticated, "missing_token"
 // keyRow is a key as authentication reads it, joined with one of its user's roles: a user
 // with several roles yields several rows of one query.
 type keyRow struct {
-	ID            string         `db:"id"`
-	Kind          string         `db:"kind"`
-	PartnerID     string         `db:"partner_id"`
-	OrgID         string         `db:"org_id"`
-	UserID        string         `db:"user_id"`
-	OrgRole       string         `db:"role"`
-	Scopes        sql.NullString `db:"scopes"`
-	ExpiresAt     sql.NullTime   `db:"expires_at"`
-	RevokedAt     sql.NullTime   `db:"revoked_at"`
-	LastUsedAt    sql.NullTime   `db:"last_used_at"`
-	SecretExpires sql.NullTime   `db:"secret_expires_at"`
-	RoleSystem    sql.NullBool   `db:"role_system"`
-	RoleName      sql.NullString `db:"role_name"`
-	RoleActions   sql.NullString `db:"role_actions"`
-	APIVersion    string         `db:"api_version"`
-	OrgName       string         `db:"org_name"`
-	UserEmail     string         `db:"user_email"`
+	ID            string                 `db:"id"`
+	Kind          tenants.CredentialKind `db:"kind"`
+	PartnerID     string                 `db:"partner_id"`
+	OrgID         string                 `db:"org_id"`
+	UserID        string                 `db:"user_id"`
+	OrgRole       string                 `db:"role"`
+	Scopes        sql.NullString         `db:"scopes"`
+	ExpiresAt     sql.NullTime           `db:"expires_at"`
+	RevokedAt     sql.NullTime           `db:"revoked_at"`
+	LastUsedAt    sql.NullTime           `db:"last_used_at"`
+	SecretExpires sql.NullTime           `db:"secret_expires_at"`
+	RoleSystem    sql.NullBool           `db:"role_system"`
+	RoleName      sql.NullString         `db:"role_name"`
+	RoleActions   sql.NullString         `db:"role_actions"`
+	APIVersion    string                 `db:"api_version"`
+	OrgName       string                 `db:"org_name"`
+	UserEmail     string                 `db:"user_email"`
 }
 
 const authColumns = `k.id, k.kind, k.partner_id, k.org_id, COALESCE(k.user_id, '') AS user_id, k.role, k.scopes,
@@ -219,7 +219,7 @@ func principalOf(rows []keyRow, now time.Time) (*tenants.Principal, error) {
 	case expired(k.SecretExpires):
 		return nil, refused("rotated_out")
 	}
-	p := &tenants.Principal{Kind: tenants.CredentialKind(k.Kind), ParentKind: tenants.CredentialKind(k.Kind),
+	p := &tenants.Principal{Kind: k.Kind, ParentKind: k.Kind,
 		KeyID: k.ID, PartnerID: k.PartnerID, OrgID: k.OrgID, UserID: k.UserID, OrgRole: k.OrgRole, APIVersion: k.APIVersion,
 		OrgName: k.OrgName, Email: k.UserEmail}
 	switch p.Kind {
@@ -347,7 +347,7 @@ func createPartner(ctx context.Context, tx *tenants.Tx, name string, deliver fun
 	if err != nil {
 		return p, fmt.Errorf("insert partner key: %w", err)
 	}
-	if err := keyEvent(ctx, tx, nil, id, "partner_key.created"); err != nil {
+	if err := keyEvent(ctx, tx, nil, id, tenants.EventPartnerKeyCreated); err != nil {
 		return p, err
 	}
 	return p, deliver(value)
@@ -369,7 +369,7 @@ func (s *Service) IssuePartnerKey(ctx context.Context, partnerID, name string, d
 		if err != nil {
 			return fmt.Errorf("insert partner key: %w", err)
 		}
-		if err := keyEvent(ctx, tx, nil, id, "partner_key.created"); err != nil {
+		if err := keyEvent(ctx, tx, nil, id, tenants.EventPartnerKeyCreated); err != nil {
 			return err
 		}
 		return deliver(value)
@@ -447,7 +447,7 @@ func (s *Service) MintUserKey(ctx context.Context, p *tenants.Principal, orgID, 
 			return fmt.Errorf("insert user key: %w", err)
 		}
 		value = v
-		return keyEvent(ctx, tx, p, id, "api_key.created")
+		return keyEvent(ctx, tx, p, id, tenants.EventAPIKeyCreated)
 	})
 	return value, err
 }

@@ -146,3 +146,28 @@ func renameFor(body []byte, commandParams, restBody map[string]any) []byte {
 	}
 	return body
 }
+
+// A command is one request: the access log has one line for it, naming the command, and the
+// metrics count it once, as POST /api, never as the route it ran.
+func TestCommandLoggedAndCountedOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	o := e.newOrg("Acme")
+	r := o.admin.Do("POST", "/api", map[string]any{"command": "create_dataset", "params": map[string]any{"name": "Orders", "slug": "orders"}},
+		"X-Request-Id", "command-once")
+	expect(t, r, 200, "")
+	var lines []string
+	for _, line := range strings.Split(e.logs.String(), "\n") {
+		if strings.Contains(line, `"request_id":"command-once"`) {
+			lines = append(lines, line)
+		}
+	}
+	if len(lines) != 1 || !strings.Contains(lines[0], `"route":"/api"`) || !strings.Contains(lines[0], `"command":"create_dataset"`) {
+		t.Fatalf("want one access log line for POST /api naming the command, got %d:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	metrics := e.anon.Do("GET", "/metrics", nil).String()
+	if !strings.Contains(metrics, `tenantry_http_requests_total{method="POST",route="/api",status="200"} 1`+"\n") ||
+		strings.Contains(metrics, `route="/api/datasets"`) {
+		t.Fatalf("want POST /api counted once and /api/datasets never:\n%s", metrics)
+	}
+}

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -43,6 +44,20 @@ func TestRoutesMatchSpec(t *testing.T) {
 	}
 	if len(served) < 18 {
 		t.Fatalf("only %d routes: the route list is wrong", len(served))
+	}
+}
+
+// The versions are tenants.Versions: openapi.yaml's ApiVersion lists them, oldest first, and
+// defaults to the newest.
+func TestSpecVersionsAreTenants(t *testing.T) {
+	t.Parallel()
+	schema := servertest.Spec(t).Components.Schemas["ApiVersion"].Value
+	var enum []string
+	for _, v := range schema.Enum {
+		enum = append(enum, v.(string))
+	}
+	if !slices.Equal(enum, tenants.Versions) || schema.Default != tenants.LatestVersion {
+		t.Fatalf("openapi.yaml's ApiVersion is %v, default %v; tenants.Versions is %v", enum, schema.Default, tenants.Versions)
 	}
 }
 

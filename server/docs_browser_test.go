@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tenantry/tenantry/server/docs"
+	"github.com/tenantry/tenantry"
 )
 
 // /docs renders in a real browser, headless Chromium, with every operation of the contract.
@@ -32,7 +32,7 @@ func TestDocsInChromium(t *testing.T) {
 		t.Fatalf("chromium: %v", err)
 	}
 	dom := string(out)
-	want := strings.Count(string(docs.Spec), "operationId:")
+	want := strings.Count(string(tenantry.Spec), "operationId:")
 	if got := strings.Count(dom, `class="operation"`); got != want {
 		t.Fatalf("Chromium shows %d operations, the contract has %d", got, want)
 	}
@@ -42,7 +42,7 @@ func TestDocsInChromium(t *testing.T) {
 		}
 	}
 	spec := e.anon.Do("GET", "/openapi.yaml", nil)
-	if spec.Status != 200 || string(spec.Body) != string(docs.Spec) {
+	if spec.Status != 200 || string(spec.Body) != string(tenantry.Spec) {
 		t.Fatalf("GET /openapi.yaml: %d", spec.Status)
 	}
 }

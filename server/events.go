@@ -2,7 +2,6 @@ package server
 
 import (
 	"net/http"
-	"slices"
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
@@ -13,10 +12,10 @@ import (
 // listEvents is GET /api/events: newest first, filtered by type and organization, paged with
 // limit and page_token (or Stripe-style starting_after / ending_before event ids).
 func (s *Server) listEvents(c *gin.Context, p *tenants.Principal) error {
-	f := tenants.EventFilter{Type: c.Query("type"), OrganizationID: c.Query("organization_id"),
+	f := tenants.EventFilter{Type: tenants.EventType(c.Query("type")), OrganizationID: c.Query("organization_id"),
 		StartingAfter: c.Query("starting_after"), EndingBefore: c.Query("ending_before")}
 	var errs tenants.FieldErrors
-	if f.Type != "" && !slices.Contains(tenants.EventTypes, f.Type) {
+	if f.Type != "" && !tenants.IsEventType(string(f.Type)) {
 		errs.Add("type", "is not an event type; GET /api/events_types lists them")
 	}
 	for name, v := range map[string]string{"organization_id": f.OrganizationID, "starting_after": f.StartingAfter, "ending_before": f.EndingBefore} {

@@ -42,13 +42,21 @@ const idempotencyStale = 2 * time.Minute
 // replayedHeaders are the response headers stored and replayed with a response.
 var replayedHeaders = []string{"Content-Type", "Cache-Control", "Allow", "WWW-Authenticate"}
 
+// idempotencyState is where a record is: its request running, or its response stored.
+type idempotencyState string
+
+const (
+	idemInFlight idempotencyState = "in_flight"
+	idemDone     idempotencyState = "done"
+)
+
 type idempotencyRecord struct {
-	Fingerprint []byte         `db:"fingerprint"`
-	State       string         `db:"state"`
-	Status      sql.NullInt64  `db:"status"`
-	Headers     sql.NullString `db:"headers"`
-	Body        []byte         `db:"body"`
-	UpdatedAt   time.Time      `db:"updated_at"`
+	Fingerprint []byte           `db:"fingerprint"`
+	State       idempotencyState `db:"state"`
+	Status      sql.NullInt64    `db:"status"`
+	Headers     sql.NullString   `db:"headers"`
+	Body        []byte           `db:"body"`
+	UpdatedAt   time.Time        `db:"updated_at"`
 }
 
 // idempotency makes writes carrying Idempotency-Key safe to retry. It runs after
@@ -75,7 +83,7 @@ func (s *Server) idempotency(c *gin.Context) {
 		return
 	}
 	v, ok := c.Get(ctxPrincipal)
-	if !ok || versionGate(c) != nil {
+	if !ok || versionGate(c, s.matchedRoute(c)) != nil {
 		// Not for this credential, or not at this version (404 not_available_in_version):
 		// never recorded, so the key stays free for the request it was meant for.
 		c.Next()
@@ -102,7 +110,7 @@ func (s *Server) idempotency(c *gin.Context) {
 		s.writeError(c, newAPIError(http.StatusUnprocessableEntity, "idempotency_key_reused",
 			"This Idempotency-Key was used for a different request (method, path, query or body); use a new key for a new request."))
 		return
-	case !owned && rec.State == "in_flight":
+	case !owned && rec.State == idemInFlight:
 		c.Header("Retry-After", "1")
 		s.writeError(c, newAPIError(http.StatusConflict, "idempotency_key_in_use",
 			"A request with this Idempotency-Key is still being processed; retry once it has finished."))
@@ -186,7 +194,7 @@ func credentialOf(p *tenants.Principal) string {
 func (s *Server) claimIdempotencyKey(ctx context.Context, credential, key string, fingerprint []byte) (bool, idempotencyRecord, error) {
 	now := tenants.Now()
 	res, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO idempotency_keys (credential_id, idem_key, fingerprint, state, created_at, updated_at)
-		VALUES (?, ?, ?, 'in_flight', ?, ?) ON CONFLICT (credential_id, idem_key) DO NOTHING`), credential, key, fingerprint, now, now)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (credential_id, idem_key) DO NOTHING`), credential, key, fingerprint, string(idemInFlight), now, now)
 	if err != nil {
 		return false, idempotencyRecord{}, fmt.Errorf("claim idempotency key: %w", err)
 	}
@@ -198,10 +206,10 @@ func (s *Server) claimIdempotencyKey(ctx context.Context, credential, key string
 		FROM idempotency_keys WHERE credential_id = ? AND idem_key = ?`), credential, key); err != nil {
 		return false, rec, fmt.Errorf("read idempotency key: %w", err)
 	}
-	if rec.State == "in_flight" && bytes.Equal(rec.Fingerprint, fingerprint) && now.Sub(rec.UpdatedAt) > idempotencyStale {
+	if rec.State == idemInFlight && bytes.Equal(rec.Fingerprint, fingerprint) && now.Sub(rec.UpdatedAt) > idempotencyStale {
 		// Its first request's process died mid-way (nothing of it committed): run it again.
 		res, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE idempotency_keys SET updated_at = ?
-			WHERE credential_id = ? AND idem_key = ? AND state = 'in_flight' AND updated_at = ?`), now, credential, key, rec.UpdatedAt)
+			WHERE credential_id = ? AND idem_key = ? AND state = ? AND updated_at = ?`), now, credential, key, string(idemInFlight), rec.UpdatedAt)
 		if err != nil {
 			return false, rec, fmt.Errorf("take over idempotency key: %w", err)
 		}
@@ -221,7 +229,7 @@ func (s *Server) runIdempotent(c *gin.Context, credential, key string, box respo
 	bg := context.WithoutCancel(ctx) // what must happen even if the client has gone
 	release := func() {
 		s.db.ExecContext(bg, s.db.Rebind(`DELETE FROM idempotency_keys
-			WHERE credential_id = ? AND idem_key = ? AND state = 'in_flight'`), credential, key)
+			WHERE credential_id = ? AND idem_key = ? AND state = ?`), credential, key, string(idemInFlight))
 	}
 	real := c.Writer
 	buf := &bufferedWriter{ResponseWriter: real, status: http.StatusOK}
@@ -251,9 +259,9 @@ func (s *Server) runIdempotent(c *gin.Context, credential, key string, box respo
 	}
 	encoded, _ := json.Marshal(headers)
 	store := func(q sqlx.ExecerContext, rebind func(string) string) error {
-		res, err := q.ExecContext(bg, rebind(`UPDATE idempotency_keys SET state = 'done', status = ?, headers = ?, body = ?,
-			updated_at = ? WHERE credential_id = ? AND idem_key = ? AND state = 'in_flight'`),
-			status, string(encoded), box.seal(buf.body.Bytes(), fingerprint), tenants.Now(), credential, key)
+		res, err := q.ExecContext(bg, rebind(`UPDATE idempotency_keys SET state = ?, status = ?, headers = ?, body = ?,
+			updated_at = ? WHERE credential_id = ? AND idem_key = ? AND state = ?`),
+			string(idemDone), status, string(encoded), box.seal(buf.body.Bytes(), fingerprint), tenants.Now(), credential, key, string(idemInFlight))
 		if err != nil {
 			return err
 		}

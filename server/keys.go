@@ -12,12 +12,12 @@ import (
 
 // keyRequest is the body of POST /api/keys.
 type keyRequest struct {
-	Name      string   `json:"name"`
-	Kind      string   `json:"kind"`
-	UserID    string   `json:"user_id"`
-	Role      string   `json:"role"`
-	Scopes    []string `json:"scopes"`
-	ExpiresAt *string  `json:"expires_at"`
+	Name      string                 `json:"name"`
+	Kind      tenants.CredentialKind `json:"kind"`
+	UserID    string                 `json:"user_id"`
+	Role      string                 `json:"role"`
+	Scopes    []string               `json:"scopes"`
+	ExpiresAt *string                `json:"expires_at"`
 }
 
 // parseExpiry reads an optional RFC 3339 timestamp field.

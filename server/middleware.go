@@ -21,7 +21,9 @@ const (
 	ctxPrincipal = "tenantry.principal"
 	ctxAuthError = "tenantry.auth_error"
 	ctxVersion   = "tenantry.version"
-	ctxBody      = "tenantry.body" // the request body, once read by decodeJSON
+	ctxBody      = "tenantry.body"    // the request body, once read by decodeJSON
+	ctxRoute     = "tenantry.route"   // the *route serving the request (serve)
+	ctxCommand   = "tenantry.command" // the command POST /api runs, for the access log
 	// ctxCredentialValue is the raw bearer value of an authenticated request, which the
 	// idempotency records of its writes are encrypted under. It is never logged or stored.
 	ctxCredentialValue = "tenantry.credential_value"
@@ -95,6 +97,9 @@ func (s *Server) accessLog(c *gin.Context) {
 		slog.Float64("latency_ms", float64(time.Since(start).Microseconds())/1000),
 		slog.String("version", c.GetString(ctxVersion)),
 	}
+	if name := c.GetString(ctxCommand); name != "" {
+		attrs = append(attrs, slog.String("command", name))
+	}
 	if p, ok := c.Get(ctxPrincipal); ok {
 		p := p.(*tenants.Principal)
 		attrs = append(attrs, slog.String("credential_kind", string(p.Kind)), slog.String("credential_id", p.KeyID))
@@ -107,15 +112,9 @@ func (s *Server) accessLog(c *gin.Context) {
 // credential over its limit, and any credential from a client address with too many failed
 // authentications, get 429. Public routes need no credential and skip it (GET /metrics's
 // Authorization header carries the metrics token), as does a request that matches no route
-// (its 404 or 405 costs no lookup); a command's inner request takes the principal the command
-// endpoint already authenticated.
+// (its 404 or 405 costs no lookup).
 func (s *Server) authenticate(c *gin.Context) {
-	if c.FullPath() == "" || s.public[c.Request.Method+" "+c.FullPath()] {
-		c.Next()
-		return
-	}
-	if p, ok := c.Request.Context().Value(innerCommand{}).(*tenants.Principal); ok {
-		c.Set(ctxPrincipal, p)
+	if r := s.matchedRoute(c); r == nil || r.policy.public {
 		c.Next()
 		return
 	}
@@ -170,10 +169,12 @@ func (s *Server) authenticate(c *gin.Context) {
 // requireCredential answers 401 on a route that needs a credential when the request has none
 // that authenticated, before its version or Idempotency-Key is looked at.
 func (s *Server) requireCredential(c *gin.Context) {
-	if _, ok := c.Get(ctxPrincipal); !ok && c.FullPath() != "" && !s.public[c.Request.Method+" "+c.FullPath()] {
-		err, _ := c.Get(ctxAuthError)
-		s.writeError(c, err.(error))
-		return
+	if r := s.matchedRoute(c); r != nil && !r.policy.public {
+		if _, ok := c.Get(ctxPrincipal); !ok {
+			err, _ := c.Get(ctxAuthError)
+			s.writeError(c, err.(error))
+			return
+		}
 	}
 	c.Next()
 }

@@ -20,19 +20,19 @@ func (s *Server) resourceRoutes() []route {
 		writeDatasets    = resourceAction(tenants.DatasetsWrite)
 	)
 	return []route{
-		{"GET", "/api/connections", readConnections, s.listConnections},
-		{"POST", "/api/connections", writeConnections, s.createConnection},
-		{"GET", "/api/connections/:id", readConnections, s.getConnection},
-		{"PUT", "/api/connections/:id", writeConnections, s.updateConnection},
-		{"DELETE", "/api/connections/:id", writeConnections, s.deleteConnection},
-		{"GET", "/api/organizations/:org_id/connections/:connection_id/shared", forPartners, s.listConnectionShares},
-		{"POST", "/api/organizations/:org_id/connections/:connection_id/shared", forPartners, s.shareConnection},
+		{"GET", "/api/connections", cmd("list_connections", "limit", "page_token"), readConnections, s.listConnections},
+		{"POST", "/api/connections", cmd("create_connection"), writeConnections, s.createConnection},
+		{"GET", "/api/connections/:id", cmd("get_connection"), readConnections, s.getConnection},
+		{"PUT", "/api/connections/:id", cmd("update_connection"), writeConnections, s.updateConnection},
+		{"DELETE", "/api/connections/:id", cmd("delete_connection"), writeConnections, s.deleteConnection},
+		{"GET", "/api/organizations/:org_id/connections/:connection_id/shared", noCommand, forPartners, s.listConnectionShares},
+		{"POST", "/api/organizations/:org_id/connections/:connection_id/shared", noCommand, forPartners, s.shareConnection},
 
-		{"GET", "/api/datasets", readDatasets, s.listDatasets},
-		{"POST", "/api/datasets", writeDatasets, s.createDataset},
-		{"GET", "/api/datasets/:id", readDatasets, s.getDataset},
-		{"PUT", "/api/datasets/:id", writeDatasets, s.updateDataset},
-		{"DELETE", "/api/datasets/:id", writeDatasets, s.deleteDataset},
+		{"GET", "/api/datasets", cmd("list_datasets", "limit", "page_token"), readDatasets, s.listDatasets},
+		{"POST", "/api/datasets", cmd("create_dataset"), writeDatasets, s.createDataset},
+		{"GET", "/api/datasets/:id", cmd("get_dataset"), readDatasets, s.getDataset},
+		{"PUT", "/api/datasets/:id", cmd("update_dataset"), writeDatasets, s.updateDataset},
+		{"DELETE", "/api/datasets/:id", cmd("delete_dataset"), writeDatasets, s.deleteDataset},
 	}
 }
 

@@ -6,11 +6,14 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/jmoiron/sqlx"
 
+	"github.com/tenantry/tenantry"
 	"github.com/tenantry/tenantry/keys"
 	"github.com/tenantry/tenantry/migrations"
 	"github.com/tenantry/tenantry/server/delivery"
@@ -30,7 +33,9 @@ type Server struct {
 	engine *gin.Engine
 	sweep  *sweeper
 
-	public       map[string]bool // "METHOD /path" of the routes that need no credential
+	endpoints    map[Route]*route  // the route table by method and path
+	commands     map[string]*route // the routes the command endpoint runs, by command name
+	commandNames []string          // sorted, for unknown_command
 	metrics      *metrics
 	docsPage     []byte
 	perKey       *limiters // requests per credential
@@ -104,7 +109,7 @@ func New(cfg Config) *Server {
 	}
 	s.startSweeper()
 	s.metrics = newMetrics(s)
-	page, err := docs.Render(docs.Spec)
+	page, err := docs.Render(tenantry.Spec)
 	if err != nil {
 		panic(err) // the embedded spec is checked by tests: this cannot happen in a release
 	}
@@ -136,11 +141,7 @@ func New(cfg Config) *Server {
 		s.writeError(c, newAPIError(http.StatusMethodNotAllowed, "method_not_allowed",
 			"%s is not allowed on %s.", c.Request.Method, c.Request.URL.Path))
 	})
-	s.public = map[string]bool{}
-	for _, r := range s.routes() {
-		e.Handle(r.method, r.path, s.handle(r.policy, r.handler))
-		s.public[r.method+" "+r.path] = r.policy.public
-	}
+	s.mount(e)
 	s.engine = e
 	// Webhook delivery: a worker on the outbox, stopped by Close.
 	cfg.Webhooks.OnAttempt = func(delivered bool) {
@@ -170,6 +171,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.Se
 // Route is one endpoint: its method and Gin path template.
 type Route struct{ Method, Path string }
 
+// String names r as openapi.yaml does: METHOD /path/{param}.
+func (r Route) String() string {
+	parts := strings.Split(r.Path, "/")
+	for i, p := range parts {
+		if name, ok := strings.CutPrefix(p, ":"); ok {
+			parts[i] = "{" + name + "}"
+		}
+	}
+	return r.Method + " " + strings.Join(parts, "/")
+}
+
+// MarshalText writes r as String does (GET /api/versions lists the routes of each change).
+func (r Route) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
 // Routes lists every endpoint the server serves, for tests that compare it with openapi.yaml.
 func (s *Server) Routes() []Route {
 	var out []Route
@@ -184,101 +199,131 @@ func (s *Server) Routes() []Route {
 // database/sql may still watch the context it was given.
 type handler func(c *gin.Context, p *tenants.Principal) error
 
+// route is one entry of the route table: a REST endpoint, its name in the command endpoint
+// (if it has one), who may call it, and its handler.
 type route struct {
 	method, path string
+	command      command
 	policy       policy
 	handler      handler
 }
 
-// routes is the whole access policy in one table.
+// routes is the route table, the whole access policy: REST serves every route, and the command
+// endpoint those with a command name.
 func (s *Server) routes() []route {
 	r := []route{
-		{"GET", "/healthz", public, s.healthz},
-		{"GET", "/readyz", public, s.readyz},
-		{"GET", "/metrics", public, s.serveMetrics},
-		{"GET", "/openapi.yaml", public, s.serveSpec},
-		{"GET", "/docs", public, s.serveDocs},
-		{"GET", "/api/me", forAnyone, s.getIdentity},
-		{"GET", "/api/versions", public, s.listVersions},
+		{"GET", "/healthz", noCommand, public, s.healthz},
+		{"GET", "/readyz", noCommand, public, s.readyz},
+		{"GET", "/metrics", noCommand, public, s.serveMetrics},
+		{"GET", "/openapi.yaml", noCommand, public, s.serveSpec},
+		{"GET", "/docs", noCommand, public, s.serveDocs},
+		{"GET", "/api/me", cmd("get_identity"), forAnyone, s.getIdentity},
+		{"GET", "/api/versions", cmd("list_versions"), public, s.listVersions},
 		// The command endpoint authenticates the caller; the route it runs authorizes it.
-		{"POST", "/api", forAnyone, s.runCommand},
-		{"POST", "/api/auth/tokens", forAnyone.noTokens(), s.mintToken},
-		{"GET", "/.well-known/jwks.json", public, s.getJWKS},
+		{"POST", "/api", noCommand, forAnyone, s.runCommand},
+		{"POST", "/api/auth/tokens", cmd("create_token"), forAnyone.noTokens(), s.mintToken},
+		{"GET", "/.well-known/jwks.json", noCommand, public, s.getJWKS},
 
-		{"GET", "/api/organizations", forPartners, s.listOrganizations},
-		{"POST", "/api/organizations", forPartners, s.createOrganization},
-		{"GET", "/api/organizations/:org_id", forPartners, s.getOrganization},
-		{"PUT", "/api/organizations/:org_id", forPartners, s.updateOrganization},
-		{"PATCH", "/api/organizations/:org_id", forPartners, s.patchOrganization},
-		{"DELETE", "/api/organizations/:org_id", forPartners, s.deleteOrganization},
-		{"GET", "/api/organization", orgAction(""), s.getCurrentOrganization},
+		{"GET", "/api/organizations", cmd("list_organizations"), forPartners, s.listOrganizations},
+		{"POST", "/api/organizations", cmd("create_organization"), forPartners, s.createOrganization},
+		{"GET", "/api/organizations/:org_id", cmd("get_organization"), forPartners, s.getOrganization},
+		{"PUT", "/api/organizations/:org_id", cmd("update_organization"), forPartners, s.updateOrganization},
+		{"PATCH", "/api/organizations/:org_id", noCommand, forPartners, s.patchOrganization},
+		{"DELETE", "/api/organizations/:org_id", cmd("delete_organization"), forPartners, s.deleteOrganization},
+		{"GET", "/api/organization", cmd("get_current_organization"), orgAction(""), s.getCurrentOrganization},
 
-		{"GET", "/api/organizations/:org_id/users", forPartners, s.listUsers(orgFromPath)},
-		{"POST", "/api/organizations/:org_id/users", forPartners, s.createUser(orgFromPath)},
-		{"GET", "/api/organizations/:org_id/users/:id", forPartners, s.getUser(orgFromPath)},
-		{"PUT", "/api/organizations/:org_id/users/:id", forPartners, s.updateUser(orgFromPath)},
-		{"PATCH", "/api/organizations/:org_id/users/:id", forPartners, s.patchUser(orgFromPath)},
-		{"DELETE", "/api/organizations/:org_id/users/:id", forPartners, s.deleteUser(orgFromPath)},
-		{"POST", "/api/organizations/:org_id/users/:id/keys", forPartners.noTokens(), s.mintUserKey},
-		{"POST", "/api/provision", forPartners.noTokens(), s.provision},
-		{"GET", "/api/organizations/:org_id/keys", forPartners, s.listOrganizationKeys},
-		{"DELETE", "/api/organizations/:org_id/keys/:id", forPartners, s.revokeOrganizationKey},
+		{"GET", "/api/organizations/:org_id/users", cmd("list_users"), forPartners, s.listUsers(orgFromPath)},
+		{"POST", "/api/organizations/:org_id/users", cmd("create_user"), forPartners, s.createUser(orgFromPath)},
+		{"GET", "/api/organizations/:org_id/users/:id", cmd("get_user"), forPartners, s.getUser(orgFromPath)},
+		{"PUT", "/api/organizations/:org_id/users/:id", cmd("update_user"), forPartners, s.updateUser(orgFromPath)},
+		{"PATCH", "/api/organizations/:org_id/users/:id", noCommand, forPartners, s.patchUser(orgFromPath)},
+		{"DELETE", "/api/organizations/:org_id/users/:id", cmd("delete_user"), forPartners, s.deleteUser(orgFromPath)},
+		{"POST", "/api/organizations/:org_id/users/:id/keys", cmd("create_user_key", "force"), forPartners.noTokens(), s.mintUserKey},
+		{"POST", "/api/provision", cmd("provision"), forPartners.noTokens(), s.provision},
+		{"GET", "/api/organizations/:org_id/keys", noCommand, forPartners, s.listOrganizationKeys},
+		{"DELETE", "/api/organizations/:org_id/keys/:id", noCommand, forPartners, s.revokeOrganizationKey},
 
-		{"GET", "/api/partner/keys", forPartners, s.listPartnerKeys},
-		{"POST", "/api/partner/keys", forPartners.noTokens(), s.createPartnerKey},
-		{"DELETE", "/api/partner/keys/:id", forPartners, s.revokePartnerKey},
+		{"GET", "/api/partner/keys", noCommand, forPartners, s.listPartnerKeys},
+		{"POST", "/api/partner/keys", noCommand, forPartners.noTokens(), s.createPartnerKey},
+		{"DELETE", "/api/partner/keys/:id", noCommand, forPartners, s.revokePartnerKey},
 
-		{"GET", "/api/organization/users", orgAction(tenants.UsersRead), s.listUsers(orgOfCaller)},
-		{"POST", "/api/organization/users", orgAction(tenants.UsersWrite), s.createUser(orgOfCaller)},
-		{"GET", "/api/organization/users/:id", orgAction(tenants.UsersRead), s.getUser(orgOfCaller)},
-		{"PUT", "/api/organization/users/:id", orgAction(tenants.UsersWrite), s.updateUser(orgOfCaller)},
-		{"DELETE", "/api/organization/users/:id", orgAction(tenants.UsersWrite), s.deleteUser(orgOfCaller)},
+		{"GET", "/api/organization/users", noCommand, orgAction(tenants.UsersRead), s.listUsers(orgOfCaller)},
+		{"POST", "/api/organization/users", noCommand, orgAction(tenants.UsersWrite), s.createUser(orgOfCaller)},
+		{"GET", "/api/organization/users/:id", noCommand, orgAction(tenants.UsersRead), s.getUser(orgOfCaller)},
+		{"PUT", "/api/organization/users/:id", noCommand, orgAction(tenants.UsersWrite), s.updateUser(orgOfCaller)},
+		{"DELETE", "/api/organization/users/:id", noCommand, orgAction(tenants.UsersWrite), s.deleteUser(orgOfCaller)},
 
-		{"GET", "/api/permissions/roles", orgAction(tenants.RolesRead), s.listRoles},
-		{"POST", "/api/permissions/roles", orgAction(tenants.RolesWrite), s.createRole},
-		{"GET", "/api/permissions/roles/:id", orgAction(tenants.RolesRead), s.getRole},
-		{"PUT", "/api/permissions/roles/:id", orgAction(tenants.RolesWrite), s.updateRole},
-		{"PATCH", "/api/permissions/roles/:id", orgAction(tenants.RolesWrite), s.patchRole},
-		{"DELETE", "/api/permissions/roles/:id", orgAction(tenants.RolesWrite), s.deleteRole},
+		{"GET", "/api/permissions/roles", cmd("list_roles"), orgAction(tenants.RolesRead), s.listRoles},
+		{"POST", "/api/permissions/roles", cmd("create_role"), orgAction(tenants.RolesWrite), s.createRole},
+		{"GET", "/api/permissions/roles/:id", cmd("get_role"), orgAction(tenants.RolesRead), s.getRole},
+		{"PUT", "/api/permissions/roles/:id", cmd("update_role"), orgAction(tenants.RolesWrite), s.updateRole},
+		{"PATCH", "/api/permissions/roles/:id", noCommand, orgAction(tenants.RolesWrite), s.patchRole},
+		{"DELETE", "/api/permissions/roles/:id", cmd("delete_role"), orgAction(tenants.RolesWrite), s.deleteRole},
 
-		{"GET", "/api/events", orgAction(tenants.EventsRead), s.listEvents},
-		{"GET", "/api/events_types", orgAction(tenants.EventsRead), s.listEventTypes},
+		{"GET", "/api/events", cmd("list_events", "type", "organization_id", "starting_after", "ending_before", "limit", "page_token"),
+			orgAction(tenants.EventsRead), s.listEvents},
+		{"GET", "/api/events_types", noCommand, orgAction(tenants.EventsRead), s.listEventTypes},
 
 		// Keys of the caller's organization. Reading, revoking and rotating one's own key needs
 		// no permission; the domain requires keys:read / keys:write for anyone else's, and a
 		// token owns no key (keys.mayManage).
-		{"GET", "/api/keys", orgKeys, s.listKeys},
-		{"POST", "/api/keys", orgKeys.noTokens(), s.createKey},
-		{"GET", "/api/keys/:id", orgKeys, s.getKey},
-		{"DELETE", "/api/keys/:id", orgKeys, s.revokeKey},
-		{"POST", "/api/keys/:id/rotate", orgKeys.noTokens(), s.rotateKey},
+		{"GET", "/api/keys", cmd("list_keys", "limit", "page_token"), orgKeys, s.listKeys},
+		{"POST", "/api/keys", cmd("create_key"), orgKeys.noTokens(), s.createKey},
+		{"GET", "/api/keys/:id", cmd("get_key"), orgKeys, s.getKey},
+		{"DELETE", "/api/keys/:id", cmd("revoke_key"), orgKeys, s.revokeKey},
+		{"POST", "/api/keys/:id/rotate", cmd("rotate_key"), orgKeys.noTokens(), s.rotateKey},
 	}
 	r = append(r, s.resourceRoutes()...)
 	return append(r, s.webhookRoutes()...)
 }
 
-// handle gates the route by version (404), applies its policy (403) and runs h, sending any
-// error to writeError. A route that needs a credential has one: requireCredential answered
-// 401 otherwise.
-func (s *Server) handle(pol policy, h handler) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		if err := versionGate(c); err != nil {
-			s.writeError(c, err)
-			return
-		}
-		var p *tenants.Principal
-		if !pol.public {
-			p = c.MustGet(ctxPrincipal).(*tenants.Principal)
-			if err := pol.check(p); err != nil {
-				s.writeError(c, err)
-				return
+// mount serves the route table on e, and indexes it for the middleware and the command endpoint.
+func (s *Server) mount(e *gin.Engine) {
+	table := s.routes()
+	s.endpoints, s.commands = map[Route]*route{}, map[string]*route{}
+	for i := range table {
+		r := &table[i]
+		e.Handle(r.method, r.path, func(c *gin.Context) {
+			var p *tenants.Principal
+			if !r.policy.public {
+				p = c.MustGet(ctxPrincipal).(*tenants.Principal) // else requireCredential answered 401
 			}
-		}
-		if err := h(c, p); err != nil {
-			s.writeError(c, err)
+			s.serve(c, r, p)
+		})
+		s.endpoints[Route{r.method, r.path}] = r
+		if r.command.name != "" {
+			s.commands[r.command.name] = r
+			s.commandNames = append(s.commandNames, r.command.name)
 		}
 	}
+	sort.Strings(s.commandNames)
+	checkChanges(s.endpoints)
 }
+
+// matchedRoute is the route a request matched; nil when none did (its answer is 404 or 405).
+func (s *Server) matchedRoute(c *gin.Context) *route {
+	return s.endpoints[Route{c.Request.Method, c.FullPath()}]
+}
+
+// serve runs route r for caller p (nil on a public route called over REST): it gates the route
+// by version (404), applies its policy (403) and runs its handler, sending any error to
+// writeError. REST and the command endpoint both run routes through it.
+func (s *Server) serve(c *gin.Context, r *route, p *tenants.Principal) {
+	c.Set(ctxRoute, r)
+	err := versionGate(c, r)
+	if err == nil && !r.policy.public {
+		err = r.policy.check(p)
+	}
+	if err == nil {
+		err = r.handler(c, p)
+	}
+	if err != nil {
+		s.writeError(c, err)
+	}
+}
+
+// servedRoute is the route serving c.
+func servedRoute(c *gin.Context) *route { return c.MustGet(ctxRoute).(*route) }
 
 // envelope is every success body: {"data": ...}.
 type envelope struct {
@@ -287,7 +332,11 @@ type envelope struct {
 
 // writeData sends {"data": v}, as the request's API version shapes it.
 func writeData(c *gin.Context, status int, v any) error {
-	c.JSON(status, envelope{Data: transform(routeKey(c.Request.Method, c.FullPath()), version(c), v)})
+	v, err := transform(servedRoute(c), version(c), v)
+	if err != nil {
+		return err
+	}
+	c.JSON(status, envelope{Data: v})
 	return nil
 }
 
@@ -308,7 +357,10 @@ func pageOf(c *gin.Context) (tenants.Page, error) {
 }
 
 func writeList(c *gin.Context, items any, next string) error {
-	items = transform(routeKey(c.Request.Method, c.FullPath()), version(c), items)
+	items, err := transform(servedRoute(c), version(c), items)
+	if err != nil {
+		return err
+	}
 	c.JSON(http.StatusOK, listEnvelope{Data: items, Pagination: pagination{NextPageToken: next}})
 	return nil
 }
@@ -330,7 +382,7 @@ func orDefaultInt(v, def int) int {
 
 // serveSpec is GET /openapi.yaml: the contract this server implements.
 func (s *Server) serveSpec(c *gin.Context, _ *tenants.Principal) error {
-	c.Data(http.StatusOK, "application/yaml", docs.Spec)
+	c.Data(http.StatusOK, "application/yaml", tenantry.Spec)
 	return nil
 }
 

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,12 +24,12 @@ const versionHeader = "X-Polytomic-Version"
 // shape, meaning or order, a route taken away. A new endpoint breaks no client, so, as
 // Stripe does, it is served at every version and is not a change.
 type change struct {
-	Version     string   `json:"version"`
-	Description string   `json:"description"`
-	Routes      []string `json:"routes"` // METHOD /path templates it concerns
+	Version     string  `json:"version"`
+	Description string  `json:"description"`
+	Routes      []Route `json:"routes"` // the routes it concerns; each must be in the route table
 	// Exactly one of these says what the change does.
-	removesRoutes bool            // the routes exist only before Version
-	before        func(v any) any // turns a response body of Version into the earlier one
+	removesRoutes bool                        // the routes exist only before Version
+	before        func(body any) (any, error) // turns a response body of Version into the earlier one
 }
 
 // changes is the registry, oldest first.
@@ -36,64 +38,82 @@ var changes = []change{
 		Version: "2025-09-18",
 		Description: "Updates are PUT with full replacement. Before this version, PATCH with partial updates " +
 			"(fields left out keep their values) is also served on organizations, users and roles.",
-		Routes: []string{"PATCH /api/organizations/{org_id}", "PATCH /api/organizations/{org_id}/users/{id}",
-			"PATCH /api/permissions/roles/{id}"},
+		Routes: []Route{{"PATCH", "/api/organizations/:org_id"}, {"PATCH", "/api/organizations/:org_id/users/:id"},
+			{"PATCH", "/api/permissions/roles/:id"}},
 		removesRoutes: true,
 	},
 	{
 		Version: "2025-09-18",
 		Description: "GET /api/organizations lists the partner's owner organization first, then its children by " +
 			"creation time. Before this version, the list is ordered by name.",
-		Routes: []string{"GET /api/organizations"},
-		before: func(v any) any {
-			orgs := append([]tenants.Organization(nil), v.([]tenants.Organization)...)
+		Routes: []Route{{"GET", "/api/organizations"}},
+		before: reshape(func(orgs []tenants.Organization) []tenants.Organization {
+			orgs = slices.Clone(orgs)
 			sort.SliceStable(orgs, func(i, j int) bool { return strings.ToLower(orgs[i].Name) < strings.ToLower(orgs[j].Name) })
 			return orgs
-		},
+		}),
 	},
 }
 
-// routeKey names a route as the registry does: METHOD /path/{param}.
-func routeKey(method, ginPath string) string {
-	parts := strings.Split(ginPath, "/")
-	for i, p := range parts {
-		if strings.HasPrefix(p, ":") {
-			parts[i] = "{" + p[1:] + "}"
+// reshape is a change's before for response bodies of type T. A body of another type is an
+// error, a 500, never a panic: the route's handler answers with something the change did not
+// expect.
+func reshape[T any](f func(T) T) func(any) (any, error) {
+	return func(body any) (any, error) {
+		t, ok := body.(T)
+		if !ok {
+			return nil, fmt.Errorf("a version change expects a body of type %T, the route answered a %T", t, body)
 		}
+		return f(t), nil
 	}
-	return method + " " + strings.Join(parts, "/")
 }
 
-// availability says whether a route is served at version v and, when not, at which versions it is.
-func availability(route, v string) (ok bool, hint string) {
-	for _, ch := range changes {
-		if !ch.removesRoutes || v < ch.Version {
-			continue
+// changesOf indexes the registry by route, each route's changes oldest first.
+var changesOf = func() map[Route][]*change {
+	index := map[Route][]*change{}
+	for i := range changes {
+		for _, key := range changes[i].Routes {
+			index[key] = append(index[key], &changes[i])
 		}
-		for _, r := range ch.Routes {
-			if r == route {
-				return false, "before version " + ch.Version + " only"
-			}
+	}
+	return index
+}()
+
+// checkChanges panics when a change names a route the table lacks, a programming error that
+// makes New, so every test, fail.
+func checkChanges(endpoints map[Route]*route) {
+	for key, chs := range changesOf {
+		if endpoints[key] == nil {
+			panic(fmt.Sprintf("the version change of %s names %s, which is not in the route table", chs[0].Version, key))
+		}
+	}
+}
+
+// availability says whether route r is served at version v and, when not, at which versions it is.
+func availability(r *route, v string) (ok bool, hint string) {
+	for _, ch := range changesOf[Route{r.method, r.path}] {
+		if ch.removesRoutes && v >= ch.Version {
+			return false, "before version " + ch.Version + " only"
 		}
 	}
 	return true, ""
 }
 
-// transform turns a response body of the newest version into version v's, applying, newest
-// first, every change that came after v.
-func transform(route, v string, body any) any {
-	for i := len(changes) - 1; i >= 0; i-- {
-		ch := changes[i]
+// transform turns a response body of route r at the newest version into version v's,
+// applying, newest first, every change that came after v.
+func transform(r *route, v string, body any) (any, error) {
+	chs := changesOf[Route{r.method, r.path}]
+	for i := len(chs) - 1; i >= 0; i-- {
+		ch := chs[i]
 		if ch.before == nil || v >= ch.Version {
 			continue
 		}
-		for _, r := range ch.Routes {
-			if r == route {
-				body = ch.before(body)
-			}
+		var err error
+		if body, err = ch.before(body); err != nil {
+			return nil, err
 		}
 	}
-	return body
+	return body, nil
 }
 
 // negotiateVersion decides the version that serves a request: the X-Polytomic-Version header,
@@ -143,12 +163,12 @@ func (s *Server) setVersion(c *gin.Context, v string) {
 
 func version(c *gin.Context) string { return c.GetString(ctxVersion) }
 
-// versionGate answers 404 not_available_in_version for a route the request's version lacks.
-func versionGate(c *gin.Context) error {
-	if ok, hint := availability(routeKey(c.Request.Method, c.FullPath()), version(c)); !ok {
+// versionGate answers 404 not_available_in_version when the request's version lacks route r.
+func versionGate(c *gin.Context, r *route) error {
+	if ok, hint := availability(r, version(c)); !ok {
 		e := newAPIError(http.StatusNotFound, "not_available_in_version",
 			"%s %s is not available in API version %s; it is served %s. Send X-Polytomic-Version to choose a version.",
-			c.Request.Method, c.FullPath(), version(c), hint)
+			r.method, r.path, version(c), hint)
 		e.Metadata = map[string]any{"version": version(c), "available": hint}
 		return e
 	}

@@ -16,14 +16,14 @@ func (s *Server) webhookRoutes() []route {
 		write = orgAction(tenants.WebhooksWrite)
 	)
 	return []route{
-		{"GET", "/api/webhooks", read, s.listWebhooks},
-		{"POST", "/api/webhooks", write, s.createWebhook},
-		{"GET", "/api/webhooks/:id", read, s.getWebhook},
-		{"PUT", "/api/webhooks/:id", write, s.updateWebhook},
-		{"DELETE", "/api/webhooks/:id", write, s.deleteWebhook},
-		{"POST", "/api/webhooks/:id/disable", write, s.setWebhookEnabled(false)},
-		{"POST", "/api/webhooks/:id/enable", write, s.setWebhookEnabled(true)},
-		{"GET", "/api/webhooks/:id/deliveries", read, s.listWebhookDeliveries},
+		{"GET", "/api/webhooks", noCommand, read, s.listWebhooks},
+		{"POST", "/api/webhooks", noCommand, write, s.createWebhook},
+		{"GET", "/api/webhooks/:id", noCommand, read, s.getWebhook},
+		{"PUT", "/api/webhooks/:id", noCommand, write, s.updateWebhook},
+		{"DELETE", "/api/webhooks/:id", noCommand, write, s.deleteWebhook},
+		{"POST", "/api/webhooks/:id/disable", noCommand, write, s.setWebhookEnabled(false)},
+		{"POST", "/api/webhooks/:id/enable", noCommand, write, s.setWebhookEnabled(true)},
+		{"GET", "/api/webhooks/:id/deliveries", noCommand, read, s.listWebhookDeliveries},
 	}
 }
 

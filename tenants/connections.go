@@ -484,7 +484,7 @@ func (s *Store) CreateConnection(ctx context.Context, p *Principal, in Connectio
 		if c, err = r.connection(s.Sealer); err != nil {
 			return err
 		}
-		return recordEvent(ctx, tx, p, r.OrgID, "connection.created", c)
+		return recordEvent(ctx, tx, p, r.OrgID, EventConnectionCreated, c)
 	})
 	return c, err
 }
@@ -521,7 +521,7 @@ func (s *Store) UpdateConnection(ctx context.Context, p *Principal, id string, i
 		if err != nil {
 			return fmt.Errorf("update connection: %w", err)
 		}
-		return s.connectionEvent(ctx, tx, p, r, "connection.updated")
+		return s.connectionEvent(ctx, tx, p, r, EventConnectionUpdated)
 	})
 	if err != nil {
 		return Connection{}, err
@@ -545,7 +545,7 @@ func (s *Store) DeleteConnection(ctx context.Context, p *Principal, id string) (
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM connections WHERE id = ? AND org_id = ?`), r.ID, r.OrgID); err != nil {
 			return fmt.Errorf("delete connection: %w", err)
 		}
-		return s.connectionEvent(ctx, tx, p, r, "connection.deleted")
+		return s.connectionEvent(ctx, tx, p, r, EventConnectionDeleted)
 	})
 	if err != nil {
 		return Connection{}, err
@@ -554,7 +554,7 @@ func (s *Store) DeleteConnection(ctx context.Context, p *Principal, id string) (
 }
 
 // connectionEvent records an event about r as callers see it (without its secrets).
-func (s *Store) connectionEvent(ctx context.Context, tx *Tx, p *Principal, r connectionRow, typ string) error {
+func (s *Store) connectionEvent(ctx context.Context, tx *Tx, p *Principal, r connectionRow, typ EventType) error {
 	c, err := r.connection(s.Sealer)
 	if err != nil {
 		return err
@@ -628,7 +628,7 @@ func (s *Store) ShareConnection(ctx context.Context, p *Principal, orgID, connec
 			return err
 		}
 		// Recorded in the child organization, where the share appears.
-		return s.connectionEvent(ctx, tx, p, share, "connection.shared")
+		return s.connectionEvent(ctx, tx, p, share, EventConnectionShared)
 	})
 	if IsUniqueViolation(err) {
 		// The insert failed on one of two unique indexes; which one only chooses the message.

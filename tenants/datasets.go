@@ -177,7 +177,7 @@ func (s *Store) CreateDataset(ctx context.Context, p *Principal, in DatasetInput
 		if err := writeDatasetError(err, d, "insert"); err != nil {
 			return err
 		}
-		return recordEvent(ctx, tx, p, d.OrganizationID, "dataset.created", d)
+		return recordEvent(ctx, tx, p, d.OrganizationID, EventDatasetCreated, d)
 	})
 	return d, err
 }
@@ -199,7 +199,7 @@ func (s *Store) UpdateDataset(ctx context.Context, p *Principal, id string, in D
 		if err := writeDatasetError(err, d, "update"); err != nil {
 			return err
 		}
-		return recordEvent(ctx, tx, p, d.OrganizationID, "dataset.updated", d)
+		return recordEvent(ctx, tx, p, d.OrganizationID, EventDatasetUpdated, d)
 	})
 	return d, err
 }
@@ -214,7 +214,7 @@ func (s *Store) DeleteDataset(ctx context.Context, p *Principal, id string) (Dat
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM datasets WHERE id = ? AND org_id = ?`), d.ID, d.OrganizationID); err != nil {
 			return fmt.Errorf("delete dataset: %w", err)
 		}
-		return recordEvent(ctx, tx, p, d.OrganizationID, "dataset.deleted", d)
+		return recordEvent(ctx, tx, p, d.OrganizationID, EventDatasetDeleted, d)
 	})
 	return d, err
 }

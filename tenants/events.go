@@ -11,16 +11,68 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
-// Event types: every change writes one, in the change's transaction.
-var EventTypes = []string{
-	"organization.created", "organization.updated", "organization.deleted",
-	"user.created", "user.updated", "user.deleted",
-	"api_key.created", "api_key.rotated", "api_key.revoked",
-	"partner_key.created", "partner_key.revoked",
-	"role.created", "role.updated", "role.deleted",
-	"connection.created", "connection.updated", "connection.deleted", "connection.shared",
-	"dataset.created", "dataset.updated", "dataset.deleted",
-	"webhook.created", "webhook.updated", "webhook.deleted", "webhook.enabled", "webhook.disabled",
+// EventType names a kind of change: every change writes one event, in the change's
+// transaction. Name them by these constants, so that the compiler catches a misspelt one.
+type EventType string
+
+const (
+	EventOrganizationCreated EventType = "organization.created"
+	EventOrganizationUpdated EventType = "organization.updated"
+	EventOrganizationDeleted EventType = "organization.deleted"
+
+	EventUserCreated EventType = "user.created"
+	EventUserUpdated EventType = "user.updated"
+	EventUserDeleted EventType = "user.deleted"
+
+	EventAPIKeyCreated EventType = "api_key.created"
+	EventAPIKeyRotated EventType = "api_key.rotated"
+	EventAPIKeyRevoked EventType = "api_key.revoked"
+
+	EventPartnerKeyCreated EventType = "partner_key.created"
+	EventPartnerKeyRevoked EventType = "partner_key.revoked"
+
+	EventRoleCreated EventType = "role.created"
+	EventRoleUpdated EventType = "role.updated"
+	EventRoleDeleted EventType = "role.deleted"
+
+	EventConnectionCreated EventType = "connection.created"
+	EventConnectionUpdated EventType = "connection.updated"
+	EventConnectionDeleted EventType = "connection.deleted"
+	EventConnectionShared  EventType = "connection.shared"
+
+	EventDatasetCreated EventType = "dataset.created"
+	EventDatasetUpdated EventType = "dataset.updated"
+	EventDatasetDeleted EventType = "dataset.deleted"
+
+	EventWebhookCreated  EventType = "webhook.created"
+	EventWebhookUpdated  EventType = "webhook.updated"
+	EventWebhookDeleted  EventType = "webhook.deleted"
+	EventWebhookEnabled  EventType = "webhook.enabled"
+	EventWebhookDisabled EventType = "webhook.disabled"
+)
+
+// EventTypes are all of them, as GET /api/events_types lists them.
+var EventTypes = []EventType{
+	EventOrganizationCreated, EventOrganizationUpdated, EventOrganizationDeleted,
+	EventUserCreated, EventUserUpdated, EventUserDeleted,
+	EventAPIKeyCreated, EventAPIKeyRotated, EventAPIKeyRevoked,
+	EventPartnerKeyCreated, EventPartnerKeyRevoked,
+	EventRoleCreated, EventRoleUpdated, EventRoleDeleted,
+	EventConnectionCreated, EventConnectionUpdated, EventConnectionDeleted, EventConnectionShared,
+	EventDatasetCreated, EventDatasetUpdated, EventDatasetDeleted,
+	EventWebhookCreated, EventWebhookUpdated, EventWebhookDeleted, EventWebhookEnabled, EventWebhookDisabled,
+}
+
+// IsEventType reports whether t names an event type.
+func IsEventType(t string) bool { return slices.Contains(EventTypes, EventType(t)) }
+
+// eventTypeList is the event types, for messages: "organization.created, ...".
+func eventTypeList() string {
+	names := make([]string, len(EventTypes))
+	for i, t := range EventTypes {
+		names[i] = string(t)
+	}
+	return strings.Join(names, ", ")
 }
 
 // Event is an audit record, in the shape of Polytomic's events: what changed (type), when,
@@ -28,7 +80,7 @@ var EventTypes = []string{
 // it then was (secrets are never part of an object, so never part of an event).
 type Event struct {
 	ID             string          `json:"id" db:"id"`
-	Type           string          `json:"type" db:"type"`
+	Type           EventType       `json:"type" db:"type"`
 	OrganizationID string          `json:"organization_id" db:"organization_id"`
 	CreatedAt      time.Time       `json:"created_at" db:"created_at"`
 	Actor          Actor           `json:"actor"`
@@ -53,7 +105,7 @@ func actorOf(p *Principal) Actor {
 // RecordEvent writes an event about object in orgID (of partnerID) and queues its webhook
 // deliveries, in tx, the transaction of the change it records; once tx commits, the commit
 // hooks are told of the change (see Tx).
-func RecordEvent(ctx context.Context, tx *Tx, p *Principal, partnerID, orgID, typ string, object any) error {
+func RecordEvent(ctx context.Context, tx *Tx, p *Principal, partnerID, orgID string, typ EventType, object any) error {
 	q := tx
 	if !slices.Contains(EventTypes, typ) {
 		return fmt.Errorf("unknown event type %q", typ)
@@ -65,7 +117,7 @@ func RecordEvent(ctx context.Context, tx *Tx, p *Principal, partnerID, orgID, ty
 	e := Event{ID: NewID(), Type: typ, OrganizationID: orgID, CreatedAt: Now(), Actor: actorOf(p), Data: data}
 	actor, _ := json.Marshal(e.Actor)
 	_, err = q.ExecContext(ctx, q.Rebind(`INSERT INTO events (id, type, partner_id, organization_id, actor, data, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`), e.ID, e.Type, partnerID, orgID, string(actor), string(data), e.CreatedAt)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`), e.ID, string(e.Type), partnerID, orgID, string(actor), string(data), e.CreatedAt)
 	if err != nil {
 		return fmt.Errorf("insert event: %w", err)
 	}
@@ -83,7 +135,7 @@ func RecordEvent(ctx context.Context, tx *Tx, p *Principal, partnerID, orgID, ty
 }
 
 // recordEvent is RecordEvent for a principal acting in its own partner.
-func recordEvent(ctx context.Context, tx *Tx, p *Principal, orgID, typ string, object any) error {
+func recordEvent(ctx context.Context, tx *Tx, p *Principal, orgID string, typ EventType, object any) error {
 	return RecordEvent(ctx, tx, p, p.PartnerID, orgID, typ, object)
 }
 
@@ -106,11 +158,11 @@ func queueDeliveries(ctx context.Context, q sqlx.ExtContext, e Event) error {
 		return err
 	}
 	for _, h := range hooks {
-		if h.EventTypes != "" && !slices.Contains(strings.Fields(h.EventTypes), e.Type) {
+		if h.EventTypes != "" && !slices.Contains(strings.Fields(h.EventTypes), string(e.Type)) {
 			continue
 		}
 		_, err := q.ExecContext(ctx, q.Rebind(`INSERT INTO webhook_deliveries (id, webhook_id, event_id, event_type, payload, state,
-			next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)`), NewID(), h.ID, e.ID, e.Type, string(payload), e.CreatedAt, e.CreatedAt)
+			next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)`), NewID(), h.ID, e.ID, string(e.Type), string(payload), e.CreatedAt, e.CreatedAt)
 		if err != nil {
 			return fmt.Errorf("queue delivery: %w", err)
 		}
@@ -131,7 +183,7 @@ type eventRow struct {
 // EventFilter selects events: by type and organization, and a window of ids (events are
 // ordered by id, which is time-ordered).
 type EventFilter struct {
-	Type           string
+	Type           EventType // "": every type
 	OrganizationID string
 	StartingAfter  string // the page after this event: older ones
 	EndingBefore   string // the page before this event: newer ones
@@ -153,7 +205,7 @@ func (s *Store) ListEvents(ctx context.Context, p *Principal, f EventFilter) (ev
 		where, args = append(where, "organization_id = ?"), append(args, f.OrganizationID)
 	}
 	if f.Type != "" {
-		where, args = append(where, "type = ?"), append(args, f.Type)
+		where, args = append(where, "type = ?"), append(args, string(f.Type))
 	}
 	order := "DESC"
 	if f.StartingAfter != "" {
@@ -179,7 +231,7 @@ func (s *Store) ListEvents(ctx context.Context, p *Principal, f EventFilter) (ev
 	}
 	events = make([]Event, len(rows))
 	for i, r := range rows {
-		events[i] = Event{ID: r.ID, Type: r.Type, OrganizationID: r.OrganizationID, CreatedAt: r.CreatedAt.UTC(),
+		events[i] = Event{ID: r.ID, Type: EventType(r.Type), OrganizationID: r.OrganizationID, CreatedAt: r.CreatedAt.UTC(),
 			Data: json.RawMessage(r.Data)}
 		if err := json.Unmarshal([]byte(r.Actor), &events[i].Actor); err != nil {
 			return nil, false, fmt.Errorf("event %s actor: %w", r.ID, err)
@@ -215,7 +267,7 @@ func recordCascadedRevocations(ctx context.Context, tx *Tx, p *Principal, column
 	for _, k := range keys {
 		object := map[string]any{"id": k.ID, "name": k.Name, "kind": k.Kind, "organization_id": k.OrgID,
 			"user_id": k.UserID, "revoked_because": because}
-		if err := RecordEvent(ctx, tx, p, p.PartnerID, k.OrgID, "api_key.revoked", object); err != nil {
+		if err := RecordEvent(ctx, tx, p, p.PartnerID, k.OrgID, EventAPIKeyRevoked, object); err != nil {
 			return err
 		}
 	}

@@ -145,7 +145,7 @@ func (s *Store) CreateOrganization(ctx context.Context, p *Principal, in Organiz
 		if o, err = insertOrganization(ctx, tx, s.Sealer, p.PartnerID, false, in); err != nil {
 			return err
 		}
-		return recordEvent(ctx, tx, p, o.ID, "organization.created", o)
+		return recordEvent(ctx, tx, p, o.ID, EventOrganizationCreated, o)
 	})
 	return o, err
 }
@@ -216,7 +216,7 @@ func (s *Store) UpdateOrganization(ctx context.Context, p *Principal, id string,
 		if err != nil {
 			return fmt.Errorf("update organization: %w", err)
 		}
-		return recordEvent(ctx, tx, p, o.ID, "organization.updated", o)
+		return recordEvent(ctx, tx, p, o.ID, EventOrganizationUpdated, o)
 	})
 	return o, err
 }
@@ -249,7 +249,7 @@ func (s *Store) DeleteOrganization(ctx context.Context, p *Principal, id string)
 				return fmt.Errorf("delete organization: %w", err)
 			}
 		}
-		return recordEvent(ctx, tx, p, o.ID, "organization.deleted", o)
+		return recordEvent(ctx, tx, p, o.ID, EventOrganizationDeleted, o)
 	})
 	return o, err
 }

@@ -41,7 +41,7 @@ func CreatePartner(ctx context.Context, tx *Tx, name string) (Partner, error) {
 		return Partner{}, err
 	}
 	p.OwnerOrgID = org.ID
-	return p, RecordEvent(ctx, tx, nil, p.ID, org.ID, "organization.created", org)
+	return p, RecordEvent(ctx, tx, nil, p.ID, org.ID, EventOrganizationCreated, org)
 }
 
 // OwnerOrganizationID returns the id of a partner's owner organization; an unknown partner is

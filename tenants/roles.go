@@ -196,7 +196,7 @@ func (s *Store) CreateRole(ctx context.Context, p *Principal, in RoleInput) (Rol
 		if err != nil {
 			return fmt.Errorf("insert role: %w", err)
 		}
-		return recordEvent(ctx, tx, p, r.OrgID, "role.created", r.role())
+		return recordEvent(ctx, tx, p, r.OrgID, EventRoleCreated, r.role())
 	})
 	return r.role(), err
 }
@@ -229,7 +229,7 @@ func (s *Store) UpdateRole(ctx context.Context, p *Principal, id string, in Role
 		if err != nil {
 			return fmt.Errorf("update role: %w", err)
 		}
-		return recordEvent(ctx, tx, p, r.OrgID, "role.updated", r.role())
+		return recordEvent(ctx, tx, p, r.OrgID, EventRoleUpdated, r.role())
 	})
 	return r.role(), err
 }
@@ -261,7 +261,7 @@ func (s *Store) DeleteRole(ctx context.Context, p *Principal, id string) (Role, 
 		if err != nil {
 			return fmt.Errorf("delete role: %w", err)
 		}
-		return recordEvent(ctx, tx, p, r.OrgID, "role.deleted", r.role())
+		return recordEvent(ctx, tx, p, r.OrgID, EventRoleDeleted, r.role())
 	})
 	return r.role(), err
 }

@@ -46,7 +46,7 @@ type Tx struct {
 // of credentials (ChangesCredentials) also has the credential epoch it counted as (see
 // migration 00005).
 type Change struct {
-	Type      string
+	Type      EventType
 	PartnerID string
 	OrgID     string
 	Epoch     uint64
@@ -57,8 +57,8 @@ type Change struct {
 // resources (connections, datasets, webhooks). A new event type counts until it is listed
 // here, so forgetting it costs a cache refill, never a stale answer.
 func (c Change) ChangesCredentials() bool {
-	switch {
-	case strings.HasSuffix(c.Type, ".created"), strings.HasPrefix(c.Type, "connection."), strings.HasPrefix(c.Type, "dataset."), strings.HasPrefix(c.Type, "webhook."):
+	switch t := string(c.Type); {
+	case strings.HasSuffix(t, ".created"), strings.HasPrefix(t, "connection."), strings.HasPrefix(t, "dataset."), strings.HasPrefix(t, "webhook."):
 		return false
 	}
 	return true

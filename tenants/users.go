@@ -214,7 +214,7 @@ func (s *Store) CreateUser(ctx context.Context, p *Principal, orgID string, in U
 		if err := setUserRoles(ctx, tx, u.ID, roleIDs); err != nil {
 			return err
 		}
-		return recordEvent(ctx, tx, p, orgID, "user.created", u)
+		return recordEvent(ctx, tx, p, orgID, EventUserCreated, u)
 	})
 	return u, err
 }
@@ -255,7 +255,7 @@ func (s *Store) UpdateUser(ctx context.Context, p *Principal, orgID, id string, 
 		if err := setUserRoles(ctx, tx, u.ID, roleIDs); err != nil {
 			return err
 		}
-		return recordEvent(ctx, tx, p, orgID, "user.updated", u)
+		return recordEvent(ctx, tx, p, orgID, EventUserUpdated, u)
 	})
 	return u, err
 }
@@ -286,7 +286,7 @@ func (s *Store) DeleteUser(ctx context.Context, p *Principal, orgID, id string) 
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM users WHERE id = ? AND org_id = ?`), u.ID, orgID); err != nil {
 			return fmt.Errorf("delete user: %w", err)
 		}
-		return recordEvent(ctx, tx, p, orgID, "user.deleted", u)
+		return recordEvent(ctx, tx, p, orgID, EventUserDeleted, u)
 	})
 	return u, err
 }

@@ -122,9 +122,9 @@ func (in *WebhookInput) normalize(ctx context.Context, check EndpointCheck) (str
 	}
 	var types []string
 	for _, t := range in.EventTypes {
-		if !slices.Contains(EventTypes, t) {
+		if !IsEventType(t) {
 			errs.Add("event_types", fmt.Sprintf("%q is not an event type; the types are %s (leave the list empty for all of them)",
-				t, strings.Join(EventTypes, ", ")))
+				t, eventTypeList()))
 			break
 		}
 		if !slices.Contains(types, t) {
@@ -226,7 +226,7 @@ func (s *Store) CreateWebhook(ctx context.Context, p *Principal, in WebhookInput
 		if err != nil {
 			return fmt.Errorf("insert webhook: %w", err)
 		}
-		return recordEvent(ctx, tx, p, r.OrgID, "webhook.created", r.webhook())
+		return recordEvent(ctx, tx, p, r.OrgID, EventWebhookCreated, r.webhook())
 	})
 	if err != nil {
 		return NewWebhook{}, err
@@ -266,7 +266,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, p *Principal, id string, in W
 		if err != nil {
 			return fmt.Errorf("update webhook: %w", err)
 		}
-		return recordEvent(ctx, tx, p, r.OrgID, "webhook.updated", r.webhook())
+		return recordEvent(ctx, tx, p, r.OrgID, EventWebhookUpdated, r.webhook())
 	})
 	return r.webhook(), err
 }
@@ -282,7 +282,7 @@ func (s *Store) DeleteWebhook(ctx context.Context, p *Principal, id string) (Web
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM webhooks WHERE id = ? AND org_id = ?`), r.ID, r.OrgID); err != nil {
 			return fmt.Errorf("delete webhook: %w", err)
 		}
-		return recordEvent(ctx, tx, p, r.OrgID, "webhook.deleted", r.webhook())
+		return recordEvent(ctx, tx, p, r.OrgID, EventWebhookDeleted, r.webhook())
 	})
 	return r.webhook(), err
 }
@@ -306,9 +306,9 @@ func (s *Store) SetWebhookEnabled(ctx context.Context, p *Principal, id string, 
 			r.Enabled, r.UpdatedAt, r.ID, r.OrgID); err != nil {
 			return fmt.Errorf("update webhook: %w", err)
 		}
-		typ := "webhook.enabled"
+		typ := EventWebhookEnabled
 		if !enabled {
-			typ = "webhook.disabled"
+			typ = EventWebhookDisabled
 			if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE webhook_deliveries SET state = 'failed', locked_until = NULL
 				WHERE webhook_id = ? AND state = 'pending'`), r.ID); err != nil {
 				return fmt.Errorf("end pending deliveries: %w", err)

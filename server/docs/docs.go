@@ -1,10 +1,9 @@
-// Package docs serves the API contract: openapi.yaml as it is, and a readable reference
-// rendered from it on the server, with no script and no asset from anywhere else.
+// Package docs renders the API contract (package tenantry's Spec) as a readable reference, on
+// the server, with no script and no asset from anywhere else.
 package docs
 
 import (
 	"bytes"
-	_ "embed"
 	"fmt"
 	"html/template"
 	"sort"
@@ -12,13 +11,6 @@ import (
 
 	"go.yaml.in/yaml/v3"
 )
-
-// Spec is openapi.yaml, embedded: a copy of the repository's top-level file (Go cannot embed
-// a file above its package), refreshed by `go generate ./server/docs` and checked by a test.
-//
-//go:generate cp ../../openapi.yaml openapi.yaml
-//go:embed openapi.yaml
-var Spec []byte
 
 // Operation is one endpoint of the reference.
 type Operation struct {
@@ -57,67 +49,21 @@ func Render(spec []byte) ([]byte, error) {
 	info, _ := doc["info"].(map[string]any)
 	ref := reference{Title: str(info["title"]), Version: str(info["version"]), Description: str(info["description"])}
 	comps, _ := doc["components"].(map[string]any)
-	resolve := func(v any) map[string]any {
-		m, _ := v.(map[string]any)
-		if r, ok := m["$ref"].(string); ok {
-			parts := strings.Split(strings.TrimPrefix(r, "#/components/"), "/")
-			if len(parts) == 2 {
-				group, _ := comps[parts[0]].(map[string]any)
-				m, _ = group[parts[1]].(map[string]any)
-			}
-		}
-		return m
-	}
 	byTag := map[string]*Section{}
 	var order []string
-	if tags, ok := doc["tags"].([]any); ok {
-		for _, t := range tags {
-			tm, _ := t.(map[string]any)
-			name := str(tm["name"])
-			byTag[name] = &Section{Tag: name, Description: str(tm["description"])}
-			order = append(order, name)
-		}
+	for _, t := range anyList(doc["tags"]) {
+		tm, _ := t.(map[string]any)
+		name := str(tm["name"])
+		byTag[name] = &Section{Tag: name, Description: str(tm["description"])}
+		order = append(order, name)
 	}
 	paths, _ := doc["paths"].(map[string]any)
-	pathNames := make([]string, 0, len(paths))
-	for p := range paths {
-		pathNames = append(pathNames, p)
-	}
-	sort.Strings(pathNames)
-	for _, p := range pathNames {
+	for _, p := range sortedKeys(paths) {
 		item, _ := paths[p].(map[string]any)
 		for _, method := range []string{"get", "post", "put", "patch", "delete"} {
 			op, ok := item[method].(map[string]any)
 			if !ok {
 				continue
-			}
-			o := Operation{Method: strings.ToUpper(method), Path: p, ID: str(op["operationId"]), Summary: str(op["summary"]),
-				Description: str(op["description"])}
-			if sec, ok := op["security"].([]any); ok && len(sec) == 0 {
-				o.Public = true
-			}
-			for _, prm := range append(anyList(item["parameters"]), anyList(op["parameters"])...) {
-				pm := resolve(prm)
-				o.Parameters = append(o.Parameters, Parameter{Name: str(pm["name"]), In: str(pm["in"]), Description: str(pm["description"])})
-			}
-			if rb := resolve(op["requestBody"]); rb != nil {
-				o.RequestBody = str(rb["description"])
-				if content, ok := rb["content"].(map[string]any); ok {
-					for ct, c := range content {
-						cm, _ := c.(map[string]any)
-						schema, _ := cm["schema"].(map[string]any)
-						o.RequestBody = strings.TrimSpace(ct + " " + strings.TrimPrefix(str(schema["$ref"]), "#/components/schemas/") + ". " + o.RequestBody)
-					}
-				}
-			}
-			responses, _ := op["responses"].(map[string]any)
-			statuses := make([]string, 0, len(responses))
-			for st := range responses {
-				statuses = append(statuses, st)
-			}
-			sort.Strings(statuses)
-			for _, st := range statuses {
-				o.Responses = append(o.Responses, Response{Status: st, Description: str(resolve(responses[st])["description"])})
 			}
 			tag := "Other"
 			if tags := anyList(op["tags"]); len(tags) > 0 {
@@ -127,7 +73,7 @@ func Render(spec []byte) ([]byte, error) {
 				byTag[tag] = &Section{Tag: tag}
 				order = append(order, tag)
 			}
-			byTag[tag].Operations = append(byTag[tag].Operations, o)
+			byTag[tag].Operations = append(byTag[tag].Operations, operation(components(comps), method, p, item, op))
 			ref.Count++
 		}
 	}
@@ -141,6 +87,58 @@ func Render(spec []byte) ([]byte, error) {
 		return nil, err
 	}
 	return out.Bytes(), nil
+}
+
+// components resolves a value that may be a $ref to one of comps, one level deep.
+type components map[string]any
+
+func (comps components) resolve(v any) map[string]any {
+	m, _ := v.(map[string]any)
+	if r, ok := m["$ref"].(string); ok {
+		parts := strings.Split(strings.TrimPrefix(r, "#/components/"), "/")
+		if len(parts) == 2 {
+			group, _ := comps[parts[0]].(map[string]any)
+			m, _ = group[parts[1]].(map[string]any)
+		}
+	}
+	return m
+}
+
+// operation is the reference of the operation op, method on path (whose path item is item).
+func operation(comps components, method, path string, item, op map[string]any) Operation {
+	o := Operation{Method: strings.ToUpper(method), Path: path, ID: str(op["operationId"]), Summary: str(op["summary"]),
+		Description: str(op["description"])}
+	if sec, ok := op["security"].([]any); ok && len(sec) == 0 {
+		o.Public = true
+	}
+	for _, prm := range append(anyList(item["parameters"]), anyList(op["parameters"])...) {
+		pm := comps.resolve(prm)
+		o.Parameters = append(o.Parameters, Parameter{Name: str(pm["name"]), In: str(pm["in"]), Description: str(pm["description"])})
+	}
+	if rb := comps.resolve(op["requestBody"]); rb != nil {
+		o.RequestBody = str(rb["description"])
+		if content, ok := rb["content"].(map[string]any); ok {
+			for ct, c := range content {
+				cm, _ := c.(map[string]any)
+				schema, _ := cm["schema"].(map[string]any)
+				o.RequestBody = strings.TrimSpace(ct + " " + strings.TrimPrefix(str(schema["$ref"]), "#/components/schemas/") + ". " + o.RequestBody)
+			}
+		}
+	}
+	responses, _ := op["responses"].(map[string]any)
+	for _, st := range sortedKeys(responses) {
+		o.Responses = append(o.Responses, Response{Status: st, Description: str(comps.resolve(responses[st])["description"])})
+	}
+	return o
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func str(v any) string {
