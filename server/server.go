@@ -18,7 +18,10 @@ import (
 	"github.com/tenantry/tenantry/tenants"
 )
 
-func init() { gin.SetMode(gin.ReleaseMode) }
+// ReleaseMode turns Gin's debug mode off: no route listing or warnings on stdout. The mode is
+// a process global, so the program sets it where it starts (tests in their TestMain), rather
+// than this package when it is imported.
+func ReleaseMode() { gin.SetMode(gin.ReleaseMode) }
 
 // Server serves Tenantry's HTTP API.
 type Server struct {

@@ -349,6 +349,7 @@ func (m *Main) serve(ctx context.Context, args []string) (err error) {
 	}
 	m.ln = ln
 	cfg.DB = db
+	server.ReleaseMode() // here, not in main: the tests start the program through Run
 	m.srv = server.New(cfg)
 	m.http = &http.Server{
 		Handler:           m.srv,

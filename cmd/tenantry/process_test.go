@@ -13,6 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tenantry/tenantry/migrations/migrationstest"
+	"github.com/tenantry/tenantry/server/servertest"
 )
 
 var (
@@ -46,10 +49,11 @@ func binary(t *testing.T) string {
 
 // process is the real program running as a child process.
 type process struct {
-	cmd  *exec.Cmd
-	Addr string
-	logs *strings.Builder
-	mu   *sync.Mutex
+	cmd    *exec.Cmd
+	Addr   string
+	logs   *strings.Builder
+	stdout *strings.Builder
+	mu     *sync.Mutex
 }
 
 // startProcess runs `tenantry serve` on a free port with the given environment (added to
@@ -65,10 +69,11 @@ func startProcess(t *testing.T, env map[string]string, args ...string) *process 
 	if err != nil {
 		t.Fatal(err)
 	}
+	p := &process{cmd: cmd, logs: &strings.Builder{}, stdout: &strings.Builder{}, mu: &sync.Mutex{}}
+	cmd.Stdout = lockedWriter{p.stdout, p.mu}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &process{cmd: cmd, logs: &strings.Builder{}, mu: &sync.Mutex{}}
 	t.Cleanup(func() { p.Kill() })
 	addr := make(chan string, 1)
 	go func() {
@@ -104,10 +109,43 @@ func (p *process) Logs() string {
 	return p.logs.String()
 }
 
+// Stdout returns what the process has written on its standard output so far.
+func (p *process) Stdout() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stdout.String()
+}
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
 // Kill stops the process at once (SIGKILL), as a crash would.
 func (p *process) Kill() {
 	if p.cmd.ProcessState == nil {
 		p.cmd.Process.Signal(syscall.SIGKILL)
 		p.cmd.Wait()
+	}
+}
+
+// The server writes nothing on stdout (its logs go to stderr): in particular, Gin runs in
+// release mode, without its debug listing of routes.
+func TestServeWritesNothingOnStdout(t *testing.T) {
+	t.Parallel()
+	p := startProcess(t, map[string]string{"TENANTRY_DATABASE": migrationstest.DSN(t),
+		"TENANTRY_BOOTSTRAP_KEY_FILE": filepath.Join(t.TempDir(), "key")})
+	if r := servertest.New(t, "http://"+p.Addr).Do("GET", "/healthz", nil); r.Status != 200 {
+		t.Fatalf("/healthz: %d", r.Status)
+	}
+	p.Kill()
+	if out := p.Stdout(); out != "" {
+		t.Fatalf("serve wrote on stdout:\n%s", out)
 	}
 }
