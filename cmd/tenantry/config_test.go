@@ -3,12 +3,65 @@ package main
 import (
 	"bytes"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tenantry/tenantry/server"
 )
+
+// The README's Configuration table has one row per setting, and no other, with the setting's
+// variable and default as declared: the two cannot drift apart.
+func TestREADMEListsEverySetting(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(raw), "\n### Configuration\n")
+	section, _, _ = strings.Cut(section, "\n#")
+	rows := map[string][]string{} // by flag
+	for line := range strings.SplitSeq(section, "\n") {
+		if !strings.HasPrefix(line, "| `--") {
+			continue
+		}
+		cells := strings.Split(strings.Trim(line, "| "), " | ")
+		if len(cells) != 4 {
+			t.Errorf("README: a row of the Configuration table has %d cells, want 4 (flag, environment, default, meaning):\n%s", len(cells), line)
+			continue
+		}
+		rows[cells[0]] = cells
+	}
+	if len(rows) == 0 {
+		t.Fatal("README: no Configuration table")
+	}
+	cl := (&Main{}).commandLine("serve", allSettings)
+	for _, f := range cl.declared {
+		row, ok := rows["`--"+f.Name+"`"]
+		if !ok {
+			t.Errorf("README: the Configuration table has no row for --%s", f.Name)
+			continue
+		}
+		delete(rows, row[0])
+		if want := "`" + envVar(f.Name) + "`"; row[1] != want {
+			t.Errorf("README: --%s has the variable %s, want %s", f.Name, row[1], want)
+		}
+		// A default is shown as -h shows it; a setting without one says what happens instead.
+		if f.DefValue != "" && !strings.HasPrefix(row[2], "`"+f.DefValue+"`") {
+			t.Errorf("README: the default of --%s is %q, want it to start with `%s`", f.Name, row[2], f.DefValue)
+		}
+		if f.DefValue == "" && (row[2] == "" || strings.HasPrefix(row[2], "`")) {
+			t.Errorf("README: --%s has no default; the table says %q", f.Name, row[2])
+		}
+		if row[3] == "" {
+			t.Errorf("README: --%s has no meaning", f.Name)
+		}
+	}
+	for flag := range rows {
+		t.Errorf("README: the Configuration table lists %s, which is not a setting", flag)
+	}
+}
 
 // A setting is its flag, else its variable, else its default. A malformed variable is an error
 // naming it, a malformed flag a usage error, and -h shows defaults, never the environment's
