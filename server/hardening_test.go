@@ -37,13 +37,12 @@ func TestIdempotencyIsPerCredential(t *testing.T) {
 // (never an empty 200) and frees the key; a 429 is not replayed either.
 func TestIdempotencyDoesNotRecordTransientFailures(t *testing.T) {
 	t.Parallel()
-	e := newEnvWith(t, func(c *server.Config) {
-		c.ProvisionFault = func(step string) error {
-			if step == "user" {
-				panic("injected panic")
-			}
-			return nil
+	e := newEnv(t)
+	e.srv.SetProvisionFault(func(step string) error {
+		if step == "user" {
+			panic("injected panic")
 		}
+		return nil
 	})
 	body := map[string]any{"organization": map[string]any{"name": "Boom"}, "user": map[string]any{"email": "r@boom.test"}}
 	for range 2 {
@@ -80,13 +79,12 @@ func TestFirstTokenWithIdempotencyKey(t *testing.T) {
 // Provisioning without an Idempotency-Key is all or nothing too (its own transaction).
 func TestProvisionAllOrNothingWithoutKey(t *testing.T) {
 	t.Parallel()
-	e := newEnvWith(t, func(c *server.Config) {
-		c.ProvisionFault = func(step string) error {
-			if step == "key" {
-				return errors.New("injected")
-			}
-			return nil
+	e := newEnv(t)
+	e.srv.SetProvisionFault(func(step string) error {
+		if step == "key" {
+			return errors.New("injected")
 		}
+		return nil
 	})
 	expect(t, e.partner.Do("POST", "/api/provision", map[string]any{"organization": map[string]any{"name": "Half"},
 		"user": map[string]any{"email": "r@half.test"}}), 500, "internal_error")

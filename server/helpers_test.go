@@ -19,6 +19,12 @@ import (
 	"github.com/tenantry/tenantry/tenants"
 )
 
+// TestMain runs the tests with Gin quiet, as the program runs it.
+func TestMain(m *testing.M) {
+	server.ReleaseMode()
+	os.Exit(m.Run())
+}
+
 // env is a real server on a real, migrated SQLite file, with one partner ("A") ready.
 type env struct {
 	t       testing.TB

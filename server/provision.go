@@ -31,7 +31,7 @@ func (s *Server) provision(c *gin.Context, p *tenants.Principal) error {
 		return err
 	}
 	out, err := s.keys.Provision(c.Request.Context(), s.store, p,
-		keys.ProvisionInput{Organization: req.Organization.input(), User: req.User.input()}, s.cfg.ProvisionFault)
+		keys.ProvisionInput{Organization: req.Organization.input(), User: req.User.input()}, s.provisionFault)
 	if err != nil {
 		return err
 	}

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-
-	"github.com/tenantry/tenantry/server"
 )
 
 func TestProvision(t *testing.T) {
@@ -56,13 +54,12 @@ func TestProvisionIsAllOrNothing(t *testing.T) {
 	for _, step := range []string{"organization", "user", "key"} {
 		t.Run("fail after "+step, func(t *testing.T) {
 			t.Parallel()
-			e := newEnvWith(t, func(c *server.Config) {
-				c.ProvisionFault = func(s string) error {
-					if s == step {
-						return errors.New("injected failure")
-					}
-					return nil
+			e := newEnv(t)
+			e.srv.SetProvisionFault(func(s string) error {
+				if s == step {
+					return errors.New("injected failure")
 				}
+				return nil
 			})
 			count := func() string {
 				var o, u, k, ev int

@@ -21,7 +21,10 @@ import (
 	"github.com/tenantry/tenantry/tenants"
 )
 
-func init() { gin.SetMode(gin.ReleaseMode) }
+// ReleaseMode turns Gin's debug mode off: no route listing or warnings on stdout. The mode is
+// a process global, so the program sets it where it starts (tests in their TestMain), rather
+// than this package when it is imported.
+func ReleaseMode() { gin.SetMode(gin.ReleaseMode) }
 
 // Server serves Tenantry's HTTP API.
 type Server struct {
@@ -44,6 +47,9 @@ type Server struct {
 	webhooks *delivery.Worker
 	// stopFollowing ends the following of other replicas' credential changes.
 	stopFollowing func()
+	// provisionFault, set by tests only (export_test.go), is called after each step of
+	// POST /api/provision; its error aborts the provisioning.
+	provisionFault func(step string) error
 }
 
 // Config is what a Server needs; zero values are the documented defaults.
@@ -72,9 +78,6 @@ type Config struct {
 	// TrustedProxies are the addresses whose X-Forwarded-For is believed for the client
 	// address (default none: the TCP peer is the client).
 	TrustedProxies []string
-	// ProvisionFault is for tests only: called after each step of POST /api/provision, its
-	// error aborts the provisioning, which must then leave nothing behind.
-	ProvisionFault func(step string) error
 	// Webhooks configures webhook delivery and which endpoints webhooks may have (zero values
 	// are package delivery's defaults).
 	Webhooks delivery.Config

@@ -46,10 +46,11 @@ func binary(t *testing.T) string {
 
 // process is the real program running as a child process.
 type process struct {
-	cmd  *exec.Cmd
-	Addr string
-	logs *strings.Builder
-	mu   *sync.Mutex
+	cmd    *exec.Cmd
+	Addr   string
+	logs   *strings.Builder
+	stdout *strings.Builder
+	mu     *sync.Mutex
 }
 
 // startProcess runs `tenantry serve` on a free port with the given environment (added to
@@ -65,11 +66,19 @@ func startProcess(t *testing.T, env map[string]string, args ...string) *process 
 	if err != nil {
 		t.Fatal(err)
 	}
+	p := &process{cmd: cmd, logs: &strings.Builder{}, stdout: &strings.Builder{}, mu: &sync.Mutex{}}
+	cmd.Stdout = lockedWriter{p.stdout, p.mu}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &process{cmd: cmd, logs: &strings.Builder{}, mu: &sync.Mutex{}}
-	t.Cleanup(func() { p.Kill() })
+	// Serve writes nothing on stdout (it logs on stderr): in particular, Gin runs in release
+	// mode, without its debug listing of routes.
+	t.Cleanup(func() {
+		p.Kill()
+		if out := p.Stdout(); out != "" {
+			t.Errorf("serve wrote on stdout:\n%s", out)
+		}
+	})
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -102,6 +111,24 @@ func (p *process) Logs() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.logs.String()
+}
+
+// Stdout returns what the process has written on its standard output so far.
+func (p *process) Stdout() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stdout.String()
+}
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }
 
 // Kill stops the process at once (SIGKILL), as a crash would.
