@@ -9,6 +9,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"strings"
 	"time"
@@ -96,8 +97,16 @@ func provider(db *sqlx.DB) (*goose.Provider, error) {
 	var opts []goose.ProviderOption
 	if db.DriverName() == "pgx" {
 		dialect, dir = goose.DialectPostgres, "postgres"
-		// Replicas starting together take turns: an advisory lock held while migrating.
-		locker, err := lock.NewPostgresSessionLocker()
+		// Replicas starting together take turns: an advisory lock held while migrating, one
+		// per database and schema (goose's default id is one for the whole server, so that
+		// Tenantrys in different schemas waited on each other), tried every second.
+		var where string
+		if err := db.Get(&where, `SELECT current_database() || '.' || current_schema()`); err != nil {
+			return nil, fmt.Errorf("migration lock: %w", err)
+		}
+		id := fnv.New64a()
+		id.Write([]byte("tenantry migrations " + where))
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(int64(id.Sum64()>>1)), lock.WithLockTimeout(1, 300))
 		if err != nil {
 			return nil, err
 		}
