@@ -179,8 +179,7 @@ func (s *Service) CreateKey(ctx context.Context, p *tenants.Principal, in KeyInp
 			nk.UserID = in.UserID
 			if nk.UserID == "" {
 				if p.UserID == "" {
-					return tenants.Errorf(tenants.ErrInvalid, "validation_failed",
-						"The request has invalid fields: user_id: is required when the caller is not a user.").With("user_id", "is required when the caller is not a user")
+					return tenants.FieldError("user_id", "is required when the caller is not a user")
 				}
 				nk.UserID = p.UserID
 			}
@@ -399,8 +398,7 @@ const MaxRotationGrace = 7 * 24 * 60 * 60
 // key may not exceed the caller's permissions.
 func (s *Service) RotateKey(ctx context.Context, p *tenants.Principal, id string, graceSeconds int64) (Key, error) {
 	if graceSeconds < 0 || graceSeconds > MaxRotationGrace {
-		return Key{}, (&tenants.Error{Kind: tenants.ErrInvalid, Key: "validation_failed",
-			Message: "The request has invalid fields: grace_seconds: must be from 0 to 604800 (7 days)."}).With("grace_seconds", "must be from 0 to 604800 (7 days)")
+		return Key{}, tenants.FieldError("grace_seconds", "must be from 0 to 604800 (7 days)")
 	}
 	var out Key
 	err := tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {

@@ -12,6 +12,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/tenantry/tenantry/tenants"
 )
 
 // maxBodyBytes is the largest request body accepted (1 MiB).
@@ -119,16 +121,12 @@ func unmarshalStrict(body []byte, dst any) error {
 		return newAPIError(http.StatusBadRequest, "malformed_json",
 			"The request body is not valid JSON (at byte %d): %s.", syntax.Offset, syntax.Error())
 	case errors.As(err, &typ):
-		e := newAPIError(http.StatusBadRequest, "validation_failed",
-			"The request has invalid fields: %s: must be %s.", typ.Field, jsonType(typ.Type.Kind().String()))
-		e.Metadata = map[string]any{typ.Field: "must be " + jsonType(typ.Type.Kind().String())}
-		return e
+		return tenants.FieldError(typ.Field, "must be "+jsonType(typ.Type.Kind().String()))
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		e := newAPIError(http.StatusBadRequest, "unknown_field",
-			"The request body has a field this endpoint does not accept: %q.", field)
-		e.Metadata = map[string]any{"field": field}
-		return e
+		return newAPIError(http.StatusBadRequest, "unknown_field",
+			"The request body has a field this endpoint does not accept: %q.", field).
+			with("field", field)
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return newAPIError(http.StatusBadRequest, "malformed_json", "The request body is not valid JSON: it ends too early.")
 	default:
@@ -183,15 +181,13 @@ func checkFieldNames(raw []byte, t reflect.Type) error {
 		key, _ := tok.(string)
 		ft, ok := fields[key]
 		if !ok {
-			e := newAPIError(http.StatusBadRequest, "unknown_field",
-				"The request body has a field this endpoint does not accept: %q (field names are case-sensitive).", key)
-			e.Metadata = map[string]any{"field": key}
-			return e
+			return newAPIError(http.StatusBadRequest, "unknown_field",
+				"The request body has a field this endpoint does not accept: %q (field names are case-sensitive).", key).
+				with("field", key)
 		}
 		if seen[key] {
-			e := newAPIError(http.StatusBadRequest, "duplicate_field", "The request body gives field %q more than once.", key)
-			e.Metadata = map[string]any{"field": key}
-			return e
+			return newAPIError(http.StatusBadRequest, "duplicate_field", "The request body gives field %q more than once.", key).
+				with("field", key)
 		}
 		seen[key] = true
 		var value json.RawMessage

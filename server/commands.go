@@ -47,10 +47,9 @@ func (s *Server) runCommand(c *gin.Context, p *tenants.Principal) error {
 	}
 	r, ok := s.commands[req.Command]
 	if !ok {
-		e := newAPIError(http.StatusBadRequest, "unknown_command",
-			"%q is not a command; the commands are %s.", req.Command, strings.Join(s.commandNames, ", "))
-		e.Metadata = map[string]any{"commands": s.commandNames}
-		return e
+		return newAPIError(http.StatusBadRequest, "unknown_command",
+			"%q is not a command; the commands are %s.", req.Command, strings.Join(s.commandNames, ", ")).
+			with("commands", s.commandNames)
 	}
 	c.Set(ctxCommand, req.Command)
 	rc, err := commandContext(c, r, req.Params)
@@ -71,9 +70,7 @@ func commandContext(c *gin.Context, r *route, params json.RawMessage) (*gin.Cont
 	case raw[0] == '{':
 		members = objectMembers(raw)
 	default:
-		e := newAPIError(http.StatusBadRequest, "validation_failed", "The request has invalid fields: params: must be an object.")
-		e.Metadata = map[string]any{"params": "must be an object"}
-		return nil, e
+		return nil, tenants.FieldError("params", "must be an object")
 	}
 	path, query, body, err := splitParams(r, members)
 	if err != nil {
@@ -110,9 +107,8 @@ func splitParams(r *route, members []jsonMember) (gin.Params, url.Values, []byte
 			continue
 		}
 		if _, twice := given[m.Name]; twice {
-			e := newAPIError(http.StatusBadRequest, "duplicate_field", "The request body gives field %q more than once.", "params."+m.Name)
-			e.Metadata = map[string]any{"field": "params." + m.Name}
-			return nil, nil, nil, e
+			return nil, nil, nil, newAPIError(http.StatusBadRequest, "duplicate_field",
+				"The request body gives field %q more than once.", "params."+m.Name).with("field", "params."+m.Name)
 		}
 		given[m.Name] = m.Value
 	}
@@ -138,9 +134,8 @@ func splitParams(r *route, members []jsonMember) (gin.Params, url.Values, []byte
 		return path, query, nil, nil
 	}
 	if r.method == http.MethodGet || r.method == http.MethodDelete {
-		e := newAPIError(http.StatusBadRequest, "unknown_field", "Command %s does not take parameter %q.", r.command.name, rest[0].Name)
-		e.Metadata = map[string]any{"field": "params." + rest[0].Name}
-		return nil, nil, nil, e
+		return nil, nil, nil, newAPIError(http.StatusBadRequest, "unknown_field",
+			"Command %s does not take parameter %q.", r.command.name, rest[0].Name).with("field", "params."+rest[0].Name)
 	}
 	return path, query, encodeMembers(rest), nil
 }

@@ -27,6 +27,15 @@ func newAPIError(status int, key, format string, args ...any) *apiError {
 	return &apiError{Status: status, Key: key, Message: fmt.Sprintf(format, args...)}
 }
 
+// with adds name: value to the refusal's metadata.
+func (e *apiError) with(name string, value any) *apiError {
+	if e.Metadata == nil {
+		e.Metadata = map[string]any{}
+	}
+	e.Metadata[name] = value
+	return e
+}
+
 // errorBody is the one error shape every response uses.
 type errorBody struct {
 	Status   int            `json:"status"`

@@ -76,10 +76,9 @@ func (s *Server) idempotency(c *gin.Context) {
 		return
 	}
 	if !validIdempotencyKey.MatchString(key) {
-		e := newAPIError(http.StatusBadRequest, "invalid_idempotency_key",
-			"Idempotency-Key must be 8 to 255 characters of letters, digits, '-' and '_'; a UUID is a good choice.")
-		e.Metadata = map[string]any{"header": idempotencyHeader}
-		s.writeError(c, e)
+		s.writeError(c, newAPIError(http.StatusBadRequest, "invalid_idempotency_key",
+			"Idempotency-Key must be 8 to 255 characters of letters, digits, '-' and '_'; a UUID is a good choice.").
+			with("header", idempotencyHeader))
 		return
 	}
 	v, ok := c.Get(ctxPrincipal)

@@ -27,9 +27,7 @@ func parseExpiry(field string, v *string) (*time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339, *v)
 	if err != nil {
-		return nil, tenants.Errorf(tenants.ErrInvalid, "validation_failed",
-			"The request has invalid fields: %s: must be an RFC 3339 time such as 2030-01-02T15:04:05Z.", field).
-			With(field, "must be an RFC 3339 time such as 2030-01-02T15:04:05Z")
+		return nil, tenants.FieldError(field, "must be an RFC 3339 time such as 2030-01-02T15:04:05Z")
 	}
 	return &t, nil
 }

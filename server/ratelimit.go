@@ -95,10 +95,9 @@ func setRateHeaders(c *gin.Context, limit, remaining int, reset time.Duration) {
 }
 
 func errRateLimited(wait time.Duration, what string) *apiError {
-	e := newAPIError(http.StatusTooManyRequests, "rate_limited", "Too many requests %s; retry after %d seconds.", what,
-		int(math.Ceil(wait.Seconds())))
-	e.Metadata = map[string]any{"retry_after_seconds": int(math.Ceil(wait.Seconds()))}
-	return e
+	seconds := int(math.Ceil(wait.Seconds()))
+	return newAPIError(http.StatusTooManyRequests, "rate_limited", "Too many requests %s; retry after %d seconds.", what, seconds).
+		with("retry_after_seconds", seconds)
 }
 
 // clientKey is the rate-limit identity of a client address: the address itself for IPv4,

@@ -125,10 +125,7 @@ func (s *Server) mintUserKey(c *gin.Context, p *tenants.Principal) error {
 	force := false
 	if v, ok := c.GetQuery("force"); ok {
 		if v != "true" && v != "false" {
-			e := newAPIError(http.StatusBadRequest, "validation_failed",
-				"The request has invalid fields: force: must be true or false.")
-			e.Metadata = map[string]any{"force": "must be true or false"}
-			return e
+			return tenants.FieldError("force", "must be true or false")
 		}
 		force = v == "true"
 	}

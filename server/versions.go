@@ -136,11 +136,9 @@ func (s *Server) negotiateVersion(c *gin.Context) {
 	}
 	if !tenants.IsVersion(v) {
 		s.setVersion(c, tenants.LatestVersion)
-		e := newAPIError(http.StatusBadRequest, "unsupported_version",
+		s.writeError(c, newAPIError(http.StatusBadRequest, "unsupported_version",
 			"X-Polytomic-Version %q is not supported; use one of %s, or leave the header out for your organization's version.",
-			v, strings.Join(tenants.Versions, ", "))
-		e.Metadata = map[string]any{"supported_versions": tenants.Versions}
-		s.writeError(c, e)
+			v, strings.Join(tenants.Versions, ", ")).with("supported_versions", tenants.Versions))
 		return
 	}
 	s.setVersion(c, v)
@@ -166,11 +164,10 @@ func version(c *gin.Context) string { return c.GetString(ctxVersion) }
 // versionGate answers 404 not_available_in_version when the request's version lacks route r.
 func versionGate(c *gin.Context, r *route) error {
 	if ok, hint := availability(r, version(c)); !ok {
-		e := newAPIError(http.StatusNotFound, "not_available_in_version",
+		return newAPIError(http.StatusNotFound, "not_available_in_version",
 			"%s %s is not available in API version %s; it is served %s. Send X-Polytomic-Version to choose a version.",
-			r.method, r.path, version(c), hint)
-		e.Metadata = map[string]any{"version": version(c), "available": hint}
-		return e
+			r.method, r.path, version(c), hint).
+			with("version", version(c)).with("available", hint)
 	}
 	return nil
 }

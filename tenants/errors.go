@@ -80,11 +80,23 @@ func (f *FieldErrors) Add(field, msg string) {
 	f.byName[field] = msg
 }
 
+// FieldError is a 400 validation_failed for one field's problem: the one way to refuse a
+// single field, as FieldErrors refuses several.
+func FieldError(field, problem string) *Error {
+	var f FieldErrors
+	f.Add(field, problem)
+	return f.refusal()
+}
+
 // Err is nil when no field has a problem, else a 400 validation_failed naming every field.
 func (f *FieldErrors) Err() error {
 	if len(f.order) == 0 {
 		return nil
 	}
+	return f.refusal()
+}
+
+func (f *FieldErrors) refusal() *Error {
 	meta := make(map[string]any, len(f.order))
 	parts := make([]string, 0, len(f.order))
 	for _, name := range f.order {
