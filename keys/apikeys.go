@@ -276,7 +276,7 @@ func errInGrace() error {
 }
 
 // listKeys pages through keys matching where (without ORDER BY or LIMIT).
-func listKeys(ctx context.Context, q sqlx.ExtContext, page tenants.Page, where string, args ...any) ([]Key, string, error) {
+func listKeys(ctx context.Context, q sqlx.ExtContext, page tenants.PageQuery, where string, args ...any) (tenants.Page[Key], error) {
 	if page.After != "" {
 		where += ` AND id > ?`
 		args = append(args, page.After)
@@ -285,19 +285,19 @@ func listKeys(ctx context.Context, q sqlx.ExtContext, page tenants.Page, where s
 	err := sqlx.SelectContext(ctx, q, &rows, q.Rebind(`SELECT `+keyColumns+` FROM api_keys WHERE `+where+
 		` ORDER BY id LIMIT ?`), append(args, page.Limit+1)...)
 	if err != nil {
-		return nil, "", fmt.Errorf("list keys: %w", err)
+		return tenants.Page[Key]{}, fmt.Errorf("list keys: %w", err)
 	}
-	rows, next := tenants.PageOf(rows, page.Limit, func(r keyRecord) string { return r.ID })
+	rows, next := tenants.TrimPage(rows, page.Limit, func(r keyRecord) string { return r.ID })
 	out := make([]Key, len(rows))
 	for i, r := range rows {
 		out[i] = r.key()
 	}
-	return out, next, nil
+	return tenants.Page[Key]{Items: out, Next: next}, nil
 }
 
 // ListKeys pages through the caller's organization's user and organization keys: all of them
 // with keys:read, else the caller's own.
-func (s *Service) ListKeys(ctx context.Context, p *tenants.Principal, page tenants.Page) ([]Key, string, error) {
+func (s *Service) ListKeys(ctx context.Context, p *tenants.Principal, page tenants.PageQuery) (tenants.Page[Key], error) {
 	if p.Can(tenants.KeysRead) {
 		return listKeys(ctx, s.DB, page, `org_id = ? AND kind <> 'partner'`, p.OrgID)
 	}
@@ -459,9 +459,9 @@ func (s *Service) RotateKey(ctx context.Context, p *tenants.Principal, id string
 
 // ListOrganizationKeys pages through the user and organization keys of one of the partner's
 // organizations.
-func (s *Service) ListOrganizationKeys(ctx context.Context, p *tenants.Principal, orgID string, page tenants.Page) ([]Key, string, error) {
+func (s *Service) ListOrganizationKeys(ctx context.Context, p *tenants.Principal, orgID string, page tenants.PageQuery) (tenants.Page[Key], error) {
 	if _, err := tenants.PartnerOrganization(ctx, s.DB, p, orgID); err != nil {
-		return nil, "", err
+		return tenants.Page[Key]{}, err
 	}
 	return listKeys(ctx, s.DB, page, `org_id = ? AND kind <> 'partner'`, orgID)
 }
@@ -490,7 +490,7 @@ func (s *Service) RevokeOrganizationKey(ctx context.Context, p *tenants.Principa
 }
 
 // ListPartnerKeys pages through the partner's own keys, revoked ones included.
-func (s *Service) ListPartnerKeys(ctx context.Context, p *tenants.Principal, page tenants.Page) ([]Key, string, error) {
+func (s *Service) ListPartnerKeys(ctx context.Context, p *tenants.Principal, page tenants.PageQuery) (tenants.Page[Key], error) {
 	return listKeys(ctx, s.DB, page, `partner_id = ? AND kind = 'partner'`, p.PartnerID)
 }
 

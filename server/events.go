@@ -31,15 +31,11 @@ func (s *Server) listEvents(c *gin.Context, p *tenants.Principal) error {
 	if err := errs.Err(); err != nil {
 		return err
 	}
-	events, more, err := s.store.ListEvents(c.Request.Context(), p, f)
+	events, err := s.store.ListEvents(c.Request.Context(), p, f)
 	if err != nil {
 		return err
 	}
-	next := ""
-	if more && f.EndingBefore == "" && len(events) > 0 {
-		next = tenants.NextPageToken(events[len(events)-1].ID)
-	}
-	return writeList(c, events, next)
+	return writeList(c, events)
 }
 
 // listEventTypes is GET /api/events_types: the type names, as Polytomic lists them.

@@ -60,11 +60,11 @@ func (s *Server) listKeys(c *gin.Context, p *tenants.Principal) error {
 	if err != nil {
 		return err
 	}
-	list, next, err := s.keys.ListKeys(c.Request.Context(), p, page)
+	list, err := s.keys.ListKeys(c.Request.Context(), p, page)
 	if err != nil {
 		return err
 	}
-	return writeList(c, list, next)
+	return writeList(c, list)
 }
 
 func (s *Server) getKey(c *gin.Context, p *tenants.Principal) error {
@@ -102,11 +102,11 @@ func (s *Server) listOrganizationKeys(c *gin.Context, p *tenants.Principal) erro
 	if err != nil {
 		return err
 	}
-	list, next, err := s.keys.ListOrganizationKeys(c.Request.Context(), p, c.Param("org_id"), page)
+	list, err := s.keys.ListOrganizationKeys(c.Request.Context(), p, c.Param("org_id"), page)
 	if err != nil {
 		return err
 	}
-	return writeList(c, list, next)
+	return writeList(c, list)
 }
 
 func (s *Server) revokeOrganizationKey(c *gin.Context, p *tenants.Principal) error {
@@ -122,11 +122,11 @@ func (s *Server) listPartnerKeys(c *gin.Context, p *tenants.Principal) error {
 	if err != nil {
 		return err
 	}
-	list, next, err := s.keys.ListPartnerKeys(c.Request.Context(), p, page)
+	list, err := s.keys.ListPartnerKeys(c.Request.Context(), p, page)
 	if err != nil {
 		return err
 	}
-	return writeList(c, list, next)
+	return writeList(c, list)
 }
 
 func (s *Server) createPartnerKey(c *gin.Context, p *tenants.Principal) error {

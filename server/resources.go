@@ -52,11 +52,11 @@ func (s *Server) listConnections(c *gin.Context, p *tenants.Principal) error {
 	if err != nil {
 		return err
 	}
-	list, next, err := s.store.ListConnections(c.Request.Context(), p, page)
+	list, err := s.store.ListConnections(c.Request.Context(), p, page)
 	if err != nil {
 		return err
 	}
-	return writeList(c, list, next)
+	return writeList(c, list)
 }
 
 func (s *Server) createConnection(c *gin.Context, p *tenants.Principal) error {
@@ -123,11 +123,11 @@ func (s *Server) listConnectionShares(c *gin.Context, p *tenants.Principal) erro
 	if err != nil {
 		return err
 	}
-	list, next, err := s.store.ListConnectionShares(c.Request.Context(), p, c.Param("org_id"), c.Param("connection_id"), page)
+	list, err := s.store.ListConnectionShares(c.Request.Context(), p, c.Param("org_id"), c.Param("connection_id"), page)
 	if err != nil {
 		return err
 	}
-	return writeList(c, list, next)
+	return writeList(c, list)
 }
 
 // datasetRequest is the body of POST and PUT on datasets.
@@ -148,11 +148,11 @@ func (s *Server) listDatasets(c *gin.Context, p *tenants.Principal) error {
 	if err != nil {
 		return err
 	}
-	list, next, err := s.store.ListDatasets(c.Request.Context(), p, page)
+	list, err := s.store.ListDatasets(c.Request.Context(), p, page)
 	if err != nil {
 		return err
 	}
-	return writeList(c, list, next)
+	return writeList(c, list)
 }
 
 func (s *Server) createDataset(c *gin.Context, p *tenants.Principal) error {

@@ -355,16 +355,17 @@ type pagination struct {
 }
 
 // pageOf reads the limit and page_token query parameters.
-func pageOf(c *gin.Context) (tenants.Page, error) {
+func pageOf(c *gin.Context) (tenants.PageQuery, error) {
 	return tenants.ParsePage(c.Query("limit"), c.Query("page_token"))
 }
 
-func writeList(c *gin.Context, items any, next string) error {
-	items, err := transform(servedRoute(c), version(c), items)
+// writeList writes one page of a list, as the version serving c shapes its items.
+func writeList[T any](c *gin.Context, page tenants.Page[T]) error {
+	items, err := transform(servedRoute(c), version(c), any(page.Items))
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, listEnvelope{Data: items, Pagination: pagination{NextPageToken: next}})
+	c.JSON(http.StatusOK, listEnvelope{Data: items, Pagination: pagination{NextPageToken: page.Next}})
 	return nil
 }
 

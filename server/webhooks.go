@@ -62,11 +62,11 @@ func (s *Server) listWebhooks(c *gin.Context, p *tenants.Principal) error {
 	if err != nil {
 		return err
 	}
-	list, next, err := s.store.ListWebhooks(c.Request.Context(), p, page)
+	list, err := s.store.ListWebhooks(c.Request.Context(), p, page)
 	if err != nil {
 		return err
 	}
-	return writeList(c, list, next)
+	return writeList(c, list)
 }
 
 func (s *Server) createWebhook(c *gin.Context, p *tenants.Principal) error {
@@ -130,9 +130,9 @@ func (s *Server) listWebhookDeliveries(c *gin.Context, p *tenants.Principal) err
 	if err != nil {
 		return err
 	}
-	list, next, err := s.store.ListWebhookDeliveries(c.Request.Context(), p, c.Param("id"), page)
+	list, err := s.store.ListWebhookDeliveries(c.Request.Context(), p, c.Param("id"), page)
 	if err != nil {
 		return err
 	}
-	return writeList(c, list, next)
+	return writeList(c, list)
 }

@@ -427,7 +427,7 @@ func findConnection(ctx context.Context, q sqlx.ExtContext, orgID, id string) (c
 
 // listConnections pages through connections matching where (a condition on c, without
 // ORDER BY or LIMIT).
-func (s *Store) listConnections(ctx context.Context, q sqlx.ExtContext, page Page, where string, args ...any) ([]Connection, string, error) {
+func (s *Store) listConnections(ctx context.Context, q sqlx.ExtContext, page PageQuery, where string, args ...any) (Page[Connection], error) {
 	if page.After != "" {
 		where += ` AND c.id > ?`
 		args = append(args, page.After)
@@ -436,16 +436,16 @@ func (s *Store) listConnections(ctx context.Context, q sqlx.ExtContext, page Pag
 	err := sqlx.SelectContext(ctx, q, &rows, q.Rebind(connectionSelect+` WHERE `+where+` ORDER BY c.id LIMIT ?`),
 		append(args, page.Limit+1)...)
 	if err != nil {
-		return nil, "", fmt.Errorf("list connections: %w", err)
+		return Page[Connection]{}, fmt.Errorf("list connections: %w", err)
 	}
-	rows, next := PageOf(rows, page.Limit, func(r connectionRow) string { return r.ID })
+	rows, next := TrimPage(rows, page.Limit, func(r connectionRow) string { return r.ID })
 	out, err := connectionsOf(rows, s.Sealer)
-	return out, next, err
+	return Page[Connection]{Items: out, Next: next}, err
 }
 
 // ListConnections pages through the caller's organization's connections, shares into it
 // included, in order of creation.
-func (s *Store) ListConnections(ctx context.Context, p *Principal, page Page) ([]Connection, string, error) {
+func (s *Store) ListConnections(ctx context.Context, p *Principal, page PageQuery) (Page[Connection], error) {
 	return s.listConnections(ctx, s.DB, page, `c.org_id = ?`, p.OrgID)
 }
 
@@ -652,10 +652,10 @@ func (s *Store) ShareConnection(ctx context.Context, p *Principal, orgID, connec
 
 // ListConnectionShares pages through the shares of a connection of the calling partner's
 // owner organization, in order of creation.
-func (s *Store) ListConnectionShares(ctx context.Context, p *Principal, orgID, connectionID string, page Page) ([]Connection, string, error) {
+func (s *Store) ListConnectionShares(ctx context.Context, p *Principal, orgID, connectionID string, page PageQuery) (Page[Connection], error) {
 	parent, err := shareSource(ctx, s.DB, p, orgID, connectionID)
 	if err != nil {
-		return nil, "", err
+		return Page[Connection]{}, err
 	}
 	return s.listConnections(ctx, s.DB, page, `c.parent_id = ?`, parent.ID)
 }

@@ -137,7 +137,7 @@ func (d *Dataset) apply(in DatasetInput) {
 }
 
 // ListDatasets pages through the caller's organization's datasets in order of creation.
-func (s *Store) ListDatasets(ctx context.Context, p *Principal, page Page) ([]Dataset, string, error) {
+func (s *Store) ListDatasets(ctx context.Context, p *Principal, page PageQuery) (Page[Dataset], error) {
 	where, args := `org_id = ?`, []any{p.OrgID}
 	if page.After != "" {
 		where += ` AND id > ?`
@@ -147,13 +147,13 @@ func (s *Store) ListDatasets(ctx context.Context, p *Principal, page Page) ([]Da
 	err := sqlx.SelectContext(ctx, s.DB, &rows, s.DB.Rebind(`SELECT `+datasetColumns+` FROM datasets WHERE `+where+
 		` ORDER BY id LIMIT ?`), append(args, page.Limit+1)...)
 	if err != nil {
-		return nil, "", fmt.Errorf("list datasets: %w", err)
+		return Page[Dataset]{}, fmt.Errorf("list datasets: %w", err)
 	}
-	rows, next := PageOf(rows, page.Limit, func(d Dataset) string { return d.ID })
+	rows, next := TrimPage(rows, page.Limit, func(d Dataset) string { return d.ID })
 	for i := range rows {
 		rows[i] = rows[i].utc()
 	}
-	return rows, next, nil
+	return Page[Dataset]{Items: rows, Next: next}, nil
 }
 
 // GetDataset returns one dataset of the caller's organization.

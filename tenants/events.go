@@ -193,13 +193,13 @@ type EventFilter struct {
 // ListEvents returns a page of events, newest first: those of an organization credential's
 // own organization or, for a partner, of all its organizations (narrowed by OrganizationID).
 // more reports whether events lie beyond the page (older ones; newer ones with EndingBefore).
-func (s *Store) ListEvents(ctx context.Context, p *Principal, f EventFilter) (events []Event, more bool, err error) {
+func (s *Store) ListEvents(ctx context.Context, p *Principal, f EventFilter) (Page[Event], error) {
 	where, args := []string{"partner_id = ?"}, []any{p.PartnerID}
 	switch {
 	case !p.IsPartner():
 		where, args = append(where, "organization_id = ?"), append(args, p.OrgID)
 		if f.OrganizationID != "" && f.OrganizationID != p.OrgID {
-			return []Event{}, false, nil // another organization's events: there are none to see
+			return Page[Event]{Items: []Event{}}, nil // another organization's events: there are none to see
 		}
 	case f.OrganizationID != "":
 		where, args = append(where, "organization_id = ?"), append(args, f.OrganizationID)
@@ -218,26 +218,31 @@ func (s *Store) ListEvents(ctx context.Context, p *Principal, f EventFilter) (ev
 		}
 	}
 	var rows []eventRow
-	err = sqlx.SelectContext(ctx, s.DB, &rows, s.DB.Rebind(`SELECT id, type, organization_id, actor, data, created_at
+	err := sqlx.SelectContext(ctx, s.DB, &rows, s.DB.Rebind(`SELECT id, type, organization_id, actor, data, created_at
 		FROM events WHERE `+strings.Join(where, " AND ")+` ORDER BY id `+order+` LIMIT ?`), append(args, f.Limit+1)...)
 	if err != nil {
-		return nil, false, fmt.Errorf("list events: %w", err)
+		return Page[Event]{}, fmt.Errorf("list events: %w", err)
 	}
-	if more = len(rows) > f.Limit; more {
+	more := len(rows) > f.Limit
+	if more {
 		rows = rows[:f.Limit]
 	}
 	if order == "ASC" {
 		slices.Reverse(rows)
 	}
-	events = make([]Event, len(rows))
+	events := make([]Event, len(rows))
 	for i, r := range rows {
 		events[i] = Event{ID: r.ID, Type: EventType(r.Type), OrganizationID: r.OrganizationID, CreatedAt: r.CreatedAt.UTC(),
 			Data: json.RawMessage(r.Data)}
 		if err := json.Unmarshal([]byte(r.Actor), &events[i].Actor); err != nil {
-			return nil, false, fmt.Errorf("event %s actor: %w", r.ID, err)
+			return Page[Event]{}, fmt.Errorf("event %s actor: %w", r.ID, err)
 		}
 	}
-	return events, more, nil
+	page := Page[Event]{Items: events}
+	if more && f.EndingBefore == "" && len(events) > 0 {
+		page.Next = NextPageToken(events[len(events)-1].ID) // a page token is a starting_after
+	}
+	return page, nil
 }
 
 // SweepEvents deletes events older than retention.

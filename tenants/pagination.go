@@ -6,31 +6,38 @@ import (
 	"strings"
 )
 
-// Page asks for one page of a list: at most Limit items after the item named by the cursor.
-// Lists are ordered by id, which is a time-ordered UUID (v7), so this is creation order and a
-// keyset query: the cost of a page does not grow with how far into the list it is.
-type Page struct {
+// PageQuery asks for one page of a list: at most Limit items after the item named by the
+// cursor. Lists are ordered by id, which is a time-ordered UUID (v7), so this is creation order
+// and a keyset query: the cost of a page does not grow with how far into the list it is.
+type PageQuery struct {
 	Limit int
 	After string // the id of the last item of the previous page; "" for the first page
 }
 
-// DefaultPageLimit and MaxPageLimit bound Page.Limit.
+// Page is one page of a list, as every list of the domain returns it: its items, and the
+// token of the next page ("" on the last).
+type Page[T any] struct {
+	Items []T
+	Next  string
+}
+
+// DefaultPageLimit and MaxPageLimit bound PageQuery.Limit.
 const (
 	DefaultPageLimit = 50
 	MaxPageLimit     = 100
 )
 
 // ParsePage reads the limit and page_token query parameters (limit 1..100, default 50).
-func ParsePage(limit, token string) (Page, error) {
+func ParsePage(limit, token string) (PageQuery, error) {
 	var errs FieldErrors
 	p := ReadPage(&errs, limit, token, DefaultPageLimit)
 	return p, errs.Err()
 }
 
-// ReadPage reads limit and page_token into a Page, adding what is wrong with them to errs
+// ReadPage reads limit and page_token into a PageQuery, adding what is wrong with them to errs
 // (for lists that check other parameters too).
-func ReadPage(errs *FieldErrors, limit, token string, defaultLimit int) Page {
-	p := Page{Limit: defaultLimit}
+func ReadPage(errs *FieldErrors, limit, token string, defaultLimit int) PageQuery {
+	p := PageQuery{Limit: defaultLimit}
 	if limit != "" {
 		n, err := strconv.Atoi(limit)
 		if err != nil || n < 1 || n > MaxPageLimit {
@@ -54,9 +61,9 @@ func NextPageToken(lastID string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte("a:" + lastID))
 }
 
-// PageOf trims a result fetched with Limit+1 rows to Limit and returns the token of the next
+// TrimPage trims a result fetched with Limit+1 rows to Limit and returns the token of the next
 // page ("" when this is the last).
-func PageOf[T any](rows []T, limit int, id func(T) string) ([]T, string) {
+func TrimPage[T any](rows []T, limit int, id func(T) string) ([]T, string) {
 	if len(rows) <= limit {
 		return rows, ""
 	}

@@ -173,7 +173,7 @@ func checkWebhookSecret(s string) string {
 }
 
 // ListWebhooks returns the caller's organization's webhooks in order of creation.
-func (s *Store) ListWebhooks(ctx context.Context, p *Principal, page Page) ([]Webhook, string, error) {
+func (s *Store) ListWebhooks(ctx context.Context, p *Principal, page PageQuery) (Page[Webhook], error) {
 	where, args := `org_id = ?`, []any{p.OrgID}
 	if page.After != "" {
 		where += ` AND id > ?`
@@ -183,14 +183,14 @@ func (s *Store) ListWebhooks(ctx context.Context, p *Principal, page Page) ([]We
 	err := sqlx.SelectContext(ctx, s.DB, &rows, s.DB.Rebind(`SELECT `+webhookColumns+` FROM webhooks WHERE `+where+
 		` ORDER BY id LIMIT ?`), append(args, page.Limit+1)...)
 	if err != nil {
-		return nil, "", fmt.Errorf("list webhooks: %w", err)
+		return Page[Webhook]{}, fmt.Errorf("list webhooks: %w", err)
 	}
-	rows, next := PageOf(rows, page.Limit, func(r webhookRow) string { return r.ID })
+	rows, next := TrimPage(rows, page.Limit, func(r webhookRow) string { return r.ID })
 	out := make([]Webhook, len(rows))
 	for i, r := range rows {
 		out[i] = r.webhook()
 	}
-	return out, next, nil
+	return Page[Webhook]{Items: out, Next: next}, nil
 }
 
 // GetWebhook returns one webhook of the caller's organization (ErrNotFound for any other).
@@ -366,9 +366,9 @@ type attemptRow struct {
 
 // ListWebhookDeliveries returns a webhook's deliveries newest first (by id, which is
 // time-ordered), each with its attempts oldest first.
-func (s *Store) ListWebhookDeliveries(ctx context.Context, p *Principal, webhookID string, page Page) ([]WebhookDelivery, string, error) {
+func (s *Store) ListWebhookDeliveries(ctx context.Context, p *Principal, webhookID string, page PageQuery) (Page[WebhookDelivery], error) {
 	if _, err := findWebhook(ctx, s.DB, p.OrgID, webhookID); err != nil {
-		return nil, "", err
+		return Page[WebhookDelivery]{}, err
 	}
 	where, args := `webhook_id = ?`, []any{webhookID}
 	if page.After != "" {
@@ -380,9 +380,9 @@ func (s *Store) ListWebhookDeliveries(ctx context.Context, p *Principal, webhook
 		next_attempt_at, created_at, delivered_at FROM webhook_deliveries WHERE `+where+` ORDER BY id DESC LIMIT ?`),
 		append(args, page.Limit+1)...)
 	if err != nil {
-		return nil, "", fmt.Errorf("list deliveries: %w", err)
+		return Page[WebhookDelivery]{}, fmt.Errorf("list deliveries: %w", err)
 	}
-	rows, next := PageOf(rows, page.Limit, func(r deliveryRow) string { return r.ID })
+	rows, next := TrimPage(rows, page.Limit, func(r deliveryRow) string { return r.ID })
 	out := make([]WebhookDelivery, len(rows))
 	index := make(map[string]int, len(rows))
 	ids := make([]string, len(rows))
@@ -400,16 +400,16 @@ func (s *Store) ListWebhookDeliveries(ctx context.Context, p *Principal, webhook
 		out[i], index[r.ID], ids[i] = d, i, r.ID
 	}
 	if len(ids) == 0 {
-		return out, next, nil
+		return Page[WebhookDelivery]{Items: out, Next: next}, nil
 	}
 	query, qargs, err := sqlx.In(`SELECT delivery_id, attempted_at, status_code, error, latency_ms FROM webhook_attempts
 		WHERE delivery_id IN (?) ORDER BY attempted_at, id`, ids)
 	if err != nil {
-		return nil, "", fmt.Errorf("list attempts: %w", err)
+		return Page[WebhookDelivery]{}, fmt.Errorf("list attempts: %w", err)
 	}
 	var attempts []attemptRow
 	if err := sqlx.SelectContext(ctx, s.DB, &attempts, s.DB.Rebind(query), qargs...); err != nil {
-		return nil, "", fmt.Errorf("list attempts: %w", err)
+		return Page[WebhookDelivery]{}, fmt.Errorf("list attempts: %w", err)
 	}
 	for _, a := range attempts {
 		w := WebhookAttempt{AttemptedAt: a.AttemptedAt.UTC(), Error: a.Error, LatencyMS: a.LatencyMS}
@@ -420,7 +420,7 @@ func (s *Store) ListWebhookDeliveries(ctx context.Context, p *Principal, webhook
 		d := &out[index[a.DeliveryID]]
 		d.Attempts = append(d.Attempts, w)
 	}
-	return out, next, nil
+	return Page[WebhookDelivery]{Items: out, Next: next}, nil
 }
 
 // mayReceiveEvents refuses to point a webhook anywhere for a credential that may not read the
