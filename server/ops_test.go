@@ -155,3 +155,19 @@ func TestBusyDatabaseIsRetryable(t *testing.T) {
 		t.Fatalf("%d organizations named Busy after a refused write and its retry, want 1", n)
 	}
 }
+
+// The server's defaults are applied in one place; a negative rate or cache size disables.
+func TestConfigDefaults(t *testing.T) {
+	t.Parallel()
+	c := server.Config{}.WithDefaults()
+	if c.IdempotencyTTL != server.DefaultIdempotencyTTL || c.EventRetention != server.DefaultEventRetention ||
+		c.SweepInterval != 10*time.Minute || c.RatePerSecond != server.DefaultRatePerSecond || c.RateBurst != server.DefaultRateBurst ||
+		c.AuthFailuresPerSecond != server.DefaultAuthFailuresPerIP || c.AuthFailureBurst != server.DefaultAuthFailureBurst ||
+		c.CachedKeys != 50_000 || c.CachedTokens != 20_000 {
+		t.Fatalf("defaults: %+v", c)
+	}
+	off := server.Config{RatePerSecond: -1, AuthFailuresPerSecond: -1, CachedKeys: -1, RateBurst: 7}.WithDefaults()
+	if off.RatePerSecond != -1 || off.AuthFailuresPerSecond != -1 || off.CachedKeys != -1 || off.RateBurst != 7 {
+		t.Fatalf("a negative setting must stay (it disables), a set one must stay: %+v", off)
+	}
+}

@@ -92,8 +92,38 @@ type Config struct {
 	Sealer *tenants.Sealer
 }
 
+// WithDefaults returns c with every setting left zero replaced by its default: the one place
+// the server's defaults are applied. A negative rate, or a negative CachedKeys, stays (it
+// disables the limit, or the cache).
+func (c Config) WithDefaults() Config {
+	setDefault(&c.IdempotencyTTL, DefaultIdempotencyTTL)
+	setDefault(&c.EventRetention, DefaultEventRetention)
+	setDefault(&c.SweepInterval, defaultSweepInterval)
+	if c.RatePerSecond == 0 {
+		c.RatePerSecond = DefaultRatePerSecond
+	}
+	if c.AuthFailuresPerSecond == 0 {
+		c.AuthFailuresPerSecond = DefaultAuthFailuresPerIP
+	}
+	setDefault(&c.RateBurst, DefaultRateBurst)
+	setDefault(&c.AuthFailureBurst, DefaultAuthFailureBurst)
+	if c.CachedKeys == 0 {
+		c.CachedKeys = keys.DefaultCachedKeys
+	}
+	setDefault(&c.CachedTokens, keys.DefaultCachedTokens)
+	return c
+}
+
+// setDefault sets *v to def when it is zero or negative.
+func setDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
 // New builds the HTTP API. Close it to stop its background work.
 func New(cfg Config) *Server {
+	cfg = cfg.WithDefaults()
 	s := &Server{cfg: cfg, db: cfg.DB, store: tenants.NewStore(cfg.DB), keys: keys.NewService(cfg.DB), log: cfg.Log}
 	s.store.Sealer, s.keys.Sealer, cfg.Webhooks.Sealer = cfg.Sealer, cfg.Sealer, cfg.Sealer
 	s.keys.Clock = cfg.Clock
@@ -102,7 +132,7 @@ func New(cfg Config) *Server {
 	}
 	s.keys.StartUsageRecorder(5*time.Second, s.log)
 	if cfg.CachedKeys >= 0 {
-		s.keys.CachePrincipals(orDefaultInt(cfg.CachedKeys, keys.DefaultCachedKeys), orDefaultInt(cfg.CachedTokens, keys.DefaultCachedTokens))
+		s.keys.CachePrincipals(cfg.CachedKeys, cfg.CachedTokens)
 		// Other replicas' changes: PostgreSQL's notices as they commit, and the epoch polled.
 		ctx, stop := context.WithCancel(context.Background())
 		s.stopFollowing = stop
@@ -117,9 +147,8 @@ func New(cfg Config) *Server {
 		panic(err) // the embedded spec is checked by tests: this cannot happen in a release
 	}
 	s.docsPage = page
-	s.perKey = newLimiters(orDefault(cfg.RatePerSecond, DefaultRatePerSecond), orDefaultInt(cfg.RateBurst, DefaultRateBurst))
-	s.authFailures = newLimiters(orDefault(cfg.AuthFailuresPerSecond, DefaultAuthFailuresPerIP),
-		orDefaultInt(cfg.AuthFailureBurst, DefaultAuthFailureBurst))
+	s.perKey = newLimiters(cfg.RatePerSecond, cfg.RateBurst)
+	s.authFailures = newLimiters(cfg.AuthFailuresPerSecond, cfg.AuthFailureBurst)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	e.RedirectTrailingSlash = false
@@ -367,21 +396,6 @@ func writeList[T any](c *gin.Context, page tenants.Page[T]) error {
 	}
 	c.JSON(http.StatusOK, listEnvelope{Data: items, Pagination: pagination{NextPageToken: page.Next}})
 	return nil
-}
-
-// orDefault is v, or def when v is zero; a negative v stays (it disables).
-func orDefault(v, def float64) float64 {
-	if v == 0 {
-		return def
-	}
-	return v
-}
-
-func orDefaultInt(v, def int) int {
-	if v <= 0 {
-		return def
-	}
-	return v
 }
 
 // serveSpec is GET /openapi.yaml: the contract this server implements.

@@ -23,9 +23,6 @@ type sweeper struct {
 func (s *Server) startSweeper() {
 	s.sweep = &sweeper{stop: make(chan struct{}), done: make(chan struct{})}
 	interval := s.cfg.SweepInterval
-	if interval <= 0 {
-		interval = defaultSweepInterval
-	}
 	go func() {
 		defer close(s.sweep.done)
 		t := time.NewTicker(interval)
@@ -49,12 +46,6 @@ func (s *Server) stopSweeper() {
 // Sweep deletes what has outlived its retention now, and logs how much.
 func (s *Server) Sweep(ctx context.Context) {
 	ttl, retention := s.cfg.IdempotencyTTL, s.cfg.EventRetention
-	if ttl <= 0 {
-		ttl = DefaultIdempotencyTTL
-	}
-	if retention <= 0 {
-		retention = DefaultEventRetention
-	}
 	res, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM idempotency_keys WHERE created_at < ?`), tenants.Now().Add(-ttl))
 	if err != nil {
 		s.log.Warn("sweeping idempotency keys failed", "error", err.Error())
