@@ -339,25 +339,34 @@ func mayManage(p *tenants.Principal, r keyRecord, what string) error {
 	return errPermission(tenants.KeysWrite, what+" another user's key")
 }
 
+// lockManagedKey finds the key id that p may see and may manage (to verb it: "revoke",
+// "rotate"), locks it, and reads it again under the lock: revocations and rotations of one key
+// take turns (PostgreSQL's read-committed transactions would otherwise interleave them).
+func lockManagedKey(ctx context.Context, tx *tenants.Tx, p *tenants.Principal, id, verb string) (keyRecord, error) {
+	r, err := visibleKey(ctx, tx, p, id)
+	if err != nil {
+		return keyRecord{}, err
+	}
+	if err := mayManage(p, r, verb); err != nil {
+		return keyRecord{}, err
+	}
+	if err := tenants.LockRow(ctx, tx, "api_keys", r.ID); err != nil {
+		return keyRecord{}, err
+	}
+	if r, err = findKey(ctx, tx, `id = ?`, r.ID); err != nil {
+		return keyRecord{}, fmt.Errorf("select key: %w", err)
+	}
+	return r, nil
+}
+
 // RevokeKey revokes a key of the caller's organization at once: its next request gets 401.
 // Revoking a revoked key changes nothing and answers it as it is.
 func (s *Service) RevokeKey(ctx context.Context, p *tenants.Principal, id string) (Key, error) {
 	var out Key
 	err := tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
-		r, err := visibleKey(ctx, tx, p, id)
+		r, err := lockManagedKey(ctx, tx, p, id, "revoke")
 		if err != nil {
 			return err
-		}
-		if err := mayManage(p, r, "revoke"); err != nil {
-			return err
-		}
-		// Revocations and rotations of one key take turns (PostgreSQL's read-committed
-		// transactions would otherwise interleave them).
-		if err := tenants.LockRow(ctx, tx, "api_keys", r.ID); err != nil {
-			return err
-		}
-		if r, err = findKey(ctx, tx, `id = ?`, r.ID); err != nil {
-			return fmt.Errorf("select key: %w", err)
 		}
 		out, err = revoke(ctx, tx, p, r)
 		return err
@@ -402,18 +411,9 @@ func (s *Service) RotateKey(ctx context.Context, p *tenants.Principal, id string
 	}
 	var out Key
 	err := tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
-		r, err := visibleKey(ctx, tx, p, id)
+		r, err := lockManagedKey(ctx, tx, p, id, "rotate")
 		if err != nil {
 			return err
-		}
-		if err := mayManage(p, r, "rotate"); err != nil {
-			return err
-		}
-		if err := tenants.LockRow(ctx, tx, "api_keys", r.ID); err != nil {
-			return err
-		}
-		if r, err = findKey(ctx, tx, `id = ?`, r.ID); err != nil {
-			return fmt.Errorf("select key: %w", err)
 		}
 		now := tenants.Now()
 		if !r.active(now) {

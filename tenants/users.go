@@ -203,20 +203,26 @@ func (s *Store) CreateUser(ctx context.Context, p *Principal, orgID string, in U
 		now := Now()
 		u = User{ID: NewID(), Email: in.Email, OrganizationID: orgID, RoleIDs: roleIDs,
 			Role: legacyRole(roles, roleIDs), CreatedAt: now, UpdatedAt: now}
-		_, err = tx.ExecContext(ctx, tx.Rebind(`INSERT INTO users (id, org_id, email, email_key, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?)`), u.ID, orgID, u.Email, strings.ToLower(u.Email), now, now)
-		if IsUniqueViolation(err) {
-			return errEmailTaken(u.Email)
-		}
-		if err != nil {
-			return fmt.Errorf("insert user: %w", err)
-		}
-		if err := setUserRoles(ctx, tx, u.ID, roleIDs); err != nil {
-			return err
-		}
-		return recordEvent(ctx, tx, p, orgID, EventUserCreated, u)
+		return storeUser(ctx, tx, p, u, EventUserCreated, `INSERT INTO users (id, org_id, email, email_key, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?)`, u.ID, orgID, u.Email, strings.ToLower(u.Email), now, now)
 	})
 	return u, err
+}
+
+// storeUser runs the statement that writes u's row (an INSERT or an UPDATE), then sets its
+// roles and records event: what creating and changing a user share.
+func storeUser(ctx context.Context, tx *Tx, p *Principal, u User, event EventType, query string, args ...any) error {
+	_, err := tx.ExecContext(ctx, tx.Rebind(query), args...)
+	if IsUniqueViolation(err) {
+		return errEmailTaken(u.Email)
+	}
+	if err != nil {
+		return fmt.Errorf("store user: %w", err)
+	}
+	if err := setUserRoles(ctx, tx, u.ID, u.RoleIDs); err != nil {
+		return err
+	}
+	return recordEvent(ctx, tx, p, u.OrganizationID, event, u)
 }
 
 // UpdateUser replaces a user's email and roles.
@@ -244,18 +250,8 @@ func (s *Store) UpdateUser(ctx context.Context, p *Principal, orgID, id string, 
 			}
 		}
 		u.Email, u.RoleIDs, u.Role, u.UpdatedAt = in.Email, roleIDs, legacyRole(roles, roleIDs), Now()
-		_, err = tx.ExecContext(ctx, tx.Rebind(`UPDATE users SET email = ?, email_key = ?, updated_at = ? WHERE id = ? AND org_id = ?`),
+		return storeUser(ctx, tx, p, u, EventUserUpdated, `UPDATE users SET email = ?, email_key = ?, updated_at = ? WHERE id = ? AND org_id = ?`,
 			u.Email, strings.ToLower(u.Email), u.UpdatedAt, u.ID, orgID)
-		if IsUniqueViolation(err) {
-			return errEmailTaken(u.Email)
-		}
-		if err != nil {
-			return fmt.Errorf("update user: %w", err)
-		}
-		if err := setUserRoles(ctx, tx, u.ID, roleIDs); err != nil {
-			return err
-		}
-		return recordEvent(ctx, tx, p, orgID, EventUserUpdated, u)
 	})
 	return u, err
 }
