@@ -105,11 +105,9 @@ type KeyInput struct {
 	ExpiresAt *time.Time
 }
 
-// CreateKey issues a user key (a personal access key of the caller, or of UserID when the
-// caller holds keys:write) or an organization key (keys:write) in the caller's organization.
-// The new key can never do more than the caller: its permissions must be covered by the
-// caller's, and a caller that expires cannot create a key that outlives it.
-func (s *Service) CreateKey(ctx context.Context, p *tenants.Principal, in KeyInput) (Key, error) {
+// check normalizes in (the name trimmed, the kind user when not given) and returns its scopes
+// as permissions (nil: not narrowed), or what is wrong with it.
+func (in *KeyInput) check() (*tenants.Permissions, error) {
 	in.Name = strings.TrimSpace(in.Name)
 	if in.Kind == "" {
 		in.Kind = tenants.KindUser
@@ -143,11 +141,19 @@ func (s *Service) CreateKey(ctx context.Context, p *tenants.Principal, in KeyInp
 		}
 		scopes = &perms
 	}
-	now := time.Now()
-	if in.ExpiresAt != nil && !in.ExpiresAt.After(now) {
+	if in.ExpiresAt != nil && !in.ExpiresAt.After(time.Now()) {
 		errs.Add("expires_at", "must be in the future")
 	}
-	if err := errs.Err(); err != nil {
+	return scopes, errs.Err()
+}
+
+// CreateKey issues a user key (a personal access key of the caller, or of UserID when the
+// caller holds keys:write) or an organization key (keys:write) in the caller's organization.
+// The new key can never do more than the caller: its permissions must be covered by the
+// caller's, and a caller that expires cannot create a key that outlives it.
+func (s *Service) CreateKey(ctx context.Context, p *tenants.Principal, in KeyInput) (Key, error) {
+	scopes, err := in.check()
+	if err != nil {
 		return Key{}, err
 	}
 	if p.InGrace {
@@ -170,10 +176,8 @@ func (s *Service) CreateKey(ctx context.Context, p *tenants.Principal, in KeyInp
 			perms = orgRolePermissions(in.Role)
 			// An organization key's role never changes: a scope beyond it could never be used.
 			if scopes != nil && *scopes&^perms != 0 {
-				var errs tenants.FieldErrors
-				errs.Add("scopes", fmt.Sprintf("an organization key of role %s can never use %s: its role does not grant them",
+				return tenants.FieldError("scopes", fmt.Sprintf("an organization key of role %s can never use %s: its role does not grant them",
 					in.Role, strings.ReplaceAll((*scopes&^perms).String(), " ", ", ")))
-				return errs.Err()
 			}
 		} else {
 			nk.UserID = in.UserID
@@ -204,22 +208,29 @@ func (s *Service) CreateKey(ctx context.Context, p *tenants.Principal, in KeyInp
 		if missing := perms &^ p.Permissions; missing != 0 {
 			return tenants.Escalation("create this key", missing)
 		}
-		id, value, err := insertKey(ctx, tx, nk)
-		if tenants.IsUniqueViolation(err) {
-			return errKeyNameTaken(in.Name)
-		}
-		if err != nil {
-			return fmt.Errorf("insert key: %w", err)
-		}
-		rec, err := findKey(ctx, tx, `id = ?`, id)
-		if err != nil {
-			return err
-		}
-		out = rec.key()
-		out.Value = value
-		return tenants.RecordEvent(ctx, tx, p, rec.PartnerID, rec.OrgID, tenants.EventAPIKeyCreated, rec.key())
+		out, err = storeKey(ctx, tx, p, nk, tenants.EventAPIKeyCreated)
+		return err
 	})
 	return out, err
+}
+
+// storeKey inserts nk, reads it back and records event: the key, with its value shown this
+// once. A name taken by another active key of the owner is a conflict.
+func storeKey(ctx context.Context, tx *tenants.Tx, p *tenants.Principal, nk newKey, event tenants.EventType) (Key, error) {
+	id, value, err := insertKey(ctx, tx, nk)
+	if tenants.IsUniqueViolation(err) {
+		return Key{}, errKeyNameTaken(nk.Name)
+	}
+	if err != nil {
+		return Key{}, fmt.Errorf("insert key: %w", err)
+	}
+	rec, err := findKey(ctx, tx, `id = ?`, id)
+	if err != nil {
+		return Key{}, err
+	}
+	out := rec.key()
+	out.Value = value
+	return out, tenants.RecordEvent(ctx, tx, p, rec.PartnerID, rec.OrgID, event, rec.key())
 }
 
 // boundExpiry is the expiry of a key created by p: a key made by an expiring credential
@@ -516,21 +527,10 @@ func (s *Service) CreatePartnerKey(ctx context.Context, p *tenants.Principal, na
 	}
 	var out Key
 	err = tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
-		id, value, err := insertKey(ctx, tx, newKey{Kind: tenants.KindPartner, Name: name, PartnerID: p.PartnerID,
-			OrgID: p.OrgID, CreatedBy: p.KeyID, ExpiresAt: expiresAt})
-		if tenants.IsUniqueViolation(err) {
-			return errKeyNameTaken(name)
-		}
-		if err != nil {
-			return fmt.Errorf("insert partner key: %w", err)
-		}
-		rec, err := findKey(ctx, tx, `id = ?`, id)
-		if err != nil {
-			return err
-		}
-		out = rec.key()
-		out.Value = value
-		return tenants.RecordEvent(ctx, tx, p, rec.PartnerID, rec.OrgID, tenants.EventPartnerKeyCreated, rec.key())
+		var err error
+		out, err = storeKey(ctx, tx, p, newKey{Kind: tenants.KindPartner, Name: name, PartnerID: p.PartnerID,
+			OrgID: p.OrgID, CreatedBy: p.KeyID, ExpiresAt: expiresAt}, tenants.EventPartnerKeyCreated)
+		return err
 	})
 	return out, err
 }
