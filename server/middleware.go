@@ -32,12 +32,15 @@ const (
 // validRequestID reports whether a caller's X-Request-Id is one to keep: 1 to 128 of
 // [A-Za-z0-9._:-].
 func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false // before scanning: a header may be 64 KiB
+	}
 	for i := range len(id) {
 		if c := id[i]; !isAlnum(c) && c != '.' && c != '_' && c != ':' && c != '-' {
 			return false
 		}
 	}
-	return id != "" && len(id) <= 128
+	return true
 }
 
 // withRequestID takes the caller's X-Request-Id when it is sane, else makes one, and echoes it.
