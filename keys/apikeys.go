@@ -167,7 +167,7 @@ func (s *Service) CreateKey(ctx context.Context, p *tenants.Principal, in KeyInp
 	nk := newKey{Kind: in.Kind, Name: in.Name, PartnerID: p.PartnerID, OrgID: p.OrgID,
 		Role: in.Role, Scopes: scopes, CreatedBy: p.KeyID, ExpiresAt: in.ExpiresAt}
 	var out Key
-	err = tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
+	err = s.Write(ctx, func(tx *tenants.Tx) error {
 		var perms tenants.Permissions
 		if nk.Kind == tenants.KindOrganization {
 			if !p.Can(tenants.KeysWrite) {
@@ -309,18 +309,26 @@ func listKeys(ctx context.Context, q sqlx.ExtContext, page tenants.PageQuery, wh
 // ListKeys pages through the caller's organization's user and organization keys: all of them
 // with keys:read, else the caller's own.
 func (s *Service) ListKeys(ctx context.Context, p *tenants.Principal, page tenants.PageQuery) (tenants.Page[Key], error) {
+	q, err := s.Reader(ctx)
+	if err != nil {
+		return tenants.Page[Key]{}, err
+	}
 	if p.Can(tenants.KeysRead) {
-		return listKeys(ctx, s.DB, page, `org_id = ? AND kind <> 'partner'`, p.OrgID)
+		return listKeys(ctx, q, page, `org_id = ? AND kind <> 'partner'`, p.OrgID)
 	}
 	if p.Narrowed || p.UserID == "" {
-		return listKeys(ctx, s.DB, page, `org_id = ? AND kind <> 'partner' AND id = ?`, p.OrgID, p.KeyID)
+		return listKeys(ctx, q, page, `org_id = ? AND kind <> 'partner' AND id = ?`, p.OrgID, p.KeyID)
 	}
-	return listKeys(ctx, s.DB, page, `org_id = ? AND kind <> 'partner' AND (id = ? OR user_id = ?)`, p.OrgID, p.KeyID, p.UserID)
+	return listKeys(ctx, q, page, `org_id = ? AND kind <> 'partner' AND (id = ? OR user_id = ?)`, p.OrgID, p.KeyID, p.UserID)
 }
 
 // GetKey returns one key the caller may see.
 func (s *Service) GetKey(ctx context.Context, p *tenants.Principal, id string) (Key, error) {
-	r, err := visibleKey(ctx, s.DB, p, id)
+	q, err := s.Reader(ctx)
+	if err != nil {
+		return Key{}, err
+	}
+	r, err := visibleKey(ctx, q, p, id)
 	return r.key(), err
 }
 
@@ -374,7 +382,7 @@ func lockManagedKey(ctx context.Context, tx *tenants.Tx, p *tenants.Principal, i
 // Revoking a revoked key changes nothing and answers it as it is.
 func (s *Service) RevokeKey(ctx context.Context, p *tenants.Principal, id string) (Key, error) {
 	var out Key
-	err := tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
+	err := s.Write(ctx, func(tx *tenants.Tx) error {
 		r, err := lockManagedKey(ctx, tx, p, id, "revoke")
 		if err != nil {
 			return err
@@ -421,7 +429,7 @@ func (s *Service) RotateKey(ctx context.Context, p *tenants.Principal, id string
 		return Key{}, tenants.FieldError("grace_seconds", "must be from 0 to 604800 (7 days)")
 	}
 	var out Key
-	err := tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
+	err := s.Write(ctx, func(tx *tenants.Tx) error {
 		r, err := lockManagedKey(ctx, tx, p, id, "rotate")
 		if err != nil {
 			return err
@@ -471,16 +479,20 @@ func (s *Service) RotateKey(ctx context.Context, p *tenants.Principal, id string
 // ListOrganizationKeys pages through the user and organization keys of one of the partner's
 // organizations.
 func (s *Service) ListOrganizationKeys(ctx context.Context, p *tenants.Principal, orgID string, page tenants.PageQuery) (tenants.Page[Key], error) {
-	if _, err := tenants.PartnerOrganization(ctx, s.DB, p, orgID); err != nil {
+	q, err := s.Reader(ctx)
+	if err != nil {
 		return tenants.Page[Key]{}, err
 	}
-	return listKeys(ctx, s.DB, page, `org_id = ? AND kind <> 'partner'`, orgID)
+	if _, err := tenants.PartnerOrganization(ctx, q, p, orgID); err != nil {
+		return tenants.Page[Key]{}, err
+	}
+	return listKeys(ctx, q, page, `org_id = ? AND kind <> 'partner'`, orgID)
 }
 
 // RevokeOrganizationKey revokes a key in one of the partner's organizations.
 func (s *Service) RevokeOrganizationKey(ctx context.Context, p *tenants.Principal, orgID, id string) (Key, error) {
 	var out Key
-	err := tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
+	err := s.Write(ctx, func(tx *tenants.Tx) error {
 		if _, err := tenants.PartnerOrganization(ctx, tx, p, orgID); err != nil {
 			return err
 		}
@@ -502,12 +514,22 @@ func (s *Service) RevokeOrganizationKey(ctx context.Context, p *tenants.Principa
 
 // ListPartnerKeys pages through the partner's own keys, revoked ones included.
 func (s *Service) ListPartnerKeys(ctx context.Context, p *tenants.Principal, page tenants.PageQuery) (tenants.Page[Key], error) {
-	return listKeys(ctx, s.DB, page, `partner_id = ? AND kind = 'partner'`, p.PartnerID)
+	if err := p.RequirePartner(); err != nil {
+		return tenants.Page[Key]{}, err
+	}
+	q, err := s.Reader(ctx)
+	if err != nil {
+		return tenants.Page[Key]{}, err
+	}
+	return listKeys(ctx, q, page, `partner_id = ? AND kind = 'partner'`, p.PartnerID)
 }
 
 // CreatePartnerKey issues another partner key, so a partner can rotate: create the new key,
 // move to it, revoke the old one.
 func (s *Service) CreatePartnerKey(ctx context.Context, p *tenants.Principal, name string, expiresAt *time.Time) (Key, error) {
+	if err := p.RequirePartner(); err != nil {
+		return Key{}, err
+	}
 	name = strings.TrimSpace(name)
 	var errs tenants.FieldErrors
 	if name == "" {
@@ -526,7 +548,7 @@ func (s *Service) CreatePartnerKey(ctx context.Context, p *tenants.Principal, na
 		return Key{}, err
 	}
 	var out Key
-	err = tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
+	err = s.Write(ctx, func(tx *tenants.Tx) error {
 		var err error
 		out, err = storeKey(ctx, tx, p, newKey{Kind: tenants.KindPartner, Name: name, PartnerID: p.PartnerID,
 			OrgID: p.OrgID, CreatedBy: p.KeyID, ExpiresAt: expiresAt}, tenants.EventPartnerKeyCreated)
@@ -538,8 +560,11 @@ func (s *Service) CreatePartnerKey(ctx context.Context, p *tenants.Principal, na
 // RevokePartnerKey revokes one of the partner's keys, unless it is the last active one (409):
 // a partner must never lock itself out.
 func (s *Service) RevokePartnerKey(ctx context.Context, p *tenants.Principal, id string) (Key, error) {
+	if err := p.RequirePartner(); err != nil {
+		return Key{}, err
+	}
 	var out Key
-	err := tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
+	err := s.Write(ctx, func(tx *tenants.Tx) error {
 		// Serialise revocations of one partner's keys, so two concurrent ones cannot both pass
 		// the last-key check (SQLite's write transactions are serial already; this row lock is
 		// what PostgreSQL needs).

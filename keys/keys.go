@@ -15,9 +15,13 @@ import (
 	"github.com/tenantry/tenantry/tenants"
 )
 
-// Service mints and verifies credentials on one database.
+// Service mints and verifies credentials on one database, or inside one unit of work (In).
 type Service struct {
-	DB *sqlx.DB
+	tenants.Conn
+	*shared // what every binding of the service shares: caches, clock, prepared statements
+}
+
+type shared struct {
 	// Sealer seals token signing private keys at rest (nil: stored as they are).
 	Sealer    *tenants.Sealer
 	signers   *signerCache
@@ -55,7 +59,13 @@ func (s *Service) prepared() (byHash, byIDAndValue *sqlx.Stmt, err error) {
 
 // NewService returns a Service on db. Call Close when done if StartUsageRecorder was called.
 func NewService(db *sqlx.DB) *Service {
-	return &Service{DB: db, signers: newSignerCache()}
+	return &Service{Conn: tenants.Conn{DB: db}, shared: &shared{signers: newSignerCache()}}
+}
+
+// In returns s bound to u: every statement of its methods runs in u's transaction, which u's
+// owner commits or rolls back.
+func (s *Service) In(u *tenants.Unit) *Service {
+	return &Service{Conn: s.Conn.In(u), shared: s.shared}
 }
 
 func (s *Service) now() time.Time {
@@ -331,7 +341,7 @@ func insertSecret(ctx context.Context, tx *tenants.Tx, keyID, value string, now 
 // closed pipe, a full disk), nothing is created, so no partner exists whose key nobody holds.
 func (s *Service) CreatePartner(ctx context.Context, name string, deliver func(value string) error) (tenants.Partner, error) {
 	var p tenants.Partner
-	err := tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) (err error) {
+	err := s.Write(ctx, func(tx *tenants.Tx) (err error) {
 		p, err = createPartner(ctx, tx, name, deliver)
 		return err
 	})
@@ -357,7 +367,7 @@ func createPartner(ctx context.Context, tx *tenants.Tx, name string, deliver fun
 // line): the way back in for a partner that has lost its keys. The value goes to deliver
 // before the transaction commits, as in CreatePartner.
 func (s *Service) IssuePartnerKey(ctx context.Context, partnerID, name string, deliver func(value string) error) error {
-	return tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
+	return s.Write(ctx, func(tx *tenants.Tx) error {
 		owner, err := tenants.OwnerOrganizationID(ctx, tx, partnerID)
 		if err != nil {
 			return err
@@ -380,7 +390,7 @@ func (s *Service) IssuePartnerKey(ctx context.Context, partnerID, name string, d
 // as CreatePartner does. created is false when a partner already exists. It is safe to race:
 // the check and the creation share one write transaction.
 func (s *Service) Bootstrap(ctx context.Context, name string, deliver func(value string) error) (created bool, err error) {
-	err = tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
+	err = s.Write(ctx, func(tx *tenants.Tx) error {
 		n, err := tenants.CountPartners(ctx, tx)
 		if err != nil || n > 0 {
 			return err
@@ -404,11 +414,11 @@ func (s *Service) Bootstrap(ctx context.Context, name string, deliver func(value
 // this endpoint: a second is ErrConflict unless force is set, in which case the old key is
 // revoked and the new one issued in the same transaction.
 func (s *Service) MintUserKey(ctx context.Context, p *tenants.Principal, orgID, userID string, force bool) (string, error) {
-	if err := tenants.RequirePartner(p); err != nil {
+	if err := p.RequirePartner(); err != nil {
 		return "", err
 	}
 	var value string
-	err := tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
+	err := s.Write(ctx, func(tx *tenants.Tx) error {
 		u, err := tenants.FindUser(ctx, tx, p, orgID, userID)
 		if err != nil {
 			return err

@@ -376,7 +376,7 @@ func (s *Service) rotateSigningKey(ctx context.Context) (signer, error) {
 	if err != nil {
 		return signer{}, err
 	}
-	err = tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
+	err = s.Write(ctx, func(tx *tenants.Tx) error {
 		retire := now.Add(MaxTokenTTL*time.Second + tokenLeeway)
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE signing_keys SET verify_until = ? WHERE verify_until IS NULL`), retire); err != nil {
 			return fmt.Errorf("retire signing keys: %w", err)

@@ -45,6 +45,8 @@ type Server struct {
 	authFailures *limiters // failed authentications per client address
 	// webhooks sends webhook deliveries from the outbox (package server/delivery).
 	webhooks *delivery.Worker
+	// stopWaking ends the commit hook that wakes the webhook worker.
+	stopWaking func()
 	// stopFollowing ends the following of other replicas' credential changes.
 	stopFollowing func()
 	// provisionFault, set by tests only (export_test.go), is called after each step of
@@ -181,6 +183,16 @@ func New(cfg Config) *Server {
 	}
 	s.webhooks = delivery.New(cfg.DB, cfg.Log, cfg.Webhooks)
 	s.webhooks.Start()
+	// A committed change that queued deliveries wakes the worker: sent at once, not at its
+	// next poll.
+	s.stopWaking = tenants.OnCommit(cfg.DB, func(changes []tenants.Change) {
+		for _, ch := range changes {
+			if ch.Delivers {
+				s.webhooks.Wake()
+				return
+			}
+		}
+	})
 	return s
 }
 
@@ -189,6 +201,7 @@ func (s *Server) Close() {
 	if s.stopFollowing != nil {
 		s.stopFollowing()
 	}
+	s.stopWaking()
 	s.webhooks.Stop() // lets the webhook attempts in flight finish first
 	s.stopSweeper()
 	s.keys.Close()
@@ -240,8 +253,9 @@ type route struct {
 	handler      handler
 }
 
-// routes is the route table, the whole access policy: REST serves every route, and the command
-// endpoint those with a command name.
+// routes is the route table: REST serves every route, and the command endpoint those with a
+// command name. Its policies say which kinds of credential may call a route; what a caller
+// may do there is decided by the domain method the handler calls.
 func (s *Server) routes() []route {
 	r := []route{
 		{"GET", "/healthz", noCommand, public, s.healthz},
@@ -262,7 +276,7 @@ func (s *Server) routes() []route {
 		{"PUT", "/api/organizations/:org_id", cmd("update_organization"), forPartners, s.updateOrganization},
 		{"PATCH", "/api/organizations/:org_id", noCommand, forPartners, s.patchOrganization},
 		{"DELETE", "/api/organizations/:org_id", cmd("delete_organization"), forPartners, s.deleteOrganization},
-		{"GET", "/api/organization", cmd("get_current_organization"), orgAction(""), s.getCurrentOrganization},
+		{"GET", "/api/organization", cmd("get_current_organization"), forOrgs, s.getCurrentOrganization},
 
 		{"GET", "/api/organizations/:org_id/users", cmd("list_users"), forPartners, s.listUsers(orgFromPath)},
 		{"POST", "/api/organizations/:org_id/users", cmd("create_user"), forPartners, s.createUser(orgFromPath)},
@@ -279,22 +293,22 @@ func (s *Server) routes() []route {
 		{"POST", "/api/partner/keys", noCommand, forPartners.noTokens(), s.createPartnerKey},
 		{"DELETE", "/api/partner/keys/:id", noCommand, forPartners, s.revokePartnerKey},
 
-		{"GET", "/api/organization/users", noCommand, orgAction(tenants.UsersRead), s.listUsers(orgOfCaller)},
-		{"POST", "/api/organization/users", noCommand, orgAction(tenants.UsersWrite), s.createUser(orgOfCaller)},
-		{"GET", "/api/organization/users/:id", noCommand, orgAction(tenants.UsersRead), s.getUser(orgOfCaller)},
-		{"PUT", "/api/organization/users/:id", noCommand, orgAction(tenants.UsersWrite), s.updateUser(orgOfCaller)},
-		{"DELETE", "/api/organization/users/:id", noCommand, orgAction(tenants.UsersWrite), s.deleteUser(orgOfCaller)},
+		{"GET", "/api/organization/users", noCommand, forOrgs, s.listUsers(orgOfCaller)},
+		{"POST", "/api/organization/users", noCommand, forOrgs, s.createUser(orgOfCaller)},
+		{"GET", "/api/organization/users/:id", noCommand, forOrgs, s.getUser(orgOfCaller)},
+		{"PUT", "/api/organization/users/:id", noCommand, forOrgs, s.updateUser(orgOfCaller)},
+		{"DELETE", "/api/organization/users/:id", noCommand, forOrgs, s.deleteUser(orgOfCaller)},
 
-		{"GET", "/api/permissions/roles", cmd("list_roles"), orgAction(tenants.RolesRead), s.listRoles},
-		{"POST", "/api/permissions/roles", cmd("create_role"), orgAction(tenants.RolesWrite), s.createRole},
-		{"GET", "/api/permissions/roles/:id", cmd("get_role"), orgAction(tenants.RolesRead), s.getRole},
-		{"PUT", "/api/permissions/roles/:id", cmd("update_role"), orgAction(tenants.RolesWrite), s.updateRole},
-		{"PATCH", "/api/permissions/roles/:id", noCommand, orgAction(tenants.RolesWrite), s.patchRole},
-		{"DELETE", "/api/permissions/roles/:id", cmd("delete_role"), orgAction(tenants.RolesWrite), s.deleteRole},
+		{"GET", "/api/permissions/roles", cmd("list_roles"), forOrgs, s.listRoles},
+		{"POST", "/api/permissions/roles", cmd("create_role"), forOrgs, s.createRole},
+		{"GET", "/api/permissions/roles/:id", cmd("get_role"), forOrgs, s.getRole},
+		{"PUT", "/api/permissions/roles/:id", cmd("update_role"), forOrgs, s.updateRole},
+		{"PATCH", "/api/permissions/roles/:id", noCommand, forOrgs, s.patchRole},
+		{"DELETE", "/api/permissions/roles/:id", cmd("delete_role"), forOrgs, s.deleteRole},
 
 		{"GET", "/api/events", cmd("list_events", "type", "organization_id", "starting_after", "ending_before", "limit", "page_token"),
-			orgAction(tenants.EventsRead), s.listEvents},
-		{"GET", "/api/events_types", noCommand, orgAction(tenants.EventsRead), s.listEventTypes},
+			forOrgs, s.listEvents},
+		{"GET", "/api/events_types", noCommand, forOrgs, s.listEventTypes},
 
 		// Keys of the caller's organization. Reading, revoking and rotating one's own key needs
 		// no permission; the domain requires keys:read / keys:write for anyone else's, and a
@@ -352,6 +366,23 @@ func (s *Server) serve(c *gin.Context, r *route, p *tenants.Principal) {
 	if err != nil {
 		s.writeError(c, err)
 	}
+}
+
+// storeOf is the domain for c's request: bound to the request's unit of work when it has one
+// (a write with Idempotency-Key), so that its change and the stored response commit together.
+func (s *Server) storeOf(c *gin.Context) *tenants.Store {
+	if u, ok := c.Get(ctxUnit); ok {
+		return s.store.In(u.(*tenants.Unit))
+	}
+	return s.store
+}
+
+// keysOf is the credentials service for c's request, bound as storeOf binds the domain.
+func (s *Server) keysOf(c *gin.Context) *keys.Service {
+	if u, ok := c.Get(ctxUnit); ok {
+		return s.keys.In(u.(*tenants.Unit))
+	}
+	return s.keys
 }
 
 // servedRoute is the route serving c.

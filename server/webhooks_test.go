@@ -664,3 +664,20 @@ func TestWebhookPolytomicShape(t *testing.T) {
 	expect(t, o.admin.Do("POST", "/api/webhooks", map[string]any{"endpoint": "https://93.184.215.14/hook",
 		"secret": "short"}), 400, "validation_failed")
 }
+
+// A committed change that queues deliveries wakes the delivery worker: the receiver hears of it
+// at once, long before the next poll (an hour away here).
+func TestWebhookSentOnCommit(t *testing.T) {
+	t.Parallel()
+	e := newEnvWith(t, func(c *server.Config) {
+		fastWebhooks(c)
+		c.Webhooks.PollInterval = time.Hour
+	})
+	o := e.newOrg("Prompt")
+	rc := newReceiver(t, nil)
+	createWebhook(t, o.admin, map[string]any{"endpoint": rc.url(), "event_types": []string{"dataset.created"}})
+	start := time.Now()
+	expect(t, o.admin.Do("POST", "/api/datasets", map[string]any{"name": "Orders", "slug": "orders"}), 200, "")
+	eventually(t, 10*time.Second, "the delivery arrives without waiting for a poll", func() bool { return len(rc.requests()) == 1 })
+	t.Logf("delivered %s after the change's response", time.Since(start).Round(time.Millisecond))
+}

@@ -138,13 +138,20 @@ func (d *Dataset) apply(in DatasetInput) {
 
 // ListDatasets pages through the caller's organization's datasets in order of creation.
 func (s *Store) ListDatasets(ctx context.Context, p *Principal, page PageQuery) (Page[Dataset], error) {
+	if err := p.Require(DatasetsRead); err != nil {
+		return Page[Dataset]{}, err
+	}
+	q, err := s.Reader(ctx)
+	if err != nil {
+		return Page[Dataset]{}, err
+	}
 	where, args := `org_id = ?`, []any{p.OrgID}
 	if page.After != "" {
 		where += ` AND id > ?`
 		args = append(args, page.After)
 	}
 	rows := []Dataset{}
-	err := sqlx.SelectContext(ctx, s.DB, &rows, s.DB.Rebind(`SELECT `+datasetColumns+` FROM datasets WHERE `+where+
+	err = sqlx.SelectContext(ctx, q, &rows, q.Rebind(`SELECT `+datasetColumns+` FROM datasets WHERE `+where+
 		` ORDER BY id LIMIT ?`), append(args, page.Limit+1)...)
 	if err != nil {
 		return Page[Dataset]{}, fmt.Errorf("list datasets: %w", err)
@@ -158,14 +165,24 @@ func (s *Store) ListDatasets(ctx context.Context, p *Principal, page PageQuery) 
 
 // GetDataset returns one dataset of the caller's organization.
 func (s *Store) GetDataset(ctx context.Context, p *Principal, id string) (Dataset, error) {
-	return findDataset(ctx, s.DB, p.OrgID, id)
+	if err := p.Require(DatasetsRead); err != nil {
+		return Dataset{}, err
+	}
+	q, err := s.Reader(ctx)
+	if err != nil {
+		return Dataset{}, err
+	}
+	return findDataset(ctx, q, p.OrgID, id)
 }
 
 // CreateDataset adds a dataset to the caller's organization. A slug already used there is
 // ErrConflict; a connection_id that names no connection of the organization is ErrInvalid.
 func (s *Store) CreateDataset(ctx context.Context, p *Principal, in DatasetInput) (Dataset, error) {
+	if err := p.Require(DatasetsWrite); err != nil {
+		return Dataset{}, err
+	}
 	var d Dataset
-	err := InTx(ctx, s.DB, func(tx *Tx) error {
+	err := s.Write(ctx, func(tx *Tx) error {
 		if err := in.normalize(ctx, tx, p.OrgID); err != nil {
 			return err
 		}
@@ -184,8 +201,11 @@ func (s *Store) CreateDataset(ctx context.Context, p *Principal, in DatasetInput
 
 // UpdateDataset replaces a dataset's fields in full.
 func (s *Store) UpdateDataset(ctx context.Context, p *Principal, id string, in DatasetInput) (Dataset, error) {
+	if err := p.Require(DatasetsWrite); err != nil {
+		return Dataset{}, err
+	}
 	var d Dataset
-	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
+	err := s.Write(ctx, func(tx *Tx) (err error) {
 		if d, err = findDataset(ctx, tx, p.OrgID, id); err != nil {
 			return err
 		}
@@ -206,8 +226,11 @@ func (s *Store) UpdateDataset(ctx context.Context, p *Principal, id string, in D
 
 // DeleteDataset deletes a dataset of the caller's organization and returns it as it was.
 func (s *Store) DeleteDataset(ctx context.Context, p *Principal, id string) (Dataset, error) {
+	if err := p.Require(DatasetsWrite); err != nil {
+		return Dataset{}, err
+	}
 	var d Dataset
-	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
+	err := s.Write(ctx, func(tx *Tx) (err error) {
 		if d, err = findDataset(ctx, tx, p.OrgID, id); err != nil {
 			return err
 		}

@@ -129,7 +129,7 @@ func partnerOrganization(ctx context.Context, q sqlx.ExtContext, partnerID, id s
 
 // PartnerOrganization loads an organization of the partner p; another partner's is ErrNotFound.
 func PartnerOrganization(ctx context.Context, q sqlx.ExtContext, p *Principal, id string) (Organization, error) {
-	if err := RequirePartner(p); err != nil {
+	if err := p.RequirePartner(); err != nil {
 		return Organization{}, err
 	}
 	return partnerOrganization(ctx, q, p.PartnerID, id)
@@ -137,11 +137,11 @@ func PartnerOrganization(ctx context.Context, q sqlx.ExtContext, p *Principal, i
 
 // CreateOrganization creates a child organization of the calling partner.
 func (s *Store) CreateOrganization(ctx context.Context, p *Principal, in OrganizationInput) (Organization, error) {
-	if err := RequirePartner(p); err != nil {
+	if err := p.RequirePartner(); err != nil {
 		return Organization{}, err
 	}
 	var o Organization
-	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
+	err := s.Write(ctx, func(tx *Tx) (err error) {
 		if o, err = insertOrganization(ctx, tx, s.Sealer, p.PartnerID, false, in); err != nil {
 			return err
 		}
@@ -153,11 +153,15 @@ func (s *Store) CreateOrganization(ctx context.Context, p *Principal, in Organiz
 // ListOrganizations returns the partner's owner organization first, then its children in
 // order of creation.
 func (s *Store) ListOrganizations(ctx context.Context, p *Principal) ([]Organization, error) {
-	if err := RequirePartner(p); err != nil {
+	if err := p.RequirePartner(); err != nil {
+		return nil, err
+	}
+	q, err := s.Reader(ctx)
+	if err != nil {
 		return nil, err
 	}
 	orgs := []Organization{}
-	err := sqlx.SelectContext(ctx, s.DB, &orgs, s.DB.Rebind(`SELECT `+orgColumns+`
+	err = sqlx.SelectContext(ctx, q, &orgs, q.Rebind(`SELECT `+orgColumns+`
 		FROM organizations WHERE partner_id = ? ORDER BY is_owner DESC, created_at, id`), p.PartnerID)
 	if err != nil {
 		return nil, fmt.Errorf("list organizations: %w", err)
@@ -167,27 +171,35 @@ func (s *Store) ListOrganizations(ctx context.Context, p *Principal) ([]Organiza
 
 // GetOrganization returns one of the partner's organizations.
 func (s *Store) GetOrganization(ctx context.Context, p *Principal, id string) (Organization, error) {
-	if err := RequirePartner(p); err != nil {
+	if err := p.RequirePartner(); err != nil {
 		return Organization{}, err
 	}
-	return partnerOrganization(ctx, s.DB, p.PartnerID, id)
+	q, err := s.Reader(ctx)
+	if err != nil {
+		return Organization{}, err
+	}
+	return partnerOrganization(ctx, q, p.PartnerID, id)
 }
 
 // CurrentOrganization returns the organization the credential acts in (a partner key's owner
-// organization).
+// organization). Any credential may read its own organization.
 func (s *Store) CurrentOrganization(ctx context.Context, p *Principal) (Organization, error) {
+	q, err := s.Reader(ctx)
+	if err != nil {
+		return Organization{}, err
+	}
 	// Not found only if the organization was deleted since authentication.
-	return getOne[Organization](ctx, s.DB, p.OrgID, errOrganizationNotFound(p.OrgID),
+	return getOne[Organization](ctx, q, p.OrgID, errOrganizationNotFound(p.OrgID),
 		`SELECT `+orgColumns+` FROM organizations WHERE id = ?`, p.OrgID)
 }
 
 // UpdateOrganization replaces an organization's name and SSO fields in full.
 func (s *Store) UpdateOrganization(ctx context.Context, p *Principal, id string, in OrganizationInput) (Organization, error) {
-	if err := RequirePartner(p); err != nil {
+	if err := p.RequirePartner(); err != nil {
 		return Organization{}, err
 	}
 	var o Organization
-	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
+	err := s.Write(ctx, func(tx *Tx) (err error) {
 		if o, err = partnerOrganization(ctx, tx, p.PartnerID, id); err != nil {
 			return err
 		}
@@ -224,11 +236,11 @@ func (s *Store) UpdateOrganization(ctx context.Context, p *Principal, id string,
 // DeleteOrganization deletes a child organization with its users, roles and keys (so every key
 // in it stops working at once) and returns it as it was. The owner organization is ErrConflict.
 func (s *Store) DeleteOrganization(ctx context.Context, p *Principal, id string) (Organization, error) {
-	if err := RequirePartner(p); err != nil {
+	if err := p.RequirePartner(); err != nil {
 		return Organization{}, err
 	}
 	var o Organization
-	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
+	err := s.Write(ctx, func(tx *Tx) (err error) {
 		if o, err = partnerOrganization(ctx, tx, p.PartnerID, id); err != nil {
 			return err
 		}

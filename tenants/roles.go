@@ -157,8 +157,15 @@ func errRoleNameTaken(name string) error {
 // ListRoles returns the caller's organization's roles: the built-in ones first, then custom
 // roles in order of creation.
 func (s *Store) ListRoles(ctx context.Context, p *Principal) ([]Role, error) {
+	if err := p.Require(RolesRead); err != nil {
+		return nil, err
+	}
+	q, err := s.Reader(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var rows []roleRow
-	if err := sqlx.SelectContext(ctx, s.DB, &rows, s.DB.Rebind(`SELECT `+roleColumns+`
+	if err := sqlx.SelectContext(ctx, q, &rows, q.Rebind(`SELECT `+roleColumns+`
 		FROM roles WHERE org_id = ? ORDER BY system DESC, created_at, id`), p.OrgID); err != nil {
 		return nil, fmt.Errorf("list roles: %w", err)
 	}
@@ -171,13 +178,23 @@ func (s *Store) ListRoles(ctx context.Context, p *Principal) ([]Role, error) {
 
 // GetRole returns one role of the caller's organization.
 func (s *Store) GetRole(ctx context.Context, p *Principal, id string) (Role, error) {
-	r, err := findRole(ctx, s.DB, p.OrgID, id)
+	if err := p.Require(RolesRead); err != nil {
+		return Role{}, err
+	}
+	q, err := s.Reader(ctx)
+	if err != nil {
+		return Role{}, err
+	}
+	r, err := findRole(ctx, q, p.OrgID, id)
 	return r.role(), err
 }
 
 // CreateRole adds a custom role to the caller's organization. A role may not allow an action
 // the caller lacks (403 permission_escalation).
 func (s *Store) CreateRole(ctx context.Context, p *Principal, in RoleInput) (Role, error) {
+	if err := p.Require(RolesWrite); err != nil {
+		return Role{}, err
+	}
 	perms, err := in.normalize()
 	if err != nil {
 		return Role{}, err
@@ -187,7 +204,7 @@ func (s *Store) CreateRole(ctx context.Context, p *Principal, in RoleInput) (Rol
 	}
 	now := Now()
 	r := roleRow{ID: NewID(), OrgID: p.OrgID, Name: in.Name, Actions: perms.String(), CreatedAt: now, UpdatedAt: now}
-	err = InTx(ctx, s.DB, func(tx *Tx) error {
+	err = s.Write(ctx, func(tx *Tx) error {
 		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO roles (id, org_id, name, name_key, system, actions, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), r.ID, r.OrgID, r.Name, strings.ToLower(r.Name), false, r.Actions, now, now)
 		if IsUniqueViolation(err) {
@@ -204,8 +221,11 @@ func (s *Store) CreateRole(ctx context.Context, p *Principal, in RoleInput) (Rol
 // UpdateRole replaces a custom role's name and actions; users holding it get the new actions
 // on their next request. Built-in roles cannot change (409).
 func (s *Store) UpdateRole(ctx context.Context, p *Principal, id string, in RoleInput) (Role, error) {
+	if err := p.Require(RolesWrite); err != nil {
+		return Role{}, err
+	}
 	var r roleRow
-	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
+	err := s.Write(ctx, func(tx *Tx) (err error) {
 		if r, err = findRole(ctx, tx, p.OrgID, id); err != nil {
 			return err
 		}
@@ -240,8 +260,11 @@ func errSystemRole(name string) error {
 
 // DeleteRole deletes a custom role nobody holds (409 role_in_use otherwise) and returns it.
 func (s *Store) DeleteRole(ctx context.Context, p *Principal, id string) (Role, error) {
+	if err := p.Require(RolesWrite); err != nil {
+		return Role{}, err
+	}
 	var r roleRow
-	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
+	err := s.Write(ctx, func(tx *Tx) (err error) {
 		if r, err = findRole(ctx, tx, p.OrgID, id); err != nil {
 			return err
 		}

@@ -73,11 +73,16 @@ func (in *UserInput) normalize(roles map[string]roleRow) ([]string, error) {
 }
 
 // authorizeUsers scopes a user operation to an organization p may reach: a partner's own
-// organizations, or an organization credential's own organization. Another tenant's
-// organization is ErrNotFound. Whether p holds users:read or users:write is the route's
-// policy (server), decided before the domain is called.
+// organizations (another's is ErrNotFound), or an organization credential's own organization.
+// The operation has checked p's permission (users:read, users:write, keys:write) already.
 func authorizeUsers(ctx context.Context, q sqlx.ExtContext, p *Principal, orgID string) error {
 	if p.IsPartner() {
+		if orgID != p.OrgID {
+			// Only an unrestricted partner credential reaches its child organizations.
+			if err := p.RequirePartner(); err != nil {
+				return err
+			}
+		}
 		_, err := partnerOrganization(ctx, q, p.PartnerID, orgID)
 		return err
 	}
@@ -87,7 +92,8 @@ func authorizeUsers(ctx context.Context, q sqlx.ExtContext, p *Principal, orgID 
 	return nil
 }
 
-// FindUser returns a user of orgID that p may manage.
+// FindUser returns a user of orgID, an organization p may reach (see authorizeUsers), for an
+// operation that has checked p's permission.
 func FindUser(ctx context.Context, q sqlx.ExtContext, p *Principal, orgID, id string) (User, error) {
 	if err := authorizeUsers(ctx, q, p, orgID); err != nil {
 		return User{}, err
@@ -159,15 +165,22 @@ func errEmailTaken(email string) error {
 
 // ListUsers returns the users of orgID in order of creation.
 func (s *Store) ListUsers(ctx context.Context, p *Principal, orgID string) ([]User, error) {
-	if err := authorizeUsers(ctx, s.DB, p, orgID); err != nil {
+	if err := p.Require(UsersRead); err != nil {
+		return nil, err
+	}
+	q, err := s.Reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := authorizeUsers(ctx, q, p, orgID); err != nil {
 		return nil, err
 	}
 	users := []User{}
-	if err := sqlx.SelectContext(ctx, s.DB, &users, s.DB.Rebind(`SELECT `+userColumns+`
+	if err := sqlx.SelectContext(ctx, q, &users, q.Rebind(`SELECT `+userColumns+`
 		FROM users WHERE org_id = ? ORDER BY created_at, id`), orgID); err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
-	if err := loadRoles(ctx, s.DB, orgID, users); err != nil {
+	if err := loadRoles(ctx, q, orgID, users); err != nil {
 		return nil, err
 	}
 	return users, nil
@@ -175,13 +188,23 @@ func (s *Store) ListUsers(ctx context.Context, p *Principal, orgID string) ([]Us
 
 // GetUser returns one user of orgID.
 func (s *Store) GetUser(ctx context.Context, p *Principal, orgID, id string) (User, error) {
-	return FindUser(ctx, s.DB, p, orgID, id)
+	if err := p.Require(UsersRead); err != nil {
+		return User{}, err
+	}
+	q, err := s.Reader(ctx)
+	if err != nil {
+		return User{}, err
+	}
+	return FindUser(ctx, q, p, orgID, id)
 }
 
 // CreateUser adds a user to orgID. A duplicate email (ignoring case) is ErrConflict.
 func (s *Store) CreateUser(ctx context.Context, p *Principal, orgID string, in UserInput) (User, error) {
+	if err := p.Require(UsersWrite); err != nil {
+		return User{}, err
+	}
 	var u User
-	err := InTx(ctx, s.DB, func(tx *Tx) error {
+	err := s.Write(ctx, func(tx *Tx) error {
 		if err := authorizeUsers(ctx, tx, p, orgID); err != nil {
 			return err
 		}
@@ -227,8 +250,11 @@ func storeUser(ctx context.Context, tx *Tx, p *Principal, u User, event EventTyp
 
 // UpdateUser replaces a user's email and roles.
 func (s *Store) UpdateUser(ctx context.Context, p *Principal, orgID, id string, in UserInput) (User, error) {
+	if err := p.Require(UsersWrite); err != nil {
+		return User{}, err
+	}
 	var u User
-	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
+	err := s.Write(ctx, func(tx *Tx) (err error) {
 		if u, err = FindUser(ctx, tx, p, orgID, id); err != nil {
 			return err
 		}
@@ -258,8 +284,11 @@ func (s *Store) UpdateUser(ctx context.Context, p *Principal, orgID, id string, 
 
 // DeleteUser deletes a user and, with it, every key of that user, and returns the user as it was.
 func (s *Store) DeleteUser(ctx context.Context, p *Principal, orgID, id string) (User, error) {
+	if err := p.Require(UsersWrite); err != nil {
+		return User{}, err
+	}
 	var u User
-	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
+	err := s.Write(ctx, func(tx *Tx) (err error) {
 		if u, err = FindUser(ctx, tx, p, orgID, id); err != nil {
 			return err
 		}

@@ -137,6 +137,7 @@ type Worker struct {
 	slots    chan struct{} // one per delivery in flight
 	inflight sync.WaitGroup
 	stop     chan struct{}
+	wake     chan struct{} // Wake: deliveries were queued, poll now
 	done     chan struct{}
 	start    sync.Once
 	stopOnce sync.Once
@@ -173,6 +174,7 @@ func New(db *sqlx.DB, log *slog.Logger, cfg Config) *Worker {
 		},
 		slots: make(chan struct{}, cfg.BatchSize),
 		stop:  make(chan struct{}),
+		wake:  make(chan struct{}, 1),
 		done:  make(chan struct{}),
 	}
 }
@@ -224,7 +226,17 @@ func (w *Worker) run() {
 		case <-w.stop:
 			return
 		case <-ticker.C:
+		case <-w.wake:
 		}
+	}
+}
+
+// Wake has the worker poll now rather than at its next tick: a transaction that queued
+// deliveries has committed (the server calls it from a commit hook). It never blocks.
+func (w *Worker) Wake() {
+	select {
+	case w.wake <- struct{}{}:
+	default: // a wake-up is pending already
 	}
 }
 
@@ -462,7 +474,7 @@ func (w *Worker) record(ctx context.Context, j job, o outcome) error {
 	if o.status != 0 {
 		status = o.status
 	}
-	return tenants.InTx(ctx, w.db, func(tx *tenants.Tx) error {
+	return tenants.Conn{DB: w.db}.Write(ctx, func(tx *tenants.Tx) error {
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO webhook_attempts (id, delivery_id, attempted_at, status_code, error, latency_ms)
 			VALUES (?, ?, ?, ?, ?, ?)`), tenants.NewID(), j.ID, o.at, status, o.err, o.latency.Milliseconds()); err != nil {
 			if tenants.IsForeignKeyViolation(err) {

@@ -67,7 +67,7 @@ func (o *outbox) events(n int) []string {
 	o.t.Helper()
 	var ids []string
 	for i := range n {
-		err := tenants.InTx(context.Background(), o.db, func(tx *tenants.Tx) error {
+		err := tenants.Conn{DB: o.db}.Write(context.Background(), func(tx *tenants.Tx) error {
 			return tenants.RecordEvent(context.Background(), tx, nil, o.partnerID, o.orgID, "dataset.created", map[string]any{"n": i})
 		})
 		if err != nil {
