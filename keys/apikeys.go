@@ -409,6 +409,19 @@ func revoke(ctx context.Context, tx *tenants.Tx, p *tenants.Principal, r keyReco
 	return r.key(), tenants.RecordEvent(ctx, tx, p, r.PartnerID, r.OrgID, typ, r.key())
 }
 
+// managedKey loads the key id that where (and args) finds, for p to do what to it: a key
+// where finds none is ErrNotFound, one p may not manage is refused (mayManage).
+func managedKey(ctx context.Context, tx *tenants.Tx, p *tenants.Principal, what, id, where string, args ...any) (keyRecord, error) {
+	r, err := findKey(ctx, tx, where, args...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return keyRecord{}, errKeyNotFound(id)
+	}
+	if err != nil {
+		return keyRecord{}, fmt.Errorf("select key: %w", err)
+	}
+	return r, mayManage(p, r, what)
+}
+
 // keyEvent records an event about the key id as the API shows it (never its value).
 func keyEvent(ctx context.Context, tx *tenants.Tx, p *tenants.Principal, id string, typ tenants.EventType) error {
 	r, err := findKey(ctx, tx, `id = ?`, id)
@@ -496,14 +509,8 @@ func (s *Service) RevokeOrganizationKey(ctx context.Context, p *tenants.Principa
 		if _, err := tenants.PartnerOrganization(ctx, tx, p, orgID); err != nil {
 			return err
 		}
-		r, err := findKey(ctx, tx, `id = ? AND org_id = ? AND kind <> 'partner'`, id, orgID)
-		if errors.Is(err, sql.ErrNoRows) {
-			return errKeyNotFound(id)
-		}
+		r, err := managedKey(ctx, tx, p, "revoke", id, `id = ? AND org_id = ? AND kind <> 'partner'`, id, orgID)
 		if err != nil {
-			return fmt.Errorf("select key: %w", err)
-		}
-		if err := mayManage(p, r, "revoke"); err != nil {
 			return err
 		}
 		out, err = revoke(ctx, tx, p, r)
@@ -571,14 +578,8 @@ func (s *Service) RevokePartnerKey(ctx context.Context, p *tenants.Principal, id
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE partners SET name = name WHERE id = ?`), p.PartnerID); err != nil {
 			return fmt.Errorf("lock partner: %w", err)
 		}
-		r, err := findKey(ctx, tx, `id = ? AND partner_id = ? AND kind = 'partner'`, id, p.PartnerID)
-		if errors.Is(err, sql.ErrNoRows) {
-			return errKeyNotFound(id)
-		}
+		r, err := managedKey(ctx, tx, p, "revoke", id, `id = ? AND partner_id = ? AND kind = 'partner'`, id, p.PartnerID)
 		if err != nil {
-			return fmt.Errorf("select key: %w", err)
-		}
-		if err := mayManage(p, r, "revoke"); err != nil {
 			return err
 		}
 		now := tenants.Now()

@@ -98,13 +98,9 @@ func (in *TokenInput) validate() (ttl int, scopes tenants.Permissions, err error
 		}
 	}
 	if up := in.UserProfile; up != nil {
-		if msg := tenants.CheckText(up.Name, 255); msg != "" {
-			errs.Add("user_profile.name", msg)
-		}
+		errs.Add("user_profile.name", tenants.CheckText(up.Name, 255))
 		if up.Email != "" {
-			if msg := tenants.CheckEmail(up.Email); msg != "" {
-				errs.Add("user_profile.email", msg)
-			}
+			errs.Add("user_profile.email", tenants.CheckEmail(up.Email))
 		}
 	}
 	return ttl, scopes, errs.Err()

@@ -351,9 +351,7 @@ func (in *ConnectionInput) normalize(prev []secretField) (string, []secretField,
 	in.Name = strings.TrimSpace(in.Name)
 	in.Type = strings.TrimSpace(in.Type)
 	var errs FieldErrors
-	if msg := checkName(in.Name, 255); msg != "" {
-		errs.Add("name", msg)
-	}
+	errs.Add("name", checkName(in.Name, 255))
 	switch {
 	case in.Type == "":
 		errs.Add("type", "is required: the kind of connection, such as postgresql")
@@ -509,14 +507,7 @@ func (s *Store) CreateConnection(ctx context.Context, p *Principal, in Connectio
 // UpdateConnection replaces a connection's name, type and configuration; secret fields the
 // new configuration leaves out keep their stored values. A share is read-only (ErrForbidden).
 func (s *Store) UpdateConnection(ctx context.Context, p *Principal, id string, in ConnectionInput) (Connection, error) {
-	if err := p.Require(ConnectionsWrite); err != nil {
-		return Connection{}, err
-	}
-	var r connectionRow
-	err := s.Write(ctx, func(tx *Tx) (err error) {
-		if r, err = findConnection(ctx, tx, p.OrgID, id); err != nil {
-			return err
-		}
+	r, err := changeRow(ctx, s, p.Require(ConnectionsWrite), p.OrgID, id, findConnection, func(tx *Tx, r *connectionRow) (err error) {
 		if r.ParentID.Valid {
 			return errSharedReadOnly(r.ID)
 		}
@@ -541,7 +532,7 @@ func (s *Store) UpdateConnection(ctx context.Context, p *Principal, id string, i
 		if err != nil {
 			return fmt.Errorf("update connection: %w", err)
 		}
-		return s.connectionEvent(ctx, tx, p, r, EventConnectionUpdated)
+		return s.connectionEvent(ctx, tx, p, *r, EventConnectionUpdated)
 	})
 	if err != nil {
 		return Connection{}, err
@@ -553,14 +544,7 @@ func (s *Store) UpdateConnection(ctx context.Context, p *Principal, id string, i
 // was. Its shares in child organizations go with it; datasets using it (or its shares) are
 // left without a connection. A share is read-only (ErrForbidden).
 func (s *Store) DeleteConnection(ctx context.Context, p *Principal, id string) (Connection, error) {
-	if err := p.Require(ConnectionsWrite); err != nil {
-		return Connection{}, err
-	}
-	var r connectionRow
-	err := s.Write(ctx, func(tx *Tx) (err error) {
-		if r, err = findConnection(ctx, tx, p.OrgID, id); err != nil {
-			return err
-		}
+	r, err := changeRow(ctx, s, p.Require(ConnectionsWrite), p.OrgID, id, findConnection, func(tx *Tx, r *connectionRow) (err error) {
 		if r.ParentID.Valid {
 			return errSharedReadOnly(r.ID)
 		}
@@ -568,7 +552,7 @@ func (s *Store) DeleteConnection(ctx context.Context, p *Principal, id string) (
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM connections WHERE id = ? AND org_id = ?`), r.ID, r.OrgID); err != nil {
 			return fmt.Errorf("delete connection: %w", err)
 		}
-		return s.connectionEvent(ctx, tx, p, r, EventConnectionDeleted)
+		return s.connectionEvent(ctx, tx, p, *r, EventConnectionDeleted)
 	})
 	if err != nil {
 		return Connection{}, err

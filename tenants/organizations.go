@@ -50,28 +50,16 @@ func (in *OrganizationInput) normalize() error {
 	in.SSODomain = strings.ToLower(strings.TrimSpace(in.SSODomain))
 	in.SSOOrgID = strings.TrimSpace(in.SSOOrgID)
 	var errs FieldErrors
-	if msg := checkName(in.Name, 255); msg != "" {
-		errs.Add("name", msg)
-	}
+	errs.Add("name", checkName(in.Name, 255))
 	if in.Issuer != "" {
-		if msg := checkURL(in.Issuer); msg != "" {
-			errs.Add("issuer", msg)
-		}
+		errs.Add("issuer", checkURL(in.Issuer))
 	}
-	if msg := CheckText(in.ClientID, 255); msg != "" {
-		errs.Add("client_id", msg)
-	}
-	if msg := CheckText(in.ClientSecret, 1024); msg != "" {
-		errs.Add("client_secret", msg)
-	}
+	errs.Add("client_id", CheckText(in.ClientID, 255))
+	errs.Add("client_secret", CheckText(in.ClientSecret, 1024))
 	if in.SSODomain != "" {
-		if msg := checkDomain(in.SSODomain); msg != "" {
-			errs.Add("sso_domain", msg)
-		}
+		errs.Add("sso_domain", checkDomain(in.SSODomain))
 	}
-	if msg := CheckText(in.SSOOrgID, 255); msg != "" {
-		errs.Add("sso_org_id", msg)
-	}
+	errs.Add("sso_org_id", CheckText(in.SSOOrgID, 255))
 	if in.APIVersion != "" && !IsVersion(in.APIVersion) {
 		errs.Add("api_version", "must be one of "+strings.Join(Versions, ", "))
 	}
@@ -195,14 +183,7 @@ func (s *Store) CurrentOrganization(ctx context.Context, p *Principal) (Organiza
 
 // UpdateOrganization replaces an organization's name and SSO fields in full.
 func (s *Store) UpdateOrganization(ctx context.Context, p *Principal, id string, in OrganizationInput) (Organization, error) {
-	if err := p.RequirePartner(); err != nil {
-		return Organization{}, err
-	}
-	var o Organization
-	err := s.Write(ctx, func(tx *Tx) (err error) {
-		if o, err = partnerOrganization(ctx, tx, p.PartnerID, id); err != nil {
-			return err
-		}
+	return changeRow(ctx, s, p.RequirePartner(), p.PartnerID, id, partnerOrganization, func(tx *Tx, o *Organization) (err error) {
 		if err := in.normalize(); err != nil {
 			return err
 		}
@@ -230,20 +211,12 @@ func (s *Store) UpdateOrganization(ctx context.Context, p *Principal, id string,
 		}
 		return recordEvent(ctx, tx, p, o.ID, EventOrganizationUpdated, o)
 	})
-	return o, err
 }
 
 // DeleteOrganization deletes a child organization with its users, roles and keys (so every key
 // in it stops working at once) and returns it as it was. The owner organization is ErrConflict.
 func (s *Store) DeleteOrganization(ctx context.Context, p *Principal, id string) (Organization, error) {
-	if err := p.RequirePartner(); err != nil {
-		return Organization{}, err
-	}
-	var o Organization
-	err := s.Write(ctx, func(tx *Tx) (err error) {
-		if o, err = partnerOrganization(ctx, tx, p.PartnerID, id); err != nil {
-			return err
-		}
+	return changeRow(ctx, s, p.RequirePartner(), p.PartnerID, id, partnerOrganization, func(tx *Tx, o *Organization) (err error) {
 		if o.IsOwner {
 			return Errorf(ErrConflict, "owner_organization_undeletable",
 				"Organization %q is the partner's owner organization and cannot be deleted.", o.ID)
@@ -263,5 +236,4 @@ func (s *Store) DeleteOrganization(ctx context.Context, p *Principal, id string)
 		}
 		return recordEvent(ctx, tx, p, o.ID, EventOrganizationDeleted, o)
 	})
-	return o, err
 }

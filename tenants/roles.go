@@ -132,9 +132,7 @@ func errRoleNotFound(id string) error {
 func (in *RoleInput) normalize() (Permissions, error) {
 	in.Name = strings.TrimSpace(in.Name)
 	var errs FieldErrors
-	if msg := checkName(in.Name, 255); msg != "" {
-		errs.Add("name", msg)
-	}
+	errs.Add("name", checkName(in.Name, 255))
 	if in.Actions == nil {
 		errs.Add("actions", "is required: list the actions the role allows (it may be empty)")
 	}
@@ -221,14 +219,7 @@ func (s *Store) CreateRole(ctx context.Context, p *Principal, in RoleInput) (Rol
 // UpdateRole replaces a custom role's name and actions; users holding it get the new actions
 // on their next request. Built-in roles cannot change (409).
 func (s *Store) UpdateRole(ctx context.Context, p *Principal, id string, in RoleInput) (Role, error) {
-	if err := p.Require(RolesWrite); err != nil {
-		return Role{}, err
-	}
-	var r roleRow
-	err := s.Write(ctx, func(tx *Tx) (err error) {
-		if r, err = findRole(ctx, tx, p.OrgID, id); err != nil {
-			return err
-		}
+	r, err := changeRow(ctx, s, p.Require(RolesWrite), p.OrgID, id, findRole, func(tx *Tx, r *roleRow) (err error) {
 		if r.System {
 			return errSystemRole(r.Name)
 		}
@@ -260,14 +251,7 @@ func errSystemRole(name string) error {
 
 // DeleteRole deletes a custom role nobody holds (409 role_in_use otherwise) and returns it.
 func (s *Store) DeleteRole(ctx context.Context, p *Principal, id string) (Role, error) {
-	if err := p.Require(RolesWrite); err != nil {
-		return Role{}, err
-	}
-	var r roleRow
-	err := s.Write(ctx, func(tx *Tx) (err error) {
-		if r, err = findRole(ctx, tx, p.OrgID, id); err != nil {
-			return err
-		}
+	r, err := changeRow(ctx, s, p.Require(RolesWrite), p.OrgID, id, findRole, func(tx *Tx, r *roleRow) (err error) {
 		if r.System {
 			return errSystemRole(r.Name)
 		}

@@ -192,3 +192,23 @@ func validID(s string) bool {
 	u, err := uuid.Parse(s)
 	return err == nil && u.String() == s
 }
+
+// changeRow is the shape of every change to one existing row: refuse with refusal, the
+// caller's authorization check (p.Require(action) or p.RequirePartner()), if it refused; then,
+// in one transaction, load the row of scope (the caller's organization or partner) by id
+// (find; another tenant's is ErrNotFound) and change it (change, given the row to update in
+// place). It returns the row as change left it.
+func changeRow[T any](ctx context.Context, s *Store, refusal error, scope, id string,
+	find func(ctx context.Context, q sqlx.ExtContext, scope, id string) (T, error), change func(tx *Tx, row *T) error) (T, error) {
+	var row T
+	if refusal != nil {
+		return row, refusal
+	}
+	err := s.Write(ctx, func(tx *Tx) (err error) {
+		if row, err = find(ctx, tx, scope, id); err != nil {
+			return err
+		}
+		return change(tx, &row)
+	})
+	return row, err
+}

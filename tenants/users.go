@@ -41,9 +41,7 @@ func errUserNotFound(id string) error {
 func (in *UserInput) normalize(roles map[string]roleRow) ([]string, error) {
 	in.Email = strings.TrimSpace(in.Email)
 	var errs FieldErrors
-	if msg := CheckEmail(in.Email); msg != "" {
-		errs.Add("email", msg)
-	}
+	errs.Add("email", CheckEmail(in.Email))
 	var ids []string
 	switch {
 	case in.Role != "" && in.RoleIDs != nil:
@@ -248,8 +246,10 @@ func storeUser(ctx context.Context, tx *Tx, p *Principal, u User, event EventTyp
 	return recordEvent(ctx, tx, p, u.OrganizationID, event, u)
 }
 
-// UpdateUser replaces a user's email and roles.
-func (s *Store) UpdateUser(ctx context.Context, p *Principal, orgID, id string, in UserInput) (User, error) {
+// changeUser is the shape of a change to one user of orgID: check that p may write users,
+// then, in one transaction, load the user and its organization's roles and change it (change,
+// given the user to update in place). It returns the user as change left it.
+func (s *Store) changeUser(ctx context.Context, p *Principal, orgID, id string, change func(tx *Tx, u *User, roles map[string]roleRow) error) (User, error) {
 	if err := p.Require(UsersWrite); err != nil {
 		return User{}, err
 	}
@@ -262,6 +262,14 @@ func (s *Store) UpdateUser(ctx context.Context, p *Principal, orgID, id string, 
 		if err != nil {
 			return err
 		}
+		return change(tx, &u, roles)
+	})
+	return u, err
+}
+
+// UpdateUser replaces a user's email and roles.
+func (s *Store) UpdateUser(ctx context.Context, p *Principal, orgID, id string, in UserInput) (User, error) {
+	return s.changeUser(ctx, p, orgID, id, func(tx *Tx, u *User, roles map[string]roleRow) error {
 		roleIDs, err := in.normalize(roles)
 		if err != nil {
 			return err
@@ -276,26 +284,14 @@ func (s *Store) UpdateUser(ctx context.Context, p *Principal, orgID, id string, 
 			}
 		}
 		u.Email, u.RoleIDs, u.Role, u.UpdatedAt = in.Email, roleIDs, legacyRole(roles, roleIDs), Now()
-		return storeUser(ctx, tx, p, u, EventUserUpdated, `UPDATE users SET email = ?, email_key = ?, updated_at = ? WHERE id = ? AND org_id = ?`,
+		return storeUser(ctx, tx, p, *u, EventUserUpdated, `UPDATE users SET email = ?, email_key = ?, updated_at = ? WHERE id = ? AND org_id = ?`,
 			u.Email, strings.ToLower(u.Email), u.UpdatedAt, u.ID, orgID)
 	})
-	return u, err
 }
 
 // DeleteUser deletes a user and, with it, every key of that user, and returns the user as it was.
 func (s *Store) DeleteUser(ctx context.Context, p *Principal, orgID, id string) (User, error) {
-	if err := p.Require(UsersWrite); err != nil {
-		return User{}, err
-	}
-	var u User
-	err := s.Write(ctx, func(tx *Tx) (err error) {
-		if u, err = FindUser(ctx, tx, p, orgID, id); err != nil {
-			return err
-		}
-		roles, err := orgRoles(ctx, tx, orgID)
-		if err != nil {
-			return err
-		}
+	return s.changeUser(ctx, p, orgID, id, func(tx *Tx, u *User, roles map[string]roleRow) error {
 		if missing := rolesPermissions(roles, u.RoleIDs) &^ p.Permissions; missing != 0 {
 			return Escalation("delete this user", missing)
 		}
@@ -313,7 +309,6 @@ func (s *Store) DeleteUser(ctx context.Context, p *Principal, orgID, id string) 
 		}
 		return recordEvent(ctx, tx, p, orgID, EventUserDeleted, u)
 	})
-	return u, err
 }
 
 // keepsLastAdmin reports whether p is bound by the last-admin guard (keepAnAdmin). The guard

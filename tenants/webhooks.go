@@ -112,13 +112,9 @@ func findWebhook(ctx context.Context, q sqlx.ExtContext, orgID, id string) (webh
 func (in *WebhookInput) normalize(ctx context.Context, check EndpointCheck) (string, error) {
 	in.Endpoint = strings.TrimSpace(in.Endpoint)
 	var errs FieldErrors
-	if msg := checkEndpoint(ctx, in.Endpoint, check); msg != "" {
-		errs.Add("endpoint", msg)
-	}
+	errs.Add("endpoint", checkEndpoint(ctx, in.Endpoint, check))
 	if in.Secret != nil {
-		if msg := checkWebhookSecret(*in.Secret); msg != "" {
-			errs.Add("secret", msg)
-		}
+		errs.Add("secret", checkWebhookSecret(*in.Secret))
 	}
 	var types []string
 	for _, t := range in.EventTypes {
@@ -294,14 +290,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, p *Principal, id string, in W
 // DeleteWebhook deletes a webhook, its deliveries and their attempts (the foreign keys
 // cascade), and returns it as it was.
 func (s *Store) DeleteWebhook(ctx context.Context, p *Principal, id string) (Webhook, error) {
-	if err := p.Require(WebhooksWrite); err != nil {
-		return Webhook{}, err
-	}
-	var r webhookRow
-	err := s.Write(ctx, func(tx *Tx) (err error) {
-		if r, err = findWebhook(ctx, tx, p.OrgID, id); err != nil {
-			return err
-		}
+	r, err := changeRow(ctx, s, p.Require(WebhooksWrite), p.OrgID, id, findWebhook, func(tx *Tx, r *webhookRow) (err error) {
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM webhooks WHERE id = ? AND org_id = ?`), r.ID, r.OrgID); err != nil {
 			return fmt.Errorf("delete webhook: %w", err)
 		}
@@ -316,14 +305,7 @@ func (s *Store) DeleteWebhook(ctx context.Context, p *Principal, id string) (Web
 // when it is disabled still completes). Setting the state it already has changes nothing and
 // records no event.
 func (s *Store) SetWebhookEnabled(ctx context.Context, p *Principal, id string, enabled bool) (Webhook, error) {
-	if err := p.Require(WebhooksWrite); err != nil {
-		return Webhook{}, err
-	}
-	var r webhookRow
-	err := s.Write(ctx, func(tx *Tx) (err error) {
-		if r, err = findWebhook(ctx, tx, p.OrgID, id); err != nil {
-			return err
-		}
+	r, err := changeRow(ctx, s, p.Require(WebhooksWrite), p.OrgID, id, findWebhook, func(tx *Tx, r *webhookRow) (err error) {
 		if r.Enabled == enabled {
 			return nil
 		}

@@ -78,28 +78,23 @@ const (
 
 // WithDefaults returns c with every zero value replaced by its default.
 func (c Config) WithDefaults() Config {
-	if c.PollInterval <= 0 {
-		c.PollInterval = DefaultPollInterval
-	}
-	if c.BatchSize <= 0 {
-		c.BatchSize = DefaultBatchSize
-	}
-	if c.Timeout <= 0 {
-		c.Timeout = DefaultTimeout
-	}
-	if c.MaxAttempts <= 0 {
-		c.MaxAttempts = DefaultMaxAttempts
-	}
-	if c.BaseBackoff <= 0 {
-		c.BaseBackoff = DefaultBaseBackoff
-	}
-	if c.MaxBackoff <= 0 {
-		c.MaxBackoff = DefaultMaxBackoff
-	}
+	orDefault(&c.PollInterval, DefaultPollInterval)
+	orDefault(&c.BatchSize, DefaultBatchSize)
+	orDefault(&c.Timeout, DefaultTimeout)
+	orDefault(&c.MaxAttempts, DefaultMaxAttempts)
+	orDefault(&c.BaseBackoff, DefaultBaseBackoff)
+	orDefault(&c.MaxBackoff, DefaultMaxBackoff)
 	if c.MaxBackoff < c.BaseBackoff {
 		c.MaxBackoff = c.BaseBackoff
 	}
 	return c
+}
+
+// orDefault sets *v to def when it is zero or negative (unset).
+func orDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 // Guard is the endpoint guard c configures.
