@@ -1,0 +1,100 @@
+package server_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/tenantry/tenantry"
+	"github.com/tenantry/tenantry/server/docs"
+	"github.com/tenantry/tenantry/server/servertest"
+)
+
+// GET /docs serves the page with its CSP, uncached; GET /docs/redoc.standalone.js the bundle,
+// cached for a year, gzipped for a client that accepts it; GET /openapi.yaml the contract the
+// page renders. Every answer is checked against openapi.yaml by the client.
+func TestDocsRoutes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	page := e.anon.Do("GET", "/docs", nil)
+	expect(t, page, 200, "")
+	if got := page.Header.Get("Content-Security-Policy"); got != docs.ContentSecurityPolicy {
+		t.Errorf("CSP %q, want %q", got, docs.ContentSecurityPolicy)
+	}
+	if page.Header.Get("Cache-Control") != "no-cache" || !bytes.Equal(page.Body, docs.Page) ||
+		page.Header.Get("Content-Type") != "text/html; charset=utf-8" {
+		t.Errorf("GET /docs: %v", page.Header)
+	}
+
+	for _, c := range []struct {
+		name, acceptEncoding string
+		gzipped              bool
+	}{
+		{"no Accept-Encoding", "", false},
+		{"gzip", "gzip", true},
+		{"gzip among others", "br;q=1.0, gzip;q=0.8, *;q=0.1", true},
+		{"gzip refused", "gzip;q=0, identity", false},
+		{"gzip refused with decimals", "br, gzip; q=0.000", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var headers []string
+			if c.acceptEncoding != "" {
+				headers = []string{"Accept-Encoding", c.acceptEncoding}
+			}
+			r := e.anon.Do("GET", docs.BundlePath+"?v="+docs.BundleVersion, nil, headers...)
+			expect(t, r, 200, "")
+			body := r.Body
+			if c.gzipped {
+				if r.Header.Get("Content-Encoding") != "gzip" {
+					t.Fatalf("Accept-Encoding %q: not gzipped", c.acceptEncoding)
+				}
+				zr, err := gzip.NewReader(bytes.NewReader(r.Body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if body, err = io.ReadAll(zr); err != nil {
+					t.Fatal(err)
+				}
+			} else if r.Header.Get("Content-Encoding") != "" {
+				t.Fatalf("Accept-Encoding %q: Content-Encoding %q", c.acceptEncoding, r.Header.Get("Content-Encoding"))
+			}
+			if !bytes.Equal(body, docs.Bundle) {
+				t.Fatalf("the bundle served is not docs.Bundle")
+			}
+			if r.Header.Get("Cache-Control") != "public, max-age=31536000, immutable" || r.Header.Get("Vary") != "Accept-Encoding" ||
+				r.Header.Get("Content-Type") != "text/javascript; charset=utf-8" || r.Header.Get("X-Content-Type-Options") != "nosniff" {
+				t.Fatalf("headers: %v", r.Header)
+			}
+		})
+	}
+
+	spec := e.anon.Do("GET", "/openapi.yaml", nil)
+	expect(t, spec, 200, "")
+	if !bytes.Equal(spec.Body, tenantry.Spec) || spec.Header.Get("Content-Type") != "application/yaml" {
+		t.Fatalf("GET /openapi.yaml: %d %v", spec.Status, spec.Header)
+	}
+}
+
+// What openapi.yaml says of /docs is what the server does: the Redoc version and the CSP.
+func TestSpecDescribesDocs(t *testing.T) {
+	t.Parallel()
+	doc := servertest.Spec(t)
+	for _, path := range []string{"/docs", docs.BundlePath} {
+		op := doc.Paths.Find(path).Get
+		if !strings.Contains(op.Description, "Redoc") || !strings.Contains(op.Description, docs.RedocVersion) {
+			t.Errorf("GET %s's description does not name Redoc %s", path, docs.RedocVersion)
+		}
+	}
+	csp := doc.Components.Headers["Content-Security-Policy"].Value
+	if csp.Example != docs.ContentSecurityPolicy {
+		t.Errorf("openapi.yaml's Content-Security-Policy example is %q, the server sends %q", csp.Example, docs.ContentSecurityPolicy)
+	}
+	for _, directive := range strings.Split(docs.ContentSecurityPolicy, "; ") {
+		if name, _, _ := strings.Cut(directive, " "); name != "default-src" && name != "base-uri" && name != "form-action" && name != "frame-ancestors" &&
+			name != "img-src" && !strings.Contains(doc.Paths.Find("/docs").Get.Description, directive) {
+			t.Errorf("GET /docs's description does not give %q", directive)
+		}
+	}
+}
