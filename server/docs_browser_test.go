@@ -148,13 +148,20 @@ document.addEventListener("securitypolicyviolation", e => window.__violations.pu
 	// literal ** or backticks of the spec's descriptions), the shared errors' section.
 	for _, want := range []string{
 		"next_page_token", "organization_id", // fields of schemas (a list's pagination, a user's organization)
-		"Acme Corp",              // an example value: createOrganization's request and response examples
-		"Create an organization", // an operation's summary
+		"Acme Corp",                     // an example value: createOrganization's request and response examples
+		"Create an organization",        // an operation's summary
+		"Errors every operation shares", // the section of info.description that the shared responses refer to
+		"database_busy",                 // one of its rows
 		"Request samples", "Response samples",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the rendered page does not show %q", want)
 		}
+	}
+	// The shared errors are one section of the page, which the operations link to.
+	links, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelector('[data-section-id="section/Errors-every-operation-shares"]') ? document.querySelectorAll('a[href="#section/Errors-every-operation-shares"]').length : -1`))
+	if err != nil || links < operations/2 {
+		t.Errorf("the section Errors every operation shares: %d links to it (%v), want one from most operations", links, err)
 	}
 	if strings.Contains(text, "**") {
 		i := strings.Index(text, "**")

@@ -98,3 +98,51 @@ func TestSpecDescribesDocs(t *testing.T) {
 		}
 	}
 }
+
+// The errors any operation may answer are documented once, in info.description's section
+// "Errors every operation shares", which every shared response refers to; an operation's
+// description lists only its own errors, and links to that section.
+func TestSpecSharesCommonErrors(t *testing.T) {
+	t.Parallel()
+	doc := servertest.Spec(t)
+	const heading, link = "## Errors every operation shares", "(#section/Errors-every-operation-shares)"
+	_, section, ok := strings.Cut(doc.Info.Description, heading)
+	if !ok {
+		t.Fatalf("info.description has no %q", heading)
+	}
+	common := []string{"unsupported_version", "invalid_idempotency_key", "malformed_json", "unknown_field", "duplicate_field",
+		"body_required", "unreadable_body", "missing_token", "invalid_token", "route_not_found", "not_available_in_version",
+		"method_not_allowed", "idempotency_key_in_use", "body_too_large", "unsupported_media_type", "idempotency_key_reused",
+		"rate_limited", "internal_error", "database_busy"}
+	for _, key := range common {
+		if !strings.Contains(section, "`"+key+"`:") && !strings.Contains(section, "`"+key+"`,") {
+			t.Errorf("the section does not list %s", key)
+		}
+	}
+	for name, r := range doc.Components.Responses {
+		if !strings.Contains(*r.Value.Description, link) || r.Value.Extensions["x-summary"] == nil {
+			t.Errorf("components/responses/%s: no x-summary, or no link to the section", name)
+		}
+	}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			_, errs, ok := strings.Cut(op.Description, "**Errors:**")
+			if !ok {
+				t.Errorf("%s %s: its description has no **Errors:**", method, path)
+				continue
+			}
+			errs, _, _ = strings.Cut(errs, "\n\n")
+			if strings.Contains(errs, "no credential is looked at") || path == "/api" {
+				continue // public routes say they never answer 401; the command endpoint, its routes' errors
+			}
+			if !strings.Contains(errs, link) {
+				t.Errorf("%s %s: **Errors:** does not link to the shared section", method, path)
+			}
+			for _, key := range common {
+				if key != "not_available_in_version" && strings.Contains(errs, "`"+key+"`") {
+					t.Errorf("%s %s: **Errors:** repeats the shared %s", method, path, key)
+				}
+			}
+		}
+	}
+}
