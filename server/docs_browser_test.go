@@ -78,7 +78,7 @@ func TestDocsInChromium(t *testing.T) {
 		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
 		chromedp.WindowSize(1400, 1000),
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	defer cancelAlloc()
@@ -126,7 +126,7 @@ document.addEventListener("securitypolicyviolation", e => window.__violations.pu
 		chromedp.Navigate(e.url+"/docs"),
 		// Redoc has rendered when every operation of the contract has its section.
 		chromedp.Poll[chromedp.Void](fmt.Sprintf(`document.querySelectorAll('[data-section-id*="/operation/"]').length >= %d`, operations),
-			chromedp.WithPollingTimeout(60*time.Second), chromedp.WithPollingInterval(200*time.Millisecond)),
+			chromedp.WithPollingTimeout(2*time.Minute), chromedp.WithPollingInterval(200*time.Millisecond)),
 	)
 	if err != nil {
 		_, problems := seen.snapshot()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"io"
+	"os"
 	"strings"
 	"testing"
 
@@ -143,6 +144,34 @@ func TestSpecSharesCommonErrors(t *testing.T) {
 					t.Errorf("%s %s: **Errors:** repeats the shared %s", method, path, key)
 				}
 			}
+		}
+	}
+}
+
+// The README's row for GET /docs says what the page is: the Redoc version served, offline, and
+// the CSP's script rule; TestDocsInChromium proves the rest (nothing from another host, schemas,
+// examples, search, the shared errors' section).
+func TestReadmeDescribesDocs(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var row string
+	for _, line := range strings.Split(string(readme), "\n") {
+		if strings.HasPrefix(line, "| `GET /docs` |") {
+			row = line
+		}
+	}
+	for _, want := range []string{"Redoc](https://github.com/Redocly/redoc) " + docs.RedocVersion, "embedded in the binary",
+		"nothing from any other host", "`script-src 'self'`", "inline styles", "`blob:` worker"} {
+		if !strings.Contains(row, want) {
+			t.Errorf("README's GET /docs row does not say %q: %s", want, row)
+		}
+	}
+	for _, directive := range []string{"script-src 'self'", "style-src 'unsafe-inline'", "worker-src blob:"} {
+		if !strings.Contains(docs.ContentSecurityPolicy, directive) {
+			t.Errorf("the CSP lacks %q, which the README promises", directive)
 		}
 	}
 }
