@@ -25,9 +25,10 @@ const BundlePath = "/docs/redoc.standalone.js"
 // only (the bundle; no inline script), the contract fetched from this server, and nothing from
 // anywhere else. Redoc needs two exceptions: its styles are injected as <style> elements
 // (styled-components), hence style-src 'unsafe-inline'; its search index runs in a Web Worker
-// it creates from a blob: URL, hence worker-src blob:. Its icons are inline SVG or data: URLs.
+// it creates from a blob: URL, hence worker-src blob:. Its icons are inline SVG; the page's
+// favicon is an empty data: URL (else the browser asks for /favicon.ico), hence img-src data:.
 const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; " +
-	"connect-src 'self'; worker-src blob:; img-src 'self' data:; base-uri 'none'; form-action 'none'; " +
+	"connect-src 'self'; worker-src blob:; img-src data:; base-uri 'none'; form-action 'none'; " +
 	"frame-ancestors 'none'"
 
 //go:embed assets/redoc.standalone.js
