@@ -214,23 +214,19 @@ func (s *Service) CreateKey(ctx context.Context, p *tenants.Principal, in KeyInp
 	return out, err
 }
 
-// storeKey inserts nk, reads it back and records event: the key, with its value shown this
+// storeKey inserts nk and records event: the key, with its value shown this
 // once. A name taken by another active key of the owner is a conflict.
 func storeKey(ctx context.Context, tx *tenants.Tx, p *tenants.Principal, nk newKey, event tenants.EventType) (Key, error) {
-	id, value, err := insertKey(ctx, tx, nk)
+	rec, value, err := insertKey(ctx, tx, nk)
 	if tenants.IsUniqueViolation(err) {
 		return Key{}, errKeyNameTaken(nk.Name)
 	}
 	if err != nil {
 		return Key{}, fmt.Errorf("insert key: %w", err)
 	}
-	rec, err := findKey(ctx, tx, `id = ?`, id)
-	if err != nil {
-		return Key{}, err
-	}
 	out := rec.key()
 	out.Value = value
-	return out, tenants.RecordEvent(ctx, tx, p, rec.PartnerID, rec.OrgID, event, rec.key())
+	return out, keyEvent(ctx, tx, p, rec, event)
 }
 
 // boundExpiry is the expiry of a key created by p: a key made by an expiring credential
@@ -422,12 +418,8 @@ func managedKey(ctx context.Context, tx *tenants.Tx, p *tenants.Principal, what,
 	return r, mayManage(p, r, what)
 }
 
-// keyEvent records an event about the key id as the API shows it (never its value).
-func keyEvent(ctx context.Context, tx *tenants.Tx, p *tenants.Principal, id string, typ tenants.EventType) error {
-	r, err := findKey(ctx, tx, `id = ?`, id)
-	if err != nil {
-		return fmt.Errorf("select key: %w", err)
-	}
+// keyEvent records an event about the key r as the API shows it (never its value).
+func keyEvent(ctx context.Context, tx *tenants.Tx, p *tenants.Principal, r keyRecord, typ tenants.EventType) error {
 	return tenants.RecordEvent(ctx, tx, p, r.PartnerID, r.OrgID, typ, r.key())
 }
 

@@ -292,9 +292,9 @@ type newKey struct {
 
 // insertKey stores a new key with one secret and returns the key's id and value: the only
 // time the value exists.
-func insertKey(ctx context.Context, tx *tenants.Tx, k newKey) (id, value string, err error) {
+func insertKey(ctx context.Context, tx *tenants.Tx, k newKey) (rec keyRecord, value string, err error) {
 	value = generate(k.Kind)
-	id = tenants.NewID()
+	id := tenants.NewID()
 	now := tenants.Now()
 	owner := map[tenants.CredentialKind]string{tenants.KindPartner: k.PartnerID, tenants.KindUser: k.UserID,
 		tenants.KindOrganization: k.OrgID}[k.Kind]
@@ -319,12 +319,22 @@ func insertKey(ctx context.Context, tx *tenants.Tx, k newKey) (id, value string,
 		id, string(k.Kind), k.Name, hint(value), k.PartnerID, k.OrgID, user, owner, k.Role, scopes,
 		k.PartnerIssued, now, createdBy, expires)
 	if err != nil {
-		return "", "", err
+		return keyRecord{}, "", err
 	}
 	if err := insertSecret(ctx, tx, id, value, now); err != nil {
-		return "", "", err
+		return keyRecord{}, "", err
 	}
-	return id, value, nil
+	// The row as stored, without reading it back.
+	rec = keyRecord{ID: id, Name: k.Name, Kind: k.Kind, Hint: hint(value), PartnerID: k.PartnerID, OrgID: k.OrgID,
+		UserID: sql.NullString{String: k.UserID, Valid: k.UserID != ""}, Role: k.Role, CreatedAt: now,
+		CreatedBy: sql.NullString{String: k.CreatedBy, Valid: k.CreatedBy != ""}}
+	if k.Scopes != nil {
+		rec.Scopes = sql.NullString{String: k.Scopes.String(), Valid: true}
+	}
+	if k.ExpiresAt != nil {
+		rec.ExpiresAt = sql.NullTime{Time: expires.(time.Time), Valid: true}
+	}
+	return rec, value, nil
 }
 
 func insertSecret(ctx context.Context, tx *tenants.Tx, keyID, value string, now time.Time) error {
@@ -353,11 +363,11 @@ func createPartner(ctx context.Context, tx *tenants.Tx, name string, deliver fun
 	if err != nil {
 		return p, err
 	}
-	id, value, err := insertKey(ctx, tx, newKey{Kind: tenants.KindPartner, Name: "initial", PartnerID: p.ID, OrgID: p.OwnerOrgID})
+	rec, value, err := insertKey(ctx, tx, newKey{Kind: tenants.KindPartner, Name: "initial", PartnerID: p.ID, OrgID: p.OwnerOrgID})
 	if err != nil {
 		return p, fmt.Errorf("insert partner key: %w", err)
 	}
-	if err := keyEvent(ctx, tx, nil, id, tenants.EventPartnerKeyCreated); err != nil {
+	if err := keyEvent(ctx, tx, nil, rec, tenants.EventPartnerKeyCreated); err != nil {
 		return p, err
 	}
 	return p, deliver(value)
@@ -372,14 +382,14 @@ func (s *Service) IssuePartnerKey(ctx context.Context, partnerID, name string, d
 		if err != nil {
 			return err
 		}
-		id, value, err := insertKey(ctx, tx, newKey{Kind: tenants.KindPartner, Name: name, PartnerID: partnerID, OrgID: owner})
+		rec, value, err := insertKey(ctx, tx, newKey{Kind: tenants.KindPartner, Name: name, PartnerID: partnerID, OrgID: owner})
 		if tenants.IsUniqueViolation(err) {
 			return errKeyNameTaken(name)
 		}
 		if err != nil {
 			return fmt.Errorf("insert partner key: %w", err)
 		}
-		if err := keyEvent(ctx, tx, nil, id, tenants.EventPartnerKeyCreated); err != nil {
+		if err := keyEvent(ctx, tx, nil, rec, tenants.EventPartnerKeyCreated); err != nil {
 			return err
 		}
 		return deliver(value)
@@ -446,7 +456,7 @@ func (s *Service) MintUserKey(ctx context.Context, p *tenants.Principal, orgID, 
 		}
 		// The name carries a fresh suffix so that only the one-active-key index can refuse it.
 		suffix := tenants.NewID()
-		id, v, err := insertKey(ctx, tx, newKey{Kind: tenants.KindUser, Name: "partner-issued-" + suffix[len(suffix)-8:],
+		rec, v, err := insertKey(ctx, tx, newKey{Kind: tenants.KindUser, Name: "partner-issued-" + suffix[len(suffix)-8:],
 			PartnerID: p.PartnerID, OrgID: orgID, UserID: u.ID, PartnerIssued: true, CreatedBy: p.KeyID,
 			ExpiresAt: p.ExpiresAt}) // a key issued by an expiring partner key expires with it
 		if tenants.IsUniqueViolation(err) {
@@ -457,7 +467,7 @@ func (s *Service) MintUserKey(ctx context.Context, p *tenants.Principal, orgID, 
 			return fmt.Errorf("insert user key: %w", err)
 		}
 		value = v
-		return keyEvent(ctx, tx, p, id, tenants.EventAPIKeyCreated)
+		return keyEvent(ctx, tx, p, rec, tenants.EventAPIKeyCreated)
 	})
 	return value, err
 }

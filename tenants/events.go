@@ -138,6 +138,9 @@ func RecordEvent(ctx context.Context, tx *Tx, p *Principal, partnerID, orgID str
 			return fmt.Errorf("count the credential change: %w", err)
 		}
 	}
+	if strings.HasPrefix(string(typ), "webhook.") {
+		tx.known.forgetWebhooks(orgID) // written before its event: queueDeliveries reads them again
+	}
 	queued, err := queueDeliveries(ctx, q, e)
 	if err != nil {
 		return err
@@ -154,7 +157,10 @@ func recordEvent(ctx context.Context, tx *Tx, p *Principal, orgID string, typ Ev
 
 // queueDeliveries adds a pending delivery of e for each enabled webhook of its organization
 // that wants its type, and says how many.
-func queueDeliveries(ctx context.Context, q sqlx.ExtContext, e Event) (int, error) {
+func queueDeliveries(ctx context.Context, q *Tx, e Event) (int, error) {
+	if q.known.noWebhooks[e.OrganizationID] {
+		return 0, nil // created by q, no webhook yet
+	}
 	var hooks []struct {
 		ID         string `db:"id"`
 		EventTypes string `db:"event_types"`

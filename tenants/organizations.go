@@ -103,9 +103,11 @@ func insertOrganization(ctx context.Context, tx *Tx, sealer *Sealer, partnerID s
 	if err != nil {
 		return Organization{}, fmt.Errorf("insert organization: %w", err)
 	}
-	if err := insertSystemRoles(ctx, tx, o.ID, now); err != nil {
+	roles, err := insertSystemRoles(ctx, tx, o.ID, now)
+	if err != nil {
 		return Organization{}, err
 	}
+	tx.known.createdOrganization(o.ID, partnerID, roles)
 	return o, nil
 }
 
@@ -224,6 +226,7 @@ func (s *Store) DeleteOrganization(ctx context.Context, p *Principal, id string)
 		if err := recordCascadedRevocations(ctx, tx, p, "org_id", o.ID, "organization deleted"); err != nil {
 			return err
 		}
+		tx.known.forgetOrganization(o.ID)
 		// Users first (their role links and keys cascade), then the organization (its roles and
 		// remaining keys cascade): role links restrict role deletion, so they must go before roles.
 		for _, stmt := range []string{

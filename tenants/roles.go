@@ -72,19 +72,27 @@ func (r roleRow) role() Role {
 		Actions: r.permissions().Actions(), CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 }
 
-func insertSystemRoles(ctx context.Context, tx *Tx, orgID string, now time.Time) error {
+func insertSystemRoles(ctx context.Context, tx *Tx, orgID string, now time.Time) (map[string]roleRow, error) {
+	roles := map[string]roleRow{}
+	var args []any
 	for _, name := range []string{RoleAdmin, RoleMember} {
-		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO roles (id, org_id, name, name_key, system, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`), NewID(), orgID, name, strings.ToLower(name), true, now, now)
-		if err != nil {
-			return fmt.Errorf("insert role %s: %w", name, err)
-		}
+		r := roleRow{ID: NewID(), OrgID: orgID, Name: name, System: true, CreatedAt: now, UpdatedAt: now}
+		roles[r.ID] = r
+		args = append(args, r.ID, orgID, name, strings.ToLower(name), true, now, now)
 	}
-	return nil
+	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO roles (id, org_id, name, name_key, system, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?)`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("insert built-in roles: %w", err)
+	}
+	return roles, nil
 }
 
 // orgRoles returns an organization's roles by id.
 func orgRoles(ctx context.Context, q sqlx.ExtContext, orgID string) (map[string]roleRow, error) {
+	if tx, ok := q.(*Tx); ok && tx.known.roles[orgID] != nil {
+		return tx.known.roles[orgID], nil // created by tx: read-only, as every caller treats it
+	}
 	var rows []roleRow
 	if err := sqlx.SelectContext(ctx, q, &rows, q.Rebind(`SELECT `+roleColumns+` FROM roles WHERE org_id = ?`), orgID); err != nil {
 		return nil, fmt.Errorf("select roles: %w", err)
@@ -203,6 +211,7 @@ func (s *Store) CreateRole(ctx context.Context, p *Principal, in RoleInput) (Rol
 	now := Now()
 	r := roleRow{ID: NewID(), OrgID: p.OrgID, Name: in.Name, Actions: perms.String(), CreatedAt: now, UpdatedAt: now}
 	err = s.Write(ctx, func(tx *Tx) error {
+		tx.known.forgetRoles(r.OrgID)
 		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO roles (id, org_id, name, name_key, system, actions, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), r.ID, r.OrgID, r.Name, strings.ToLower(r.Name), false, r.Actions, now, now)
 		if IsUniqueViolation(err) {
@@ -220,6 +229,7 @@ func (s *Store) CreateRole(ctx context.Context, p *Principal, in RoleInput) (Rol
 // on their next request. Built-in roles cannot change (409).
 func (s *Store) UpdateRole(ctx context.Context, p *Principal, id string, in RoleInput) (Role, error) {
 	r, err := changeRow(ctx, s, p.Require(RolesWrite), p.OrgID, id, findRole, func(tx *Tx, r *roleRow) (err error) {
+		tx.known.forgetRoles(r.OrgID)
 		if r.System {
 			return errSystemRole(r.Name)
 		}
@@ -252,6 +262,7 @@ func errSystemRole(name string) error {
 // DeleteRole deletes a custom role nobody holds (409 role_in_use otherwise) and returns it.
 func (s *Store) DeleteRole(ctx context.Context, p *Principal, id string) (Role, error) {
 	r, err := changeRow(ctx, s, p.Require(RolesWrite), p.OrgID, id, findRole, func(tx *Tx, r *roleRow) (err error) {
+		tx.known.forgetRoles(r.OrgID)
 		if r.System {
 			return errSystemRole(r.Name)
 		}

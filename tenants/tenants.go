@@ -51,6 +51,7 @@ type Tx struct {
 	*sqlx.Tx
 	db      *sqlx.DB
 	changes []Change
+	known   known // what it created, so it need not read it back
 }
 
 // A Change is what a committed transaction changed: an event's type, and where. A change
@@ -165,8 +166,12 @@ func LockRow(ctx context.Context, tx *Tx, table, id string) error {
 	return fmt.Errorf("lockRow: table %q is not lockable", table)
 }
 
-// LockUser serialises changes to one user's keys (see lockRow).
+// LockUser serialises changes to one user's keys (see lockRow). A user tx created is locked
+// already: no other transaction sees it before tx commits.
 func LockUser(ctx context.Context, tx *Tx, id string) error {
+	if _, ok := tx.known.users[id]; ok {
+		return nil
+	}
 	return lockRow(ctx, tx, "users", id)
 }
 

@@ -75,6 +75,9 @@ func (in *UserInput) normalize(roles map[string]roleRow) ([]string, error) {
 // The operation has checked p's permission (users:read, users:write, keys:write) already.
 func authorizeUsers(ctx context.Context, q sqlx.ExtContext, p *Principal, orgID string) error {
 	if p.IsPartner() {
+		if tx, ok := q.(*Tx); ok && tx.known.partnerOf[orgID] == p.PartnerID && p.PartnerID != "" {
+			return p.RequirePartner() // an organization of p's that tx created
+		}
 		if orgID != p.OrgID {
 			// Only an unrestricted partner credential reaches its child organizations.
 			if err := p.RequirePartner(); err != nil {
@@ -100,6 +103,11 @@ func FindUser(ctx context.Context, q sqlx.ExtContext, p *Principal, orgID, id st
 }
 
 func findUser(ctx context.Context, q sqlx.ExtContext, orgID, id string) (User, error) {
+	if tx, ok := q.(*Tx); ok {
+		if u, ok := tx.known.user(orgID, id); ok {
+			return u, nil
+		}
+	}
 	u, err := getOne[User](ctx, q, id, errUserNotFound(id), `SELECT `+userColumns+` FROM users WHERE id = ? AND org_id = ?`, id, orgID)
 	if err != nil {
 		return User{}, err
@@ -144,9 +152,12 @@ func loadRoles(ctx context.Context, q sqlx.ExtContext, orgID string, users []Use
 	return nil
 }
 
-func setUserRoles(ctx context.Context, tx *Tx, userID string, roleIDs []string) error {
-	if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM user_roles WHERE user_id = ?`), userID); err != nil {
-		return fmt.Errorf("clear user roles: %w", err)
+// setUserRoles gives a user roleIDs, replacing the roles it had (replace; a new user has none).
+func setUserRoles(ctx context.Context, tx *Tx, userID string, roleIDs []string, replace bool) error {
+	if replace {
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM user_roles WHERE user_id = ?`), userID); err != nil {
+			return fmt.Errorf("clear user roles: %w", err)
+		}
 	}
 	for _, id := range roleIDs {
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO user_roles (user_id, role_id) VALUES (?, ?)`), userID, id); err != nil {
@@ -240,9 +251,11 @@ func storeUser(ctx context.Context, tx *Tx, p *Principal, u User, event EventTyp
 	if err != nil {
 		return fmt.Errorf("store user: %w", err)
 	}
-	if err := setUserRoles(ctx, tx, u.ID, u.RoleIDs); err != nil {
+	created := event == EventUserCreated
+	if err := setUserRoles(ctx, tx, u.ID, u.RoleIDs, !created); err != nil {
 		return err
 	}
+	tx.known.createdUser(u, created)
 	return recordEvent(ctx, tx, p, u.OrganizationID, event, u)
 }
 
@@ -307,6 +320,7 @@ func (s *Store) DeleteUser(ctx context.Context, p *Principal, orgID, id string) 
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM users WHERE id = ? AND org_id = ?`), u.ID, orgID); err != nil {
 			return fmt.Errorf("delete user: %w", err)
 		}
+		tx.known.forgetUser(u.ID)
 		return recordEvent(ctx, tx, p, orgID, EventUserDeleted, u)
 	})
 }
