@@ -194,9 +194,10 @@ func TestSpecSharesCommonErrors(t *testing.T) {
 	}
 }
 
-// The README's row for GET /docs says what the page is: the Redoc version served, offline, and
-// the CSP's script rule; TestDocsInChromium proves the rest (nothing from another host, schemas,
-// examples, search, the shared errors' section).
+// The README's row for GET /docs says what the page is: the Redoc version served, offline, the
+// CSP's script rule, and its curl samples; TestDocsInChromium proves the rest (nothing from
+// another host, schemas, examples, curl samples, search, the shared errors' section) and
+// TestCurlSamplesRun that the samples work.
 func TestReadmeDescribesDocs(t *testing.T) {
 	t.Parallel()
 	readme, err := os.ReadFile("../README.md")
@@ -210,7 +211,8 @@ func TestReadmeDescribesDocs(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"Redoc](https://github.com/Redocly/redoc) " + docs.RedocVersion, "embedded in the binary",
-		"nothing from any other host", "`script-src 'self'`", "inline styles", "`blob:` worker"} {
+		"nothing from any other host", "`script-src 'self'`", "inline styles", "`blob:` worker",
+		"curl sample generated from the spec", "`GET " + docs.ReferencePath + "`"} {
 		if !strings.Contains(row, want) {
 			t.Errorf("README's GET /docs row does not say %q: %s", want, row)
 		}
