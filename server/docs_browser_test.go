@@ -22,6 +22,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/tenantry/tenantry"
+	"github.com/tenantry/tenantry/server/docs"
 )
 
 // browserLog is what Chromium reported while it showed a page: every request it sent, and every
@@ -46,9 +47,10 @@ func (b *browserLog) snapshot() (requests, problems []string) {
 
 // /docs renders the contract in a real browser, headless Chromium driven over the DevTools
 // protocol (chromedp): Redoc draws every operation, schemas with their fields, the spec's
-// examples and rendered markdown; its search works; and the page sends no request to any host
-// but the server, and breaks no rule of its Content-Security-Policy. A screenshot is saved, its
-// path logged (and copied to $TENANTRY_DOCS_SCREENSHOT when that is set).
+// examples, a curl sample per operation and rendered markdown; its search works; and the page
+// sends no request to any host but the server, and breaks no rule of its
+// Content-Security-Policy. Screenshots are saved, their paths logged (and copied to
+// $TENANTRY_DOCS_SCREENSHOT, the curl sample's with -curl before the extension, when that is set).
 func TestDocsInChromium(t *testing.T) {
 	t.Parallel()
 	chromium, err := exec.LookPath("chromium")
@@ -171,6 +173,38 @@ document.addEventListener("securitypolicyviolation", e => window.__violations.pu
 		t.Errorf("the rendered page shows markdown code spans unrendered, such as %s", m)
 	}
 
+	// Every operation shows its curl sample (GET /docs/openapi.json's x-codeSamples), and the
+	// introduction says what its variables are. Redoc shows a sample as text in the
+	// operation's section: the authenticated createOrganization with its key and body, the
+	// public listVersions without.
+	for _, want := range []string{"curl samples.", "export TENANTRY_URL=http://127.0.0.1:8080"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the rendered page does not show %q", want)
+		}
+	}
+	section := func(id string) string {
+		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`(document.querySelector('[data-section-id=%q]') || {}).innerText || ""`, id)))
+		if err != nil {
+			t.Errorf("reading the section %s: %v", id, err)
+		}
+		return s
+	}
+	create := section("tag/Organizations/operation/createOrganization")
+	for _, want := range []string{"Request samples", "curl", `curl -X POST "$TENANTRY_URL/api/organizations"`,
+		`-H "Authorization: Bearer $TENANTRY_KEY"`, `-H 'Content-Type: application/json'`, `"name": "Acme Corp"`} {
+		if !strings.Contains(create, want) {
+			t.Errorf("createOrganization's section does not show %q:\n%s", want, create)
+		}
+	}
+	versions := section("tag/Versions/operation/listVersions")
+	if !strings.Contains(versions, `curl "$TENANTRY_URL/api/versions"`) || strings.Contains(versions, "Authorization: Bearer") {
+		t.Errorf("listVersions' section should show a curl sample without a key:\n%s", versions)
+	}
+	samples, err := chromedp.Run(ctx, chromedp.Evaluate[int](`[...document.querySelectorAll('[data-section-id*="/operation/"]')].filter(s => s.innerText.includes('curl ') && s.innerText.includes('$TENANTRY_URL/')).length`))
+	if err != nil || samples != operations {
+		t.Errorf("%d operations show a curl sample (%v), want all %d", samples, err, operations)
+	}
+
 	// A picture of one operation: its description, parameters, body schema and samples.
 	err = chromedp.Do(ctx,
 		chromedp.Navigate(e.url+"/docs#tag/Organizations/operation/listOrganizations"),
@@ -188,6 +222,29 @@ document.addEventListener("securitypolicyviolation", e => window.__violations.pu
 	} else {
 		t.Logf("screenshot of /docs: %s", shot)
 		if dst := os.Getenv("TENANTRY_DOCS_SCREENSHOT"); dst != "" {
+			if err := os.WriteFile(dst, png, 0o644); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	// And one of an operation with a body: its curl sample, with the key and the example.
+	curlShot := filepath.Join(filepath.Dir(shot), "docs-curl.png")
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(e.url+"/docs#tag/Organizations/operation/createOrganization"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-section-id="tag/Organizations/operation/createOrganization"]`)),
+		chromedp.Sleep(500*time.Millisecond),
+	)
+	if err == nil {
+		png, err = chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	}
+	if err != nil {
+		t.Errorf("screenshot: %v", err)
+	} else if err := os.WriteFile(curlShot, png, 0o644); err != nil {
+		t.Error(err)
+	} else {
+		t.Logf("screenshot of a curl sample: %s", curlShot)
+		if dst := os.Getenv("TENANTRY_DOCS_SCREENSHOT"); dst != "" {
+			dst = strings.TrimSuffix(dst, filepath.Ext(dst)) + "-curl" + filepath.Ext(dst)
 			if err := os.WriteFile(dst, png, 0o644); err != nil {
 				t.Error(err)
 			}
@@ -227,14 +284,14 @@ document.addEventListener("securitypolicyviolation", e => window.__violations.pu
 		case u.Scheme == "data" || u.Scheme == "blob":
 		case u.Host != server.Host || !isLoopback(u.Hostname()):
 			t.Errorf("the page sent a request to another host than the server: %s", r)
-		case u.Path == "/openapi.yaml":
+		case u.Path == docs.ReferencePath:
 			spec = true
 		case u.Path == "/docs/redoc.standalone.js":
 			bundle = true
 		}
 	}
 	if !spec || !bundle {
-		t.Errorf("the page should load /openapi.yaml and the bundle from the server; it asked for %v", requests)
+		t.Errorf("the page should load %s and the bundle from the server; it asked for %v", docs.ReferencePath, requests)
 	}
 }
 

@@ -78,11 +78,57 @@ func TestDocsRoutes(t *testing.T) {
 	}
 }
 
+// GET /docs/openapi.json is docs.Reference of the embedded contract, revalidated on every use
+// (no-cache) against its ETag: a matching If-None-Match is 304 without a body; gzipped for a
+// client that accepts it.
+func TestDocsReferenceRoute(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	want, err := docs.Reference(tenantry.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.anon.Do("GET", docs.ReferencePath, nil, "Accept-Encoding", "identity")
+	expect(t, r, 200, "")
+	etag := r.Header.Get("ETag")
+	if !bytes.Equal(r.Body, want) || r.Header.Get("Content-Type") != "application/json" || r.Header.Get("Cache-Control") != "no-cache" ||
+		len(etag) < 10 || etag[0] != '"' || r.Header.Get("Content-Encoding") != "" || r.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Fatalf("GET %s: %d bytes, want %d; %v", docs.ReferencePath, len(r.Body), len(want), r.Header)
+	}
+	if again := e.anon.Do("GET", docs.ReferencePath, nil, "Accept-Encoding", "identity"); again.Header.Get("ETag") != etag {
+		t.Fatalf("the ETag changed between two requests: %s, %s", etag, again.Header.Get("ETag"))
+	}
+	for _, inm := range []string{etag, "W/" + etag, `"other", ` + etag, "*"} {
+		r := e.anon.Do("GET", docs.ReferencePath, nil, "If-None-Match", inm)
+		if r.Status != 304 || len(r.Body) != 0 || r.Header.Get("ETag") != etag {
+			t.Errorf("If-None-Match %s: %d, %d bytes, ETag %q", inm, r.Status, len(r.Body), r.Header.Get("ETag"))
+		}
+	}
+	if r := e.anon.Do("GET", docs.ReferencePath, nil, "If-None-Match", `"stale"`, "Accept-Encoding", "identity"); r.Status != 200 || !bytes.Equal(r.Body, want) {
+		t.Errorf("a stale If-None-Match: %d", r.Status)
+	}
+
+	// Gzipped: ask for it explicitly, so Go's client leaves the body as it came.
+	z := e.anon.Do("GET", docs.ReferencePath, nil, "Accept-Encoding", "gzip")
+	expect(t, z, 200, "")
+	if z.Header.Get("Content-Encoding") != "gzip" || z.Header.Get("Vary") != "Accept-Encoding" {
+		t.Fatalf("Accept-Encoding gzip: %v", z.Header)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(z.Body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain, err := io.ReadAll(zr); err != nil || !bytes.Equal(plain, want) {
+		t.Fatalf("the gzipped reference is not the reference: %v", err)
+	}
+	t.Logf("%s: %d bytes, %d gzipped", docs.ReferencePath, len(want), len(z.Body))
+}
+
 // What openapi.yaml says of /docs is what the server does: the Redoc version and the CSP.
 func TestSpecDescribesDocs(t *testing.T) {
 	t.Parallel()
 	doc := servertest.Spec(t)
-	for _, path := range []string{"/docs", docs.BundlePath} {
+	for _, path := range []string{"/docs", docs.BundlePath, docs.ReferencePath} {
 		op := doc.Paths.Find(path).Get
 		if !strings.Contains(op.Description, "Redoc") || !strings.Contains(op.Description, docs.RedocVersion) {
 			t.Errorf("GET %s's description does not name Redoc %s", path, docs.RedocVersion)
@@ -148,9 +194,10 @@ func TestSpecSharesCommonErrors(t *testing.T) {
 	}
 }
 
-// The README's row for GET /docs says what the page is: the Redoc version served, offline, and
-// the CSP's script rule; TestDocsInChromium proves the rest (nothing from another host, schemas,
-// examples, search, the shared errors' section).
+// The README's row for GET /docs says what the page is: the Redoc version served, offline, the
+// CSP's script rule, and its curl samples; TestDocsInChromium proves the rest (nothing from
+// another host, schemas, examples, curl samples, search, the shared errors' section) and
+// TestCurlSamplesRun that the samples work.
 func TestReadmeDescribesDocs(t *testing.T) {
 	t.Parallel()
 	readme, err := os.ReadFile("../README.md")
@@ -164,7 +211,8 @@ func TestReadmeDescribesDocs(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"Redoc](https://github.com/Redocly/redoc) " + docs.RedocVersion, "embedded in the binary",
-		"nothing from any other host", "`script-src 'self'`", "inline styles", "`blob:` worker"} {
+		"nothing from any other host", "`script-src 'self'`", "inline styles", "`blob:` worker",
+		"curl sample generated from the spec", "`GET " + docs.ReferencePath + "`"} {
 		if !strings.Contains(row, want) {
 			t.Errorf("README's GET /docs row does not say %q: %s", want, row)
 		}

@@ -154,6 +154,7 @@ func matrixRoutes() map[string]matrixRoute {
 		"GET /openapi.yaml":             {fixed("/openapi.yaml"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
 		"GET /docs":                     {fixed("/docs"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
 		"GET /docs/redoc.standalone.js": {fixed("/docs/redoc.standalone.js"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
+		"GET /docs/openapi.json":        {fixed("/docs/openapi.json"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
 		"GET /api/versions":             {fixed("/api/versions"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
 		"PATCH /api/organizations/:org_id": {func(w *world) string { return "/api/organizations/" + w.orgA },
 			func(*world) any { return map[string]any{"sso_org_id": "x"} }, partnerOnlyOnA, legacy},
@@ -298,7 +299,7 @@ func TestIsolationMatrix(t *testing.T) {
 			want := 401
 			if i >= 4 {
 				want = route.expect[i-4]
-			} else if slices.Contains([]string{"GET /.well-known/jwks.json", "GET /api/versions", "GET /healthz", "GET /readyz", "GET /metrics", "GET /openapi.yaml", "GET /docs", "GET /docs/redoc.standalone.js"}, name) {
+			} else if slices.Contains([]string{"GET /.well-known/jwks.json", "GET /api/versions", "GET /healthz", "GET /readyz", "GET /metrics", "GET /openapi.yaml", "GET /docs", "GET /docs/redoc.standalone.js", "GET /docs/openapi.json"}, name) {
 				want = 200
 			}
 			path := route.path(w)

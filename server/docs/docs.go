@@ -1,7 +1,8 @@
 // Package docs is the API reference served at GET /docs: a small HTML page that runs Redoc, an
 // OpenAPI renderer vendored in assets/ at a pinned version (see assets/README.md) and embedded in
-// the binary, on the contract the same server serves at GET /openapi.yaml. The page needs
-// nothing from any other host: a browser with no network but the server renders it whole.
+// the binary, on the contract the same server serves at GET /openapi.yaml, as Reference makes it
+// (JSON, with a curl sample on every operation). The page needs nothing from any other host: a
+// browser with no network but the server renders it whole.
 package docs
 
 import (
@@ -43,16 +44,18 @@ var Bundle, BundleGzip = serve(upstreamBundle)
 var BundleVersion = func() string { h := sha256.Sum256(Bundle); return hex.EncodeToString(h[:6]) }()
 
 // Page is GET /docs: the <redoc> element, with Redoc's options as its attributes, and the
-// bundle, which renders /openapi.yaml into the element when it loads.
+// bundle, which renders the contract into the element when it loads: as ReferencePath serves
+// it, openapi.yaml with a curl sample on every operation.
 var Page = func() []byte {
 	var b bytes.Buffer
-	if err := page.Execute(&b, struct{ Bundle, Version, Redoc string }{BundlePath, BundleVersion, RedocVersion}); err != nil {
+	if err := page.Execute(&b, struct{ Bundle, Version, Redoc, Spec string }{BundlePath, BundleVersion, RedocVersion, ReferencePath}); err != nil {
 		panic(err)
 	}
 	return b.Bytes()
 }()
 
-// The theme's fonts are the reader's own (system-ui, ui-monospace): Redoc's defaults, Montserrat
+// payload-sample-idx="1" puts an operation's curl sample first among its request samples, the
+// request body's example (Redoc's "Payload" tab) second. The theme's fonts are the reader's own (system-ui, ui-monospace): Redoc's defaults, Montserrat
 // and Roboto, would be fetched from elsewhere by any page that wanted them as designed.
 var page = template.Must(template.New("docs").Parse(`<!DOCTYPE html>
 <html lang="en">
@@ -67,7 +70,7 @@ var page = template.Must(template.New("docs").Parse(`<!DOCTYPE html>
 <body>
 <noscript>This reference is rendered in the browser by JavaScript (Redoc). Without it, read the
 contract itself: <a href="/openapi.yaml">/openapi.yaml</a>.</noscript>
-<redoc spec-url="/openapi.yaml" required-props-first="true" expand-responses="200"
+<redoc spec-url="{{.Spec}}" required-props-first="true" expand-responses="200" payload-sample-idx="1"
   json-sample-expand-level="4" hide-download-button="false"
   theme='{"typography":{"fontFamily":"system-ui, -apple-system, \"Segoe UI\", Roboto, \"Helvetica Neue\", Arial, sans-serif","headings":{"fontFamily":"system-ui, -apple-system, \"Segoe UI\", Roboto, \"Helvetica Neue\", Arial, sans-serif"},"code":{"fontFamily":"ui-monospace, \"DejaVu Sans Mono\", Menlo, Consolas, monospace"}}}'></redoc>
 <script src="{{.Bundle}}?v={{.Version}}"></script>
@@ -96,9 +99,14 @@ func serve(upstream []byte) (plain, gzipped []byte) {
 		}
 		plain = bytes.Replace(plain, []byte(e.old), []byte(e.new), 1)
 	}
-	var b bytes.Buffer
-	w, _ := gzip.NewWriterLevel(&b, gzip.BestCompression)
-	w.Write(plain)
+	return plain, Gzip(plain)
+}
+
+// Gzip is b compressed (best compression: done once, served many times).
+func Gzip(b []byte) []byte {
+	var z bytes.Buffer
+	w, _ := gzip.NewWriterLevel(&z, gzip.BestCompression)
+	w.Write(b)
 	w.Close()
-	return plain, b.Bytes()
+	return z.Bytes()
 }

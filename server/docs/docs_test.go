@@ -64,11 +64,11 @@ func TestBundleEditMustMatch(t *testing.T) {
 	serve([]byte("a different bundle"))
 }
 
-// The page loads the bundle and the contract from this server, runs no inline script and
-// names no other host.
+// The page loads the bundle and the contract (with its curl samples) from this server, runs no
+// inline script and names no other host.
 func TestPage(t *testing.T) {
 	p := string(Page)
-	for _, want := range []string{`<redoc spec-url="/openapi.yaml"`, `<script src="` + BundlePath + `?v=` + BundleVersion + `"></script>`} {
+	for _, want := range []string{`<redoc spec-url="` + ReferencePath + `"`, `<script src="` + BundlePath + `?v=` + BundleVersion + `"></script>`} {
 		if !strings.Contains(p, want) {
 			t.Errorf("the page lacks %s", want)
 		}

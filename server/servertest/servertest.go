@@ -5,6 +5,7 @@ package servertest
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -317,7 +318,17 @@ func (c *Client) check(req *http.Request, r *Response) {
 		Header:                 r.Header,
 		Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
 	}
-	in.SetBodyBytes(r.Body)
+	body := r.Body
+	if r.Header.Get("Content-Encoding") == "gzip" { // the body the spec describes is the decoded one
+		zr, err := gzip.NewReader(bytes.NewReader(r.Body))
+		if err == nil {
+			body, err = io.ReadAll(zr)
+		}
+		if err != nil {
+			c.t.Errorf("%s %s: Content-Encoding gzip, but the body is not gzip: %v", req.Method, req.URL.Path, err)
+		}
+	}
+	in.SetBodyBytes(body)
 	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
 		c.t.Errorf("%s %s: response %d does not match openapi.yaml: %v\nbody: %s", req.Method, req.URL.Path, r.Status, err, r.Body)
 	}
