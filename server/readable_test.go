@@ -3,7 +3,11 @@ package server_test
 import (
 	"bytes"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
+
+	"github.com/tenantry/tenantry/server"
 )
 
 // Messages reach the client as written: JSON bodies do not escape <, > and & as \u003c...
@@ -78,4 +82,54 @@ func TestUnknownFieldsAreAllNamed(t *testing.T) {
 	}
 	// A repeated field is still refused as such.
 	expect(t, e.partner.Do("POST", "/api/organizations", `{"name": "A", "name": "B"}`), 400, "duplicate_field")
+}
+
+// Every response to a valid credential says where it stands, in the fields of the IETF draft
+// (RateLimit-Policy, RateLimit) and in those of its draft 06 (RateLimit-Limit, -Remaining,
+// -Reset).
+func TestRateLimitFields(t *testing.T) {
+	t.Parallel()
+	e := newEnvWith(t, func(c *server.Config) {
+		c.RatePerSecond, c.RateBurst = server.DefaultRatePerSecond, server.DefaultRateBurst
+	})
+	r := e.partner.Do("GET", "/api/me", nil)
+	expect(t, r, 200, "")
+	if got := r.Header.Get("RateLimit-Policy"); got != `"credential";q=100;w=1;tenantry-burst=200` {
+		t.Errorf("RateLimit-Policy %q", got)
+	}
+	if got := r.Header.Get("RateLimit"); got != `"credential";r=199;t=1` {
+		t.Errorf("RateLimit %q after one request of a full bucket of 200, want r=199;t=1", got)
+	}
+	if r.Header.Get("RateLimit-Limit") != "200" || r.Header.Get("RateLimit-Remaining") != "199" || r.Header.Get("RateLimit-Reset") != "1" {
+		t.Errorf("draft 06 fields: %v", r.Header)
+	}
+
+	// A slow bucket: one request every 4 seconds, 2 at once. The refusal's RateLimit window is
+	// its Retry-After (the draft wants Retry-After no earlier than the end of t).
+	slow := newEnvWith(t, func(c *server.Config) { c.RatePerSecond, c.RateBurst = 0.25, 2 })
+	for i := range 3 {
+		r := slow.partner.Do("GET", "/api/me", nil)
+		if got := r.Header.Get("RateLimit-Policy"); got != `"credential";q=1;w=4;tenantry-burst=2` {
+			t.Fatalf("RateLimit-Policy %q", got)
+		}
+		rl := r.Header.Get("RateLimit")
+		switch i {
+		case 0:
+			expect(t, r, 200, "")
+			if rl != `"credential";r=1;t=4` {
+				t.Errorf("first request: RateLimit %q", rl)
+			}
+		case 1:
+			expect(t, r, 200, "")
+			if rl != `"credential";r=0;t=4` {
+				t.Errorf("second request: RateLimit %q", rl)
+			}
+		case 2:
+			expect(t, r, 429, "rate_limited")
+			retry, _ := strconv.Atoi(r.Header.Get("Retry-After"))
+			if !strings.HasPrefix(rl, `"credential";r=0;t=`) || rl != `"credential";r=0;t=`+strconv.Itoa(retry) {
+				t.Errorf("429: RateLimit %q with Retry-After %d", rl, retry)
+			}
+		}
+	}
 }
