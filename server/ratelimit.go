@@ -30,6 +30,7 @@ type limiters struct {
 	buckets map[string]*bucket
 	swept   time.Time
 	policy  []string // the RateLimit-Policy field, the same on every response (shared, never changed)
+	limit   []string // the RateLimit-Limit field, the burst (shared, never changed)
 }
 
 type bucket struct {
@@ -42,7 +43,7 @@ func newLimiters(perSecond float64, burst int) *limiters {
 		return nil // no limit
 	}
 	return &limiters{perSec: rate.Limit(perSecond), burst: burst, buckets: map[string]*bucket{}, swept: time.Now(),
-		policy: []string{ratePolicy(perSecond, burst)}}
+		policy: []string{ratePolicy(perSecond, burst)}, limit: []string{strconv.Itoa(burst)}}
 }
 
 // rateLimitDraft is the version of the IETF draft the RateLimit-Policy and RateLimit fields
@@ -116,12 +117,17 @@ func (l *limiters) setRateHeaders(c *gin.Context, remaining int, reset, retry ti
 	if remaining == 0 {
 		window = int(math.Ceil(retry.Seconds()))
 	}
+	// This runs on every request: the constant fields are shared, the others share one array.
+	r := strconv.Itoa(remaining)
+	var b [64]byte
+	rl := append(append(append(append(b[:0], `"credential";r=`...), r...), ";t="...), strconv.Itoa(window)...)
+	vals := []string{string(rl), r, strconv.Itoa(t)}
 	h := c.Writer.Header()
 	h["Ratelimit-Policy"] = l.policy
-	h["Ratelimit"] = []string{`"credential";r=` + strconv.Itoa(remaining) + ";t=" + strconv.Itoa(window)}
-	setHeader(c, "Ratelimit-Limit", strconv.Itoa(l.burst))
-	setHeader(c, "Ratelimit-Remaining", strconv.Itoa(remaining))
-	setHeader(c, "Ratelimit-Reset", strconv.Itoa(t))
+	h["Ratelimit"] = vals[0:1:1]
+	h["Ratelimit-Limit"] = l.limit
+	h["Ratelimit-Remaining"] = vals[1:2:2]
+	h["Ratelimit-Reset"] = vals[2:3:3]
 }
 
 // retryAfter is how long a refused credential waits for its next request: the time for one
