@@ -46,10 +46,9 @@ func newLimiters(perSecond float64, burst int) *limiters {
 		policy: []string{ratePolicy(perSecond, burst)}, limit: []string{strconv.Itoa(burst)}}
 }
 
-// rateLimitDraft is the version of the IETF draft the RateLimit-Policy and RateLimit fields
-// follow (May 2026); RateLimit-Limit, -Remaining and -Reset are those of its draft 06, which
-// clients still read.
-const rateLimitDraft = "draft-ietf-httpapi-ratelimit-headers-11"
+// The RateLimit-Policy and RateLimit fields follow draft-ietf-httpapi-ratelimit-headers-11
+// (May 2026, the draft's latest); RateLimit-Limit, -Remaining and -Reset are those of its
+// draft 06, which clients still read.
 
 // ratePolicy is the RateLimit-Policy of a token bucket: its rate as a quota q per window w of
 // whole seconds (100 a second: q=100;w=1; one every 4 s: q=1;w=4), and the bucket's size as
@@ -106,8 +105,8 @@ func (l *limiters) exhausted(name string, now time.Time) bool {
 	return ok && b.lim.TokensAt(now) < 1
 }
 
-// setRateHeaders announces where a credential stands (rateLimitDraft): RateLimit-Policy, and
-// RateLimit with r, the requests it may make now, and t, the seconds until its bucket is full
+// setRateHeaders announces where a credential stands, in draft 11's fields and draft 06's:
+// RateLimit-Policy, and RateLimit with r, the requests it may make now, and t, the seconds until its bucket is full
 // again or, with none left, until the next request is allowed (the 429's Retry-After: the
 // draft wants Retry-After no earlier than the end of t). The draft-06 fields say the same in
 // their terms: RateLimit-Limit is the burst, -Remaining r, -Reset the seconds until full.
