@@ -106,10 +106,11 @@ func (l *limiters) exhausted(name string, now time.Time) bool {
 }
 
 // setRateHeaders announces where a credential stands, in draft 11's fields and draft 06's:
-// RateLimit-Policy, and RateLimit with r, the requests it may make now, and t, the seconds until its bucket is full
-// again or, with none left, until the next request is allowed (the 429's Retry-After: the
-// draft wants Retry-After no earlier than the end of t). The draft-06 fields say the same in
-// their terms: RateLimit-Limit is the burst, -Remaining r, -Reset the seconds until full.
+// RateLimit-Policy, and RateLimit with r, the requests it may make now, and t, the seconds
+// until its bucket is full again or, with none left, until the next request is allowed (the
+// 429's Retry-After: the draft wants Retry-After no earlier than the end of t). The draft-06
+// fields say the same in their terms: RateLimit-Limit is the burst, -Remaining r, -Reset the
+// seconds until full.
 func (l *limiters) setRateHeaders(c *gin.Context, remaining int, reset, retry time.Duration) {
 	t := int(math.Ceil(reset.Seconds()))
 	window := t
