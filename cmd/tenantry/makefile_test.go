@@ -31,7 +31,16 @@ func makeRun(t *testing.T, env []string, vars ...string) []string {
 	t.Helper()
 	cmd := exec.Command(requireTool(t, "make"), append([]string{"-n", "--no-print-directory", "run"}, vars...)...)
 	cmd.Dir = "../.."
-	cmd.Env = append(os.Environ(), "ADDR=", "DATABASE=", "TENANTRY_ADDR=", "TENANTRY_DATABASE=")
+	// Under `make test` the variables of the make running the tests would reach this one (its
+	// jobserver, its level): this is a make of its own.
+	for _, kv := range os.Environ() {
+		switch name, _, _ := strings.Cut(kv, "="); name {
+		case "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES":
+		default:
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "ADDR=", "DATABASE=", "TENANTRY_ADDR=", "TENANTRY_DATABASE=")
 	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
