@@ -167,7 +167,7 @@ func (s *Service) CreateKey(ctx context.Context, p *tenants.Principal, in KeyInp
 	nk := newKey{Kind: in.Kind, Name: in.Name, PartnerID: p.PartnerID, OrgID: p.OrgID,
 		Role: in.Role, Scopes: scopes, CreatedBy: p.KeyID, ExpiresAt: in.ExpiresAt}
 	var out Key
-	err = tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
+	err = s.Write(ctx, func(tx *tenants.Tx) error {
 		var perms tenants.Permissions
 		if nk.Kind == tenants.KindOrganization {
 			if !p.Can(tenants.KeysWrite) {
@@ -214,23 +214,19 @@ func (s *Service) CreateKey(ctx context.Context, p *tenants.Principal, in KeyInp
 	return out, err
 }
 
-// storeKey inserts nk, reads it back and records event: the key, with its value shown this
+// storeKey inserts nk and records event: the key, with its value shown this
 // once. A name taken by another active key of the owner is a conflict.
 func storeKey(ctx context.Context, tx *tenants.Tx, p *tenants.Principal, nk newKey, event tenants.EventType) (Key, error) {
-	id, value, err := insertKey(ctx, tx, nk)
+	rec, value, err := insertKey(ctx, tx, nk)
 	if tenants.IsUniqueViolation(err) {
 		return Key{}, errKeyNameTaken(nk.Name)
 	}
 	if err != nil {
 		return Key{}, fmt.Errorf("insert key: %w", err)
 	}
-	rec, err := findKey(ctx, tx, `id = ?`, id)
-	if err != nil {
-		return Key{}, err
-	}
 	out := rec.key()
 	out.Value = value
-	return out, tenants.RecordEvent(ctx, tx, p, rec.PartnerID, rec.OrgID, event, rec.key())
+	return out, keyEvent(ctx, tx, p, rec, event)
 }
 
 // boundExpiry is the expiry of a key created by p: a key made by an expiring credential
@@ -309,18 +305,26 @@ func listKeys(ctx context.Context, q sqlx.ExtContext, page tenants.PageQuery, wh
 // ListKeys pages through the caller's organization's user and organization keys: all of them
 // with keys:read, else the caller's own.
 func (s *Service) ListKeys(ctx context.Context, p *tenants.Principal, page tenants.PageQuery) (tenants.Page[Key], error) {
+	q, err := s.Reader(ctx)
+	if err != nil {
+		return tenants.Page[Key]{}, err
+	}
 	if p.Can(tenants.KeysRead) {
-		return listKeys(ctx, s.DB, page, `org_id = ? AND kind <> 'partner'`, p.OrgID)
+		return listKeys(ctx, q, page, `org_id = ? AND kind <> 'partner'`, p.OrgID)
 	}
 	if p.Narrowed || p.UserID == "" {
-		return listKeys(ctx, s.DB, page, `org_id = ? AND kind <> 'partner' AND id = ?`, p.OrgID, p.KeyID)
+		return listKeys(ctx, q, page, `org_id = ? AND kind <> 'partner' AND id = ?`, p.OrgID, p.KeyID)
 	}
-	return listKeys(ctx, s.DB, page, `org_id = ? AND kind <> 'partner' AND (id = ? OR user_id = ?)`, p.OrgID, p.KeyID, p.UserID)
+	return listKeys(ctx, q, page, `org_id = ? AND kind <> 'partner' AND (id = ? OR user_id = ?)`, p.OrgID, p.KeyID, p.UserID)
 }
 
 // GetKey returns one key the caller may see.
 func (s *Service) GetKey(ctx context.Context, p *tenants.Principal, id string) (Key, error) {
-	r, err := visibleKey(ctx, s.DB, p, id)
+	q, err := s.Reader(ctx)
+	if err != nil {
+		return Key{}, err
+	}
+	r, err := visibleKey(ctx, q, p, id)
 	return r.key(), err
 }
 
@@ -374,7 +378,7 @@ func lockManagedKey(ctx context.Context, tx *tenants.Tx, p *tenants.Principal, i
 // Revoking a revoked key changes nothing and answers it as it is.
 func (s *Service) RevokeKey(ctx context.Context, p *tenants.Principal, id string) (Key, error) {
 	var out Key
-	err := tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
+	err := s.Write(ctx, func(tx *tenants.Tx) error {
 		r, err := lockManagedKey(ctx, tx, p, id, "revoke")
 		if err != nil {
 			return err
@@ -401,12 +405,21 @@ func revoke(ctx context.Context, tx *tenants.Tx, p *tenants.Principal, r keyReco
 	return r.key(), tenants.RecordEvent(ctx, tx, p, r.PartnerID, r.OrgID, typ, r.key())
 }
 
-// keyEvent records an event about the key id as the API shows it (never its value).
-func keyEvent(ctx context.Context, tx *tenants.Tx, p *tenants.Principal, id string, typ tenants.EventType) error {
-	r, err := findKey(ctx, tx, `id = ?`, id)
-	if err != nil {
-		return fmt.Errorf("select key: %w", err)
+// managedKey loads the key id that where (and args) finds, for p to do what to it: a key
+// where finds none is ErrNotFound, one p may not manage is refused (mayManage).
+func managedKey(ctx context.Context, tx *tenants.Tx, p *tenants.Principal, what, id, where string, args ...any) (keyRecord, error) {
+	r, err := findKey(ctx, tx, where, args...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return keyRecord{}, errKeyNotFound(id)
 	}
+	if err != nil {
+		return keyRecord{}, fmt.Errorf("select key: %w", err)
+	}
+	return r, mayManage(p, r, what)
+}
+
+// keyEvent records an event about the key r as the API shows it (never its value).
+func keyEvent(ctx context.Context, tx *tenants.Tx, p *tenants.Principal, r keyRecord, typ tenants.EventType) error {
 	return tenants.RecordEvent(ctx, tx, p, r.PartnerID, r.OrgID, typ, r.key())
 }
 
@@ -421,7 +434,7 @@ func (s *Service) RotateKey(ctx context.Context, p *tenants.Principal, id string
 		return Key{}, tenants.FieldError("grace_seconds", "must be from 0 to 604800 (7 days)")
 	}
 	var out Key
-	err := tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
+	err := s.Write(ctx, func(tx *tenants.Tx) error {
 		r, err := lockManagedKey(ctx, tx, p, id, "rotate")
 		if err != nil {
 			return err
@@ -471,27 +484,25 @@ func (s *Service) RotateKey(ctx context.Context, p *tenants.Principal, id string
 // ListOrganizationKeys pages through the user and organization keys of one of the partner's
 // organizations.
 func (s *Service) ListOrganizationKeys(ctx context.Context, p *tenants.Principal, orgID string, page tenants.PageQuery) (tenants.Page[Key], error) {
-	if _, err := tenants.PartnerOrganization(ctx, s.DB, p, orgID); err != nil {
+	q, err := s.Reader(ctx)
+	if err != nil {
 		return tenants.Page[Key]{}, err
 	}
-	return listKeys(ctx, s.DB, page, `org_id = ? AND kind <> 'partner'`, orgID)
+	if _, err := tenants.PartnerOrganization(ctx, q, p, orgID); err != nil {
+		return tenants.Page[Key]{}, err
+	}
+	return listKeys(ctx, q, page, `org_id = ? AND kind <> 'partner'`, orgID)
 }
 
 // RevokeOrganizationKey revokes a key in one of the partner's organizations.
 func (s *Service) RevokeOrganizationKey(ctx context.Context, p *tenants.Principal, orgID, id string) (Key, error) {
 	var out Key
-	err := tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
+	err := s.Write(ctx, func(tx *tenants.Tx) error {
 		if _, err := tenants.PartnerOrganization(ctx, tx, p, orgID); err != nil {
 			return err
 		}
-		r, err := findKey(ctx, tx, `id = ? AND org_id = ? AND kind <> 'partner'`, id, orgID)
-		if errors.Is(err, sql.ErrNoRows) {
-			return errKeyNotFound(id)
-		}
+		r, err := managedKey(ctx, tx, p, "revoke", id, `id = ? AND org_id = ? AND kind <> 'partner'`, id, orgID)
 		if err != nil {
-			return fmt.Errorf("select key: %w", err)
-		}
-		if err := mayManage(p, r, "revoke"); err != nil {
 			return err
 		}
 		out, err = revoke(ctx, tx, p, r)
@@ -502,12 +513,22 @@ func (s *Service) RevokeOrganizationKey(ctx context.Context, p *tenants.Principa
 
 // ListPartnerKeys pages through the partner's own keys, revoked ones included.
 func (s *Service) ListPartnerKeys(ctx context.Context, p *tenants.Principal, page tenants.PageQuery) (tenants.Page[Key], error) {
-	return listKeys(ctx, s.DB, page, `partner_id = ? AND kind = 'partner'`, p.PartnerID)
+	if err := p.RequirePartner(); err != nil {
+		return tenants.Page[Key]{}, err
+	}
+	q, err := s.Reader(ctx)
+	if err != nil {
+		return tenants.Page[Key]{}, err
+	}
+	return listKeys(ctx, q, page, `partner_id = ? AND kind = 'partner'`, p.PartnerID)
 }
 
 // CreatePartnerKey issues another partner key, so a partner can rotate: create the new key,
 // move to it, revoke the old one.
 func (s *Service) CreatePartnerKey(ctx context.Context, p *tenants.Principal, name string, expiresAt *time.Time) (Key, error) {
+	if err := p.RequirePartner(); err != nil {
+		return Key{}, err
+	}
 	name = strings.TrimSpace(name)
 	var errs tenants.FieldErrors
 	if name == "" {
@@ -526,7 +547,7 @@ func (s *Service) CreatePartnerKey(ctx context.Context, p *tenants.Principal, na
 		return Key{}, err
 	}
 	var out Key
-	err = tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
+	err = s.Write(ctx, func(tx *tenants.Tx) error {
 		var err error
 		out, err = storeKey(ctx, tx, p, newKey{Kind: tenants.KindPartner, Name: name, PartnerID: p.PartnerID,
 			OrgID: p.OrgID, CreatedBy: p.KeyID, ExpiresAt: expiresAt}, tenants.EventPartnerKeyCreated)
@@ -538,22 +559,19 @@ func (s *Service) CreatePartnerKey(ctx context.Context, p *tenants.Principal, na
 // RevokePartnerKey revokes one of the partner's keys, unless it is the last active one (409):
 // a partner must never lock itself out.
 func (s *Service) RevokePartnerKey(ctx context.Context, p *tenants.Principal, id string) (Key, error) {
+	if err := p.RequirePartner(); err != nil {
+		return Key{}, err
+	}
 	var out Key
-	err := tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
+	err := s.Write(ctx, func(tx *tenants.Tx) error {
 		// Serialise revocations of one partner's keys, so two concurrent ones cannot both pass
 		// the last-key check (SQLite's write transactions are serial already; this row lock is
 		// what PostgreSQL needs).
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE partners SET name = name WHERE id = ?`), p.PartnerID); err != nil {
 			return fmt.Errorf("lock partner: %w", err)
 		}
-		r, err := findKey(ctx, tx, `id = ? AND partner_id = ? AND kind = 'partner'`, id, p.PartnerID)
-		if errors.Is(err, sql.ErrNoRows) {
-			return errKeyNotFound(id)
-		}
+		r, err := managedKey(ctx, tx, p, "revoke", id, `id = ? AND partner_id = ? AND kind = 'partner'`, id, p.PartnerID)
 		if err != nil {
-			return fmt.Errorf("select key: %w", err)
-		}
-		if err := mayManage(p, r, "revoke"); err != nil {
 			return err
 		}
 		now := tenants.Now()

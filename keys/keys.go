@@ -15,9 +15,13 @@ import (
 	"github.com/tenantry/tenantry/tenants"
 )
 
-// Service mints and verifies credentials on one database.
+// Service mints and verifies credentials on one database, or inside one unit of work (In).
 type Service struct {
-	DB *sqlx.DB
+	tenants.Conn
+	*shared // what every binding of the service shares: caches, clock, prepared statements
+}
+
+type shared struct {
 	// Sealer seals token signing private keys at rest (nil: stored as they are).
 	Sealer    *tenants.Sealer
 	signers   *signerCache
@@ -55,7 +59,13 @@ func (s *Service) prepared() (byHash, byIDAndValue *sqlx.Stmt, err error) {
 
 // NewService returns a Service on db. Call Close when done if StartUsageRecorder was called.
 func NewService(db *sqlx.DB) *Service {
-	return &Service{DB: db, signers: newSignerCache()}
+	return &Service{Conn: tenants.Conn{DB: db}, shared: &shared{signers: newSignerCache()}}
+}
+
+// In returns s bound to u: every statement of its methods runs in u's transaction, which u's
+// owner commits or rolls back.
+func (s *Service) In(u *tenants.Unit) *Service {
+	return &Service{Conn: s.Conn.In(u), shared: s.shared}
 }
 
 func (s *Service) now() time.Time {
@@ -282,9 +292,9 @@ type newKey struct {
 
 // insertKey stores a new key with one secret and returns the key's id and value: the only
 // time the value exists.
-func insertKey(ctx context.Context, tx *tenants.Tx, k newKey) (id, value string, err error) {
+func insertKey(ctx context.Context, tx *tenants.Tx, k newKey) (rec keyRecord, value string, err error) {
 	value = generate(k.Kind)
-	id = tenants.NewID()
+	id := tenants.NewID()
 	now := tenants.Now()
 	owner := map[tenants.CredentialKind]string{tenants.KindPartner: k.PartnerID, tenants.KindUser: k.UserID,
 		tenants.KindOrganization: k.OrgID}[k.Kind]
@@ -309,12 +319,22 @@ func insertKey(ctx context.Context, tx *tenants.Tx, k newKey) (id, value string,
 		id, string(k.Kind), k.Name, hint(value), k.PartnerID, k.OrgID, user, owner, k.Role, scopes,
 		k.PartnerIssued, now, createdBy, expires)
 	if err != nil {
-		return "", "", err
+		return keyRecord{}, "", err
 	}
 	if err := insertSecret(ctx, tx, id, value, now); err != nil {
-		return "", "", err
+		return keyRecord{}, "", err
 	}
-	return id, value, nil
+	// The row as stored, without reading it back.
+	rec = keyRecord{ID: id, Name: k.Name, Kind: k.Kind, Hint: hint(value), PartnerID: k.PartnerID, OrgID: k.OrgID,
+		UserID: sql.NullString{String: k.UserID, Valid: k.UserID != ""}, Role: k.Role, CreatedAt: now,
+		CreatedBy: sql.NullString{String: k.CreatedBy, Valid: k.CreatedBy != ""}}
+	if k.Scopes != nil {
+		rec.Scopes = sql.NullString{String: k.Scopes.String(), Valid: true}
+	}
+	if k.ExpiresAt != nil {
+		rec.ExpiresAt = sql.NullTime{Time: expires.(time.Time), Valid: true}
+	}
+	return rec, value, nil
 }
 
 func insertSecret(ctx context.Context, tx *tenants.Tx, keyID, value string, now time.Time) error {
@@ -331,7 +351,7 @@ func insertSecret(ctx context.Context, tx *tenants.Tx, keyID, value string, now 
 // closed pipe, a full disk), nothing is created, so no partner exists whose key nobody holds.
 func (s *Service) CreatePartner(ctx context.Context, name string, deliver func(value string) error) (tenants.Partner, error) {
 	var p tenants.Partner
-	err := tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) (err error) {
+	err := s.Write(ctx, func(tx *tenants.Tx) (err error) {
 		p, err = createPartner(ctx, tx, name, deliver)
 		return err
 	})
@@ -343,11 +363,11 @@ func createPartner(ctx context.Context, tx *tenants.Tx, name string, deliver fun
 	if err != nil {
 		return p, err
 	}
-	id, value, err := insertKey(ctx, tx, newKey{Kind: tenants.KindPartner, Name: "initial", PartnerID: p.ID, OrgID: p.OwnerOrgID})
+	rec, value, err := insertKey(ctx, tx, newKey{Kind: tenants.KindPartner, Name: "initial", PartnerID: p.ID, OrgID: p.OwnerOrgID})
 	if err != nil {
 		return p, fmt.Errorf("insert partner key: %w", err)
 	}
-	if err := keyEvent(ctx, tx, nil, id, tenants.EventPartnerKeyCreated); err != nil {
+	if err := keyEvent(ctx, tx, nil, rec, tenants.EventPartnerKeyCreated); err != nil {
 		return p, err
 	}
 	return p, deliver(value)
@@ -357,19 +377,19 @@ func createPartner(ctx context.Context, tx *tenants.Tx, name string, deliver fun
 // line): the way back in for a partner that has lost its keys. The value goes to deliver
 // before the transaction commits, as in CreatePartner.
 func (s *Service) IssuePartnerKey(ctx context.Context, partnerID, name string, deliver func(value string) error) error {
-	return tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
+	return s.Write(ctx, func(tx *tenants.Tx) error {
 		owner, err := tenants.OwnerOrganizationID(ctx, tx, partnerID)
 		if err != nil {
 			return err
 		}
-		id, value, err := insertKey(ctx, tx, newKey{Kind: tenants.KindPartner, Name: name, PartnerID: partnerID, OrgID: owner})
+		rec, value, err := insertKey(ctx, tx, newKey{Kind: tenants.KindPartner, Name: name, PartnerID: partnerID, OrgID: owner})
 		if tenants.IsUniqueViolation(err) {
 			return errKeyNameTaken(name)
 		}
 		if err != nil {
 			return fmt.Errorf("insert partner key: %w", err)
 		}
-		if err := keyEvent(ctx, tx, nil, id, tenants.EventPartnerKeyCreated); err != nil {
+		if err := keyEvent(ctx, tx, nil, rec, tenants.EventPartnerKeyCreated); err != nil {
 			return err
 		}
 		return deliver(value)
@@ -380,7 +400,7 @@ func (s *Service) IssuePartnerKey(ctx context.Context, partnerID, name string, d
 // as CreatePartner does. created is false when a partner already exists. It is safe to race:
 // the check and the creation share one write transaction.
 func (s *Service) Bootstrap(ctx context.Context, name string, deliver func(value string) error) (created bool, err error) {
-	err = tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
+	err = s.Write(ctx, func(tx *tenants.Tx) error {
 		n, err := tenants.CountPartners(ctx, tx)
 		if err != nil || n > 0 {
 			return err
@@ -404,11 +424,11 @@ func (s *Service) Bootstrap(ctx context.Context, name string, deliver func(value
 // this endpoint: a second is ErrConflict unless force is set, in which case the old key is
 // revoked and the new one issued in the same transaction.
 func (s *Service) MintUserKey(ctx context.Context, p *tenants.Principal, orgID, userID string, force bool) (string, error) {
-	if err := tenants.RequirePartner(p); err != nil {
+	if err := p.RequirePartner(); err != nil {
 		return "", err
 	}
 	var value string
-	err := tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
+	err := s.Write(ctx, func(tx *tenants.Tx) error {
 		u, err := tenants.FindUser(ctx, tx, p, orgID, userID)
 		if err != nil {
 			return err
@@ -436,7 +456,7 @@ func (s *Service) MintUserKey(ctx context.Context, p *tenants.Principal, orgID, 
 		}
 		// The name carries a fresh suffix so that only the one-active-key index can refuse it.
 		suffix := tenants.NewID()
-		id, v, err := insertKey(ctx, tx, newKey{Kind: tenants.KindUser, Name: "partner-issued-" + suffix[len(suffix)-8:],
+		rec, v, err := insertKey(ctx, tx, newKey{Kind: tenants.KindUser, Name: "partner-issued-" + suffix[len(suffix)-8:],
 			PartnerID: p.PartnerID, OrgID: orgID, UserID: u.ID, PartnerIssued: true, CreatedBy: p.KeyID,
 			ExpiresAt: p.ExpiresAt}) // a key issued by an expiring partner key expires with it
 		if tenants.IsUniqueViolation(err) {
@@ -447,7 +467,7 @@ func (s *Service) MintUserKey(ctx context.Context, p *tenants.Principal, orgID, 
 			return fmt.Errorf("insert user key: %w", err)
 		}
 		value = v
-		return keyEvent(ctx, tx, p, id, tenants.EventAPIKeyCreated)
+		return keyEvent(ctx, tx, p, rec, tenants.EventAPIKeyCreated)
 	})
 	return value, err
 }

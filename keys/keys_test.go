@@ -175,3 +175,35 @@ func BenchmarkAuthenticateCached(b *testing.B) {
 		})
 	}
 }
+
+// The partner operations of the credentials service decide themselves that the caller is an
+// unrestricted partner credential, whatever entry point calls them: an organization admin key
+// (every permission) and a partner token narrowed by scopes are refused before anything is read.
+func TestPartnerOperationsAuthorize(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	svc, store := keys.NewService(db), tenants.NewStore(db)
+	admin := &tenants.Principal{Kind: tenants.KindUser, ParentKind: tenants.KindUser, KeyID: tenants.NewID(),
+		PartnerID: tenants.NewID(), OrgID: tenants.NewID(), UserID: tenants.NewID(), Permissions: tenants.AllPermissions}
+	narrowed := &tenants.Principal{Kind: tenants.KindToken, ParentKind: tenants.KindPartner, KeyID: tenants.NewID(),
+		PartnerID: admin.PartnerID, OrgID: admin.OrgID, Permissions: tenants.PermissionsOf(tenants.KeysRead)}
+	id := tenants.NewID()
+	for _, p := range []*tenants.Principal{admin, narrowed} {
+		for name, call := range map[string]func() error{
+			"ListPartnerKeys":       func() error { _, err := svc.ListPartnerKeys(ctx, p, tenants.PageQuery{Limit: 10}); return err },
+			"CreatePartnerKey":      func() error { _, err := svc.CreatePartnerKey(ctx, p, "k", nil); return err },
+			"RevokePartnerKey":      func() error { _, err := svc.RevokePartnerKey(ctx, p, id); return err },
+			"ListOrganizationKeys":  func() error { _, err := svc.ListOrganizationKeys(ctx, p, id, tenants.PageQuery{Limit: 10}); return err },
+			"RevokeOrganizationKey": func() error { _, err := svc.RevokeOrganizationKey(ctx, p, id, id); return err },
+			"MintUserKey":           func() error { _, err := svc.MintUserKey(ctx, p, id, id, false); return err },
+			"Provision": func() error {
+				_, err := svc.Provision(ctx, store, p, keys.ProvisionInput{}, nil)
+				return err
+			},
+		} {
+			if err := call(); !errors.Is(err, tenants.ErrForbidden) {
+				t.Errorf("%s by a %s credential: %v, want ErrForbidden", name, p.Kind, err)
+			}
+		}
+	}
+}

@@ -26,12 +26,13 @@ type ProvisionedKey struct {
 }
 
 // Provision creates an organization of the partner p, its root user and the user's key in
-// one transaction: any failure leaves nothing behind. fault, when not nil, is called after
+// one transaction (s's unit of work, if it is bound to one; store must be bound to the same):
+// any failure leaves nothing behind. fault, when not nil, is called after
 // each step ("organization", "user", "key") and its error aborts the whole: tests use it to
 // prove the all-or-nothing property.
 func (s *Service) Provision(ctx context.Context, store *tenants.Store, p *tenants.Principal, in ProvisionInput,
 	fault func(step string) error) (Provisioned, error) {
-	if err := tenants.RequirePartner(p); err != nil {
+	if err := p.RequirePartner(); err != nil {
 		return Provisioned{}, err
 	}
 	step := func(name string) error {
@@ -44,8 +45,8 @@ func (s *Service) Provision(ctx context.Context, store *tenants.Store, p *tenant
 		return nil
 	}
 	var out Provisioned
-	err := tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) (err error) {
-		ctx := tenants.WithTx(ctx, tx) // every step below joins this transaction
+	err := s.Work(ctx, func(u *tenants.Unit) (err error) {
+		store, s := store.In(u), s.In(u) // every step below runs in this one unit of work
 		if out.Organization, err = store.CreateOrganization(ctx, p, in.Organization); err != nil {
 			return prefixFields(err, "organization")
 		}

@@ -98,13 +98,9 @@ func (in *TokenInput) validate() (ttl int, scopes tenants.Permissions, err error
 		}
 	}
 	if up := in.UserProfile; up != nil {
-		if msg := tenants.CheckText(up.Name, 255); msg != "" {
-			errs.Add("user_profile.name", msg)
-		}
+		errs.Add("user_profile.name", tenants.CheckText(up.Name, 255))
 		if up.Email != "" {
-			if msg := tenants.CheckEmail(up.Email); msg != "" {
-				errs.Add("user_profile.email", msg)
-			}
+			errs.Add("user_profile.email", tenants.CheckEmail(up.Email))
 		}
 	}
 	return ttl, scopes, errs.Err()
@@ -376,7 +372,7 @@ func (s *Service) rotateSigningKey(ctx context.Context) (signer, error) {
 	if err != nil {
 		return signer{}, err
 	}
-	err = tenants.InTx(ctx, s.DB, func(tx *tenants.Tx) error {
+	err = s.Write(ctx, func(tx *tenants.Tx) error {
 		retire := now.Add(MaxTokenTTL*time.Second + tokenLeeway)
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE signing_keys SET verify_until = ? WHERE verify_until IS NULL`), retire); err != nil {
 			return fmt.Errorf("retire signing keys: %w", err)

@@ -31,7 +31,7 @@ func (s *Server) listEvents(c *gin.Context, p *tenants.Principal) error {
 	if err := errs.Err(); err != nil {
 		return err
 	}
-	events, err := s.store.ListEvents(c.Request.Context(), p, f)
+	events, err := s.storeOf(c).ListEvents(c.Request.Context(), p, f)
 	if err != nil {
 		return err
 	}
@@ -39,6 +39,10 @@ func (s *Server) listEvents(c *gin.Context, p *tenants.Principal) error {
 }
 
 // listEventTypes is GET /api/events_types: the type names, as Polytomic lists them.
-func (s *Server) listEventTypes(c *gin.Context, _ *tenants.Principal) error {
-	return writeData(c, http.StatusOK, tenants.EventTypes)
+func (s *Server) listEventTypes(c *gin.Context, p *tenants.Principal) error {
+	types, err := tenants.ListEventTypes(p)
+	if err != nil {
+		return err
+	}
+	return writeData(c, http.StatusOK, types)
 }

@@ -9,7 +9,6 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,7 +19,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/jmoiron/sqlx"
 
 	"github.com/tenantry/tenantry/tenants"
 )
@@ -41,23 +39,6 @@ const idempotencyStale = 2 * time.Minute
 
 // replayedHeaders are the response headers stored and replayed with a response.
 var replayedHeaders = []string{"Content-Type", "Cache-Control", "Allow", "WWW-Authenticate"}
-
-// idempotencyState is where a record is: its request running, or its response stored.
-type idempotencyState string
-
-const (
-	idemInFlight idempotencyState = "in_flight"
-	idemDone     idempotencyState = "done"
-)
-
-type idempotencyRecord struct {
-	Fingerprint []byte           `db:"fingerprint"`
-	State       idempotencyState `db:"state"`
-	Status      sql.NullInt64    `db:"status"`
-	Headers     sql.NullString   `db:"headers"`
-	Body        []byte           `db:"body"`
-	UpdatedAt   time.Time        `db:"updated_at"`
-}
 
 // idempotency makes writes carrying Idempotency-Key safe to retry. It runs after
 // authentication: records are per credential, and a request without a valid credential was
@@ -89,6 +70,7 @@ func (s *Server) idempotency(c *gin.Context) {
 		return
 	}
 	credential := credentialOf(v.(*tenants.Principal))
+	record := tenants.IdempotencyKey{Credential: credential, Key: key}
 	body, err := io.ReadAll(c.Request.Body)
 	if err != nil {
 		s.writeError(c, errBodyTooLarge)
@@ -100,7 +82,7 @@ func (s *Server) idempotency(c *gin.Context) {
 		c.Request.URL.RawQuery, version(c), body))
 	ctx := c.Request.Context()
 
-	owned, rec, err := s.claimIdempotencyKey(ctx, credential, key, fingerprint)
+	owned, rec, err := s.store.ClaimIdempotencyKey(ctx, record, fingerprint, idempotencyStale)
 	switch {
 	case err != nil:
 		s.writeError(c, err)
@@ -109,7 +91,7 @@ func (s *Server) idempotency(c *gin.Context) {
 		s.writeError(c, newAPIError(http.StatusUnprocessableEntity, "idempotency_key_reused",
 			"This Idempotency-Key was used for a different request (method, path, query or body); use a new key for a new request."))
 		return
-	case !owned && rec.State == idemInFlight:
+	case !owned && rec.State == tenants.IdempotencyInFlight:
 		c.Header("Retry-After", "1")
 		s.writeError(c, newAPIError(http.StatusConflict, "idempotency_key_in_use",
 			"A request with this Idempotency-Key is still being processed; retry once it has finished."))
@@ -130,7 +112,7 @@ func (s *Server) idempotency(c *gin.Context) {
 		replay(c, rec, body)
 		return
 	}
-	s.runIdempotent(c, credential, key, box, fingerprint)
+	s.runIdempotent(c, record, box, fingerprint)
 }
 
 // A responseBox encrypts the responses stored for replay, which may carry credentials (a
@@ -188,66 +170,34 @@ func credentialOf(p *tenants.Principal) string {
 	return "value:" + p.SecretID
 }
 
-// claimIdempotencyKey records the request as in flight, or returns the record already there.
-// owned is true when this request is to run: a new key, or one whose holder died.
-func (s *Server) claimIdempotencyKey(ctx context.Context, credential, key string, fingerprint []byte) (bool, idempotencyRecord, error) {
-	now := tenants.Now()
-	res, err := s.db.ExecContext(ctx, s.db.Rebind(`INSERT INTO idempotency_keys (credential_id, idem_key, fingerprint, state, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (credential_id, idem_key) DO NOTHING`), credential, key, fingerprint, string(idemInFlight), now, now)
-	if err != nil {
-		return false, idempotencyRecord{}, fmt.Errorf("claim idempotency key: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 1 {
-		return true, idempotencyRecord{}, nil
-	}
-	var rec idempotencyRecord
-	if err := sqlx.GetContext(ctx, s.db, &rec, s.db.Rebind(`SELECT fingerprint, state, status, headers, body, updated_at
-		FROM idempotency_keys WHERE credential_id = ? AND idem_key = ?`), credential, key); err != nil {
-		return false, rec, fmt.Errorf("read idempotency key: %w", err)
-	}
-	if rec.State == idemInFlight && bytes.Equal(rec.Fingerprint, fingerprint) && now.Sub(rec.UpdatedAt) > idempotencyStale {
-		// Its first request's process died mid-way (nothing of it committed): run it again.
-		res, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE idempotency_keys SET updated_at = ?
-			WHERE credential_id = ? AND idem_key = ? AND state = ? AND updated_at = ?`), now, credential, key, string(idemInFlight), rec.UpdatedAt)
-		if err != nil {
-			return false, rec, fmt.Errorf("take over idempotency key: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 1 {
-			return true, rec, nil
-		}
-	}
-	return false, rec, nil
-}
-
-// runIdempotent runs the request inside one transaction that also stores its response, then
-// sends the response. The transaction begins at the request's first write (a request refused
-// before writing never takes the write lock). A 5xx, 429 or 503 is not stored: the record is
-// dropped, so a retry runs again.
-func (s *Server) runIdempotent(c *gin.Context, credential, key string, box responseBox, fingerprint []byte) {
+// runIdempotent runs the request in one unit of work that also stores its response, then
+// sends the response. The unit's transaction begins at the request's first statement (a
+// request refused before one never takes the write lock). A 5xx, 429 or 503 is not stored: the
+// record is dropped, so a retry runs again.
+func (s *Server) runIdempotent(c *gin.Context, record tenants.IdempotencyKey, box responseBox, fingerprint []byte) {
 	ctx := c.Request.Context()
 	bg := context.WithoutCancel(ctx) // what must happen even if the client has gone
 	release := func() {
-		s.db.ExecContext(bg, s.db.Rebind(`DELETE FROM idempotency_keys
-			WHERE credential_id = ? AND idem_key = ? AND state = ?`), credential, key, string(idemInFlight))
+		if err := s.store.ReleaseIdempotencyKey(bg, record); err != nil {
+			s.log.ErrorContext(ctx, "releasing an idempotency key failed", "request_id", requestID(c), "error", err.Error())
+		}
 	}
 	real := c.Writer
 	buf := &bufferedWriter{ResponseWriter: real, status: http.StatusOK}
-	txCtx, deferred := tenants.WithDeferredTx(ctx, s.db)
+	unit := tenants.NewUnit(s.db)
 	c.Writer = buf
-	c.Request = c.Request.WithContext(txCtx)
+	c.Set(ctxUnit, unit)
 	defer func() {
 		if v := recover(); v != nil {
 			// Undo, free the key for a retry, and let recoverPanics answer on the real writer.
-			deferred.Rollback()
+			unit.Rollback()
 			release()
 			c.Writer = real
-			c.Request = c.Request.WithContext(ctx)
 			panic(v)
 		}
 	}()
 	c.Next()
 	c.Writer = real
-	c.Request = c.Request.WithContext(ctx)
 
 	status := buf.status
 	headers := map[string]string{}
@@ -257,36 +207,23 @@ func (s *Server) runIdempotent(c *gin.Context, credential, key string, box respo
 		}
 	}
 	encoded, _ := json.Marshal(headers)
-	store := func(q sqlx.ExecerContext, rebind func(string) string) error {
-		res, err := q.ExecContext(bg, rebind(`UPDATE idempotency_keys SET state = ?, status = ?, headers = ?, body = ?,
-			updated_at = ? WHERE credential_id = ? AND idem_key = ? AND state = ?`),
-			string(idemDone), status, string(encoded), box.seal(buf.body.Bytes(), fingerprint), tenants.Now(), credential, key, string(idemInFlight))
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			return errors.New("the idempotency record was taken over meanwhile")
-		}
-		return nil
-	}
+	sealed := box.seal(buf.body.Bytes(), fingerprint)
 	switch {
 	case status >= 500 || status == http.StatusTooManyRequests:
-		deferred.Rollback()
+		unit.Rollback()
 		release()
 	case status >= 400:
 		// A refusal changed nothing: drop whatever the handler wrote, keep the answer.
-		deferred.Rollback()
-		if err := store(s.db, s.db.Rebind); err != nil {
+		unit.Rollback()
+		if err := s.store.FinishIdempotencyKey(bg, record, status, string(encoded), sealed); err != nil {
 			s.log.ErrorContext(ctx, "storing an idempotent response failed", "request_id", requestID(c), "error", err.Error())
 		}
 	default:
-		tx, err := deferred.Tx(bg)
+		err := s.store.In(unit).FinishIdempotencyKey(bg, record, status, string(encoded), sealed)
 		if err == nil {
-			if err = store(tx, tx.Rebind); err == nil {
-				err = tx.Commit()
-			} else {
-				tx.Rollback()
-			}
+			err = unit.Commit()
+		} else {
+			unit.Rollback()
 		}
 		if err != nil {
 			release()
@@ -300,7 +237,7 @@ func (s *Server) runIdempotent(c *gin.Context, credential, key string, box respo
 }
 
 // replay sends a stored response again, its body opened.
-func replay(c *gin.Context, rec idempotencyRecord, body []byte) {
+func replay(c *gin.Context, rec tenants.IdempotencyRecord, body []byte) {
 	var headers map[string]string
 	json.Unmarshal([]byte(rec.Headers.String), &headers)
 	for k, v := range headers {

@@ -41,7 +41,7 @@ func (s *Server) createKey(c *gin.Context, p *tenants.Principal) error {
 	if err != nil {
 		return err
 	}
-	k, err := s.keys.CreateKey(c.Request.Context(), p, keys.KeyInput{Name: req.Name, Kind: req.Kind, UserID: req.UserID,
+	k, err := s.keysOf(c).CreateKey(c.Request.Context(), p, keys.KeyInput{Name: req.Name, Kind: req.Kind, UserID: req.UserID,
 		Role: req.Role, Scopes: req.Scopes, ExpiresAt: exp})
 	if err != nil {
 		return err
@@ -60,7 +60,7 @@ func (s *Server) listKeys(c *gin.Context, p *tenants.Principal) error {
 	if err != nil {
 		return err
 	}
-	list, err := s.keys.ListKeys(c.Request.Context(), p, page)
+	list, err := s.keysOf(c).ListKeys(c.Request.Context(), p, page)
 	if err != nil {
 		return err
 	}
@@ -68,7 +68,7 @@ func (s *Server) listKeys(c *gin.Context, p *tenants.Principal) error {
 }
 
 func (s *Server) getKey(c *gin.Context, p *tenants.Principal) error {
-	k, err := s.keys.GetKey(c.Request.Context(), p, c.Param("id"))
+	k, err := s.keysOf(c).GetKey(c.Request.Context(), p, c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -76,7 +76,7 @@ func (s *Server) getKey(c *gin.Context, p *tenants.Principal) error {
 }
 
 func (s *Server) revokeKey(c *gin.Context, p *tenants.Principal) error {
-	k, err := s.keys.RevokeKey(c.Request.Context(), p, c.Param("id"))
+	k, err := s.keysOf(c).RevokeKey(c.Request.Context(), p, c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func (s *Server) rotateKey(c *gin.Context, p *tenants.Principal) error {
 	if err := decodeOptionalJSON(c, &req); err != nil {
 		return err
 	}
-	k, err := s.keys.RotateKey(c.Request.Context(), p, c.Param("id"), req.GraceSeconds)
+	k, err := s.keysOf(c).RotateKey(c.Request.Context(), p, c.Param("id"), req.GraceSeconds)
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func (s *Server) listOrganizationKeys(c *gin.Context, p *tenants.Principal) erro
 	if err != nil {
 		return err
 	}
-	list, err := s.keys.ListOrganizationKeys(c.Request.Context(), p, c.Param("org_id"), page)
+	list, err := s.keysOf(c).ListOrganizationKeys(c.Request.Context(), p, c.Param("org_id"), page)
 	if err != nil {
 		return err
 	}
@@ -110,7 +110,7 @@ func (s *Server) listOrganizationKeys(c *gin.Context, p *tenants.Principal) erro
 }
 
 func (s *Server) revokeOrganizationKey(c *gin.Context, p *tenants.Principal) error {
-	k, err := s.keys.RevokeOrganizationKey(c.Request.Context(), p, c.Param("org_id"), c.Param("id"))
+	k, err := s.keysOf(c).RevokeOrganizationKey(c.Request.Context(), p, c.Param("org_id"), c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -122,7 +122,7 @@ func (s *Server) listPartnerKeys(c *gin.Context, p *tenants.Principal) error {
 	if err != nil {
 		return err
 	}
-	list, err := s.keys.ListPartnerKeys(c.Request.Context(), p, page)
+	list, err := s.keysOf(c).ListPartnerKeys(c.Request.Context(), p, page)
 	if err != nil {
 		return err
 	}
@@ -141,7 +141,7 @@ func (s *Server) createPartnerKey(c *gin.Context, p *tenants.Principal) error {
 	if err != nil {
 		return err
 	}
-	k, err := s.keys.CreatePartnerKey(c.Request.Context(), p, req.Name, exp)
+	k, err := s.keysOf(c).CreatePartnerKey(c.Request.Context(), p, req.Name, exp)
 	if err != nil {
 		return err
 	}
@@ -149,7 +149,7 @@ func (s *Server) createPartnerKey(c *gin.Context, p *tenants.Principal) error {
 }
 
 func (s *Server) revokePartnerKey(c *gin.Context, p *tenants.Principal) error {
-	k, err := s.keys.RevokePartnerKey(c.Request.Context(), p, c.Param("id"))
+	k, err := s.keysOf(c).RevokePartnerKey(c.Request.Context(), p, c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -170,7 +170,7 @@ func (s *Server) mintToken(c *gin.Context, p *tenants.Principal) error {
 	if err := decodeOptionalJSON(c, &req); err != nil {
 		return err
 	}
-	t, err := s.keys.MintToken(c.Request.Context(), p, keys.TokenInput{TTL: req.TokenTTL, Role: req.Role,
+	t, err := s.keysOf(c).MintToken(c.Request.Context(), p, keys.TokenInput{TTL: req.TokenTTL, Role: req.Role,
 		Scopes: req.Scopes, RoleVars: req.RoleVars, UserProfile: req.UserProfile})
 	if err != nil {
 		return err

@@ -148,12 +148,13 @@ func matrixRoutes() map[string]matrixRoute {
 		"POST /api": {fixed("/api"), func(w *world) any {
 			return map[string]any{"command": "get_organization", "params": map[string]any{"id": w.orgA}}
 		}, partnerOnlyOnA, ""},
-		"GET /healthz":      {fixed("/healthz"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
-		"GET /readyz":       {fixed("/readyz"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
-		"GET /metrics":      {fixed("/metrics"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
-		"GET /openapi.yaml": {fixed("/openapi.yaml"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
-		"GET /docs":         {fixed("/docs"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
-		"GET /api/versions": {fixed("/api/versions"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
+		"GET /healthz":                  {fixed("/healthz"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
+		"GET /readyz":                   {fixed("/readyz"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
+		"GET /metrics":                  {fixed("/metrics"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
+		"GET /openapi.yaml":             {fixed("/openapi.yaml"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
+		"GET /docs":                     {fixed("/docs"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
+		"GET /docs/redoc.standalone.js": {fixed("/docs/redoc.standalone.js"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
+		"GET /api/versions":             {fixed("/api/versions"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
 		"PATCH /api/organizations/:org_id": {func(w *world) string { return "/api/organizations/" + w.orgA },
 			func(*world) any { return map[string]any{"sso_org_id": "x"} }, partnerOnlyOnA, legacy},
 		"PATCH /api/organizations/:org_id/users/:id": {func(w *world) string { return "/api/organizations/" + w.orgA + "/users/" + w.spareA },
@@ -297,7 +298,7 @@ func TestIsolationMatrix(t *testing.T) {
 			want := 401
 			if i >= 4 {
 				want = route.expect[i-4]
-			} else if slices.Contains([]string{"GET /.well-known/jwks.json", "GET /api/versions", "GET /healthz", "GET /readyz", "GET /metrics", "GET /openapi.yaml", "GET /docs"}, name) {
+			} else if slices.Contains([]string{"GET /.well-known/jwks.json", "GET /api/versions", "GET /healthz", "GET /readyz", "GET /metrics", "GET /openapi.yaml", "GET /docs", "GET /docs/redoc.standalone.js"}, name) {
 				want = 200
 			}
 			path := route.path(w)

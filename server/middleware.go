@@ -24,6 +24,7 @@ const (
 	ctxBody      = "tenantry.body"    // the request body, once read by decodeJSON
 	ctxRoute     = "tenantry.route"   // the *route serving the request (serve)
 	ctxCommand   = "tenantry.command" // the command POST /api runs, for the access log
+	ctxUnit      = "tenantry.unit"    // the *tenants.Unit of an Idempotency-Key write (runIdempotent)
 	// ctxCredentialValue is the raw bearer value of an authenticated request, which the
 	// idempotency records of its writes are encrypted under. It is never logged or stored.
 	ctxCredentialValue = "tenantry.credential_value"

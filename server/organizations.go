@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -30,7 +29,7 @@ func (r organizationRequest) input() tenants.OrganizationInput {
 }
 
 func (s *Server) listOrganizations(c *gin.Context, p *tenants.Principal) error {
-	orgs, err := s.store.ListOrganizations(c.Request.Context(), p)
+	orgs, err := s.storeOf(c).ListOrganizations(c.Request.Context(), p)
 	if err != nil {
 		return err
 	}
@@ -42,7 +41,7 @@ func (s *Server) createOrganization(c *gin.Context, p *tenants.Principal) error 
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	org, err := s.store.CreateOrganization(c.Request.Context(), p, req.input())
+	org, err := s.storeOf(c).CreateOrganization(c.Request.Context(), p, req.input())
 	if err != nil {
 		return err
 	}
@@ -50,7 +49,7 @@ func (s *Server) createOrganization(c *gin.Context, p *tenants.Principal) error 
 }
 
 func (s *Server) getOrganization(c *gin.Context, p *tenants.Principal) error {
-	org, err := s.store.GetOrganization(c.Request.Context(), p, c.Param("org_id"))
+	org, err := s.storeOf(c).GetOrganization(c.Request.Context(), p, c.Param("org_id"))
 	if err != nil {
 		return err
 	}
@@ -58,7 +57,7 @@ func (s *Server) getOrganization(c *gin.Context, p *tenants.Principal) error {
 }
 
 func (s *Server) getCurrentOrganization(c *gin.Context, p *tenants.Principal) error {
-	org, err := s.store.CurrentOrganization(c.Request.Context(), p)
+	org, err := s.storeOf(c).CurrentOrganization(c.Request.Context(), p)
 	if err != nil {
 		return err
 	}
@@ -70,7 +69,7 @@ func (s *Server) updateOrganization(c *gin.Context, p *tenants.Principal) error 
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	org, err := s.store.UpdateOrganization(c.Request.Context(), p, c.Param("org_id"), req.input())
+	org, err := s.storeOf(c).UpdateOrganization(c.Request.Context(), p, c.Param("org_id"), req.input())
 	if err != nil {
 		return err
 	}
@@ -81,12 +80,12 @@ func (s *Server) updateOrganization(c *gin.Context, p *tenants.Principal) error 
 // their values, the client secret included.
 func (s *Server) patchOrganization(c *gin.Context, p *tenants.Principal) error {
 	var org tenants.Organization
-	err := s.patch(c, "organizations", func(ctx context.Context) (string, error) {
-		o, err := s.store.GetOrganization(ctx, p, c.Param("org_id"))
+	err := s.patch(c, "organizations", func(st *tenants.Store) (string, error) {
+		o, err := st.GetOrganization(c.Request.Context(), p, c.Param("org_id"))
 		return o.ID, err
-	}, func(ctx context.Context) error {
+	}, func(st *tenants.Store) error {
 		var err error
-		if org, err = s.store.GetOrganization(ctx, p, c.Param("org_id")); err != nil {
+		if org, err = st.GetOrganization(c.Request.Context(), p, c.Param("org_id")); err != nil {
 			return err
 		}
 		req := organizationRequest{Name: org.Name, Issuer: org.Issuer, ClientID: org.ClientID, SSODomain: org.SSODomain,
@@ -97,7 +96,7 @@ func (s *Server) patchOrganization(c *gin.Context, p *tenants.Principal) error {
 		}
 		in := req.input()
 		in.KeepClientSecret = !given["client_secret"]
-		org, err = s.store.UpdateOrganization(ctx, p, org.ID, in)
+		org, err = st.UpdateOrganization(c.Request.Context(), p, org.ID, in)
 		return err
 	})
 	if err != nil {
@@ -106,25 +105,30 @@ func (s *Server) patchOrganization(c *gin.Context, p *tenants.Principal) error {
 	return writeData(c, http.StatusOK, org)
 }
 
-// patch runs a partial update (before version 2025-09-18) as one transaction: find the row,
-// lock it, read it, merge the body, write; two concurrent PATCHes of one row take turns, so
-// neither loses the other's fields.
-func (s *Server) patch(c *gin.Context, table string, find func(ctx context.Context) (string, error), update func(ctx context.Context) error) error {
-	return tenants.InTx(c.Request.Context(), s.db, func(tx *tenants.Tx) error {
-		ctx := tenants.WithTx(c.Request.Context(), tx)
-		id, err := find(ctx)
+// patch runs a partial update (before version 2025-09-18) as one unit of work: find the row,
+// lock it, read it again, merge the body, write; two concurrent PATCHes of one row take turns,
+// so neither loses the other's fields. find and update are given the store bound to that unit.
+func (s *Server) patch(c *gin.Context, table string, find func(st *tenants.Store) (string, error), update func(st *tenants.Store) error) error {
+	ctx := c.Request.Context()
+	return s.storeOf(c).Work(ctx, func(u *tenants.Unit) error {
+		st := s.store.In(u)
+		id, err := find(st)
+		if err != nil {
+			return err
+		}
+		tx, err := u.Tx(ctx)
 		if err != nil {
 			return err
 		}
 		if err := tenants.LockRow(ctx, tx, table, id); err != nil {
 			return err
 		}
-		return update(ctx)
+		return update(st)
 	})
 }
 
 func (s *Server) deleteOrganization(c *gin.Context, p *tenants.Principal) error {
-	org, err := s.store.DeleteOrganization(c.Request.Context(), p, c.Param("org_id"))
+	org, err := s.storeOf(c).DeleteOrganization(c.Request.Context(), p, c.Param("org_id"))
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ func (s *Server) provision(c *gin.Context, p *tenants.Principal) error {
 	if err := errs.Err(); err != nil {
 		return err
 	}
-	out, err := s.keys.Provision(c.Request.Context(), s.store, p,
+	out, err := s.keysOf(c).Provision(c.Request.Context(), s.storeOf(c), p,
 		keys.ProvisionInput{Organization: req.Organization.input(), User: req.User.input()}, s.provisionFault)
 	if err != nil {
 		return err

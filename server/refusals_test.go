@@ -301,11 +301,13 @@ func TestOrderOfRefusals(t *testing.T) {
 		// 7. Idempotency.
 		{"413 with a key before 403", o.member, "POST", "/api/organizations", big, []string{badKey, "order-big-0002"}, 413, "body_too_large"},
 		{"403 with a key, recorded", o.member, "POST", "/api/organizations", map[string]any{"name": "X"}, []string{badKey, "order-member-0001"}, 403, "partner_key_required"},
-		// 8. The route's policy.
+		// 8. The route table: the credential's kind.
 		{"403 before 400 body", o.member, "POST", "/api/organizations", map[string]any{"nmae": "X"}, nil, 403, "partner_key_required"},
 		{"403 before 415", o.member, "POST", "/api/organizations", "name=X", []string{"Content-Type", "text/plain"}, 403, "partner_key_required"},
 		{"403 before 413 without a key", o.member, "POST", "/api/organizations", big, nil, 403, "partner_key_required"},
 		// 9. The endpoint: its body, then what the operation finds.
+		{"400 body before 403 permission", o.member, "POST", "/api/permissions/roles", map[string]any{"nmae": "X"}, nil, 400, "unknown_field"},
+		{"403 permission before 400 validation", o.member, "POST", "/api/permissions/roles", map[string]any{"name": ""}, nil, 403, "permission_denied"},
 		{"400 body before 404 object", o.admin, "PUT", "/api/datasets/01a20969-5e09-7545-976e-b6bcdf950f0e", map[string]any{"nmae": "X"}, nil, 400, "unknown_field"},
 	}
 	for _, tc := range cases {

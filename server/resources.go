@@ -13,26 +13,21 @@ import (
 // Reads are open to asker keys; a partner key is refused (it must mint a key for a user of
 // the organization), except on the share routes, which are the partner's.
 func (s *Server) resourceRoutes() []route {
-	var (
-		readConnections  = resourceAction(tenants.ConnectionsRead).withAskers()
-		writeConnections = resourceAction(tenants.ConnectionsWrite)
-		readDatasets     = resourceAction(tenants.DatasetsRead).withAskers()
-		writeDatasets    = resourceAction(tenants.DatasetsWrite)
-	)
+	readers := resources.withAskers()
 	return []route{
-		{"GET", "/api/connections", cmd("list_connections", "limit", "page_token"), readConnections, s.listConnections},
-		{"POST", "/api/connections", cmd("create_connection"), writeConnections, s.createConnection},
-		{"GET", "/api/connections/:id", cmd("get_connection"), readConnections, s.getConnection},
-		{"PUT", "/api/connections/:id", cmd("update_connection"), writeConnections, s.updateConnection},
-		{"DELETE", "/api/connections/:id", cmd("delete_connection"), writeConnections, s.deleteConnection},
+		{"GET", "/api/connections", cmd("list_connections", "limit", "page_token"), readers, s.listConnections},
+		{"POST", "/api/connections", cmd("create_connection"), resources, s.createConnection},
+		{"GET", "/api/connections/:id", cmd("get_connection"), readers, s.getConnection},
+		{"PUT", "/api/connections/:id", cmd("update_connection"), resources, s.updateConnection},
+		{"DELETE", "/api/connections/:id", cmd("delete_connection"), resources, s.deleteConnection},
 		{"GET", "/api/organizations/:org_id/connections/:connection_id/shared", noCommand, forPartners, s.listConnectionShares},
 		{"POST", "/api/organizations/:org_id/connections/:connection_id/shared", noCommand, forPartners, s.shareConnection},
 
-		{"GET", "/api/datasets", cmd("list_datasets", "limit", "page_token"), readDatasets, s.listDatasets},
-		{"POST", "/api/datasets", cmd("create_dataset"), writeDatasets, s.createDataset},
-		{"GET", "/api/datasets/:id", cmd("get_dataset"), readDatasets, s.getDataset},
-		{"PUT", "/api/datasets/:id", cmd("update_dataset"), writeDatasets, s.updateDataset},
-		{"DELETE", "/api/datasets/:id", cmd("delete_dataset"), writeDatasets, s.deleteDataset},
+		{"GET", "/api/datasets", cmd("list_datasets", "limit", "page_token"), readers, s.listDatasets},
+		{"POST", "/api/datasets", cmd("create_dataset"), resources, s.createDataset},
+		{"GET", "/api/datasets/:id", cmd("get_dataset"), readers, s.getDataset},
+		{"PUT", "/api/datasets/:id", cmd("update_dataset"), resources, s.updateDataset},
+		{"DELETE", "/api/datasets/:id", cmd("delete_dataset"), resources, s.deleteDataset},
 	}
 }
 
@@ -52,7 +47,7 @@ func (s *Server) listConnections(c *gin.Context, p *tenants.Principal) error {
 	if err != nil {
 		return err
 	}
-	list, err := s.store.ListConnections(c.Request.Context(), p, page)
+	list, err := s.storeOf(c).ListConnections(c.Request.Context(), p, page)
 	if err != nil {
 		return err
 	}
@@ -64,7 +59,7 @@ func (s *Server) createConnection(c *gin.Context, p *tenants.Principal) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	conn, err := s.store.CreateConnection(c.Request.Context(), p, req.input())
+	conn, err := s.storeOf(c).CreateConnection(c.Request.Context(), p, req.input())
 	if err != nil {
 		return err
 	}
@@ -72,7 +67,7 @@ func (s *Server) createConnection(c *gin.Context, p *tenants.Principal) error {
 }
 
 func (s *Server) getConnection(c *gin.Context, p *tenants.Principal) error {
-	conn, err := s.store.GetConnection(c.Request.Context(), p, c.Param("id"))
+	conn, err := s.storeOf(c).GetConnection(c.Request.Context(), p, c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -84,7 +79,7 @@ func (s *Server) updateConnection(c *gin.Context, p *tenants.Principal) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	conn, err := s.store.UpdateConnection(c.Request.Context(), p, c.Param("id"), req.input())
+	conn, err := s.storeOf(c).UpdateConnection(c.Request.Context(), p, c.Param("id"), req.input())
 	if err != nil {
 		return err
 	}
@@ -92,7 +87,7 @@ func (s *Server) updateConnection(c *gin.Context, p *tenants.Principal) error {
 }
 
 func (s *Server) deleteConnection(c *gin.Context, p *tenants.Principal) error {
-	conn, err := s.store.DeleteConnection(c.Request.Context(), p, c.Param("id"))
+	conn, err := s.storeOf(c).DeleteConnection(c.Request.Context(), p, c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -110,7 +105,7 @@ func (s *Server) shareConnection(c *gin.Context, p *tenants.Principal) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	conn, err := s.store.ShareConnection(c.Request.Context(), p, c.Param("org_id"), c.Param("connection_id"),
+	conn, err := s.storeOf(c).ShareConnection(c.Request.Context(), p, c.Param("org_id"), c.Param("connection_id"),
 		tenants.ShareInput{ChildOrganizationID: req.ChildOrganizationID, Name: req.Name})
 	if err != nil {
 		return err
@@ -123,7 +118,7 @@ func (s *Server) listConnectionShares(c *gin.Context, p *tenants.Principal) erro
 	if err != nil {
 		return err
 	}
-	list, err := s.store.ListConnectionShares(c.Request.Context(), p, c.Param("org_id"), c.Param("connection_id"), page)
+	list, err := s.storeOf(c).ListConnectionShares(c.Request.Context(), p, c.Param("org_id"), c.Param("connection_id"), page)
 	if err != nil {
 		return err
 	}
@@ -148,7 +143,7 @@ func (s *Server) listDatasets(c *gin.Context, p *tenants.Principal) error {
 	if err != nil {
 		return err
 	}
-	list, err := s.store.ListDatasets(c.Request.Context(), p, page)
+	list, err := s.storeOf(c).ListDatasets(c.Request.Context(), p, page)
 	if err != nil {
 		return err
 	}
@@ -160,7 +155,7 @@ func (s *Server) createDataset(c *gin.Context, p *tenants.Principal) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	d, err := s.store.CreateDataset(c.Request.Context(), p, req.input())
+	d, err := s.storeOf(c).CreateDataset(c.Request.Context(), p, req.input())
 	if err != nil {
 		return err
 	}
@@ -168,7 +163,7 @@ func (s *Server) createDataset(c *gin.Context, p *tenants.Principal) error {
 }
 
 func (s *Server) getDataset(c *gin.Context, p *tenants.Principal) error {
-	d, err := s.store.GetDataset(c.Request.Context(), p, c.Param("id"))
+	d, err := s.storeOf(c).GetDataset(c.Request.Context(), p, c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -180,7 +175,7 @@ func (s *Server) updateDataset(c *gin.Context, p *tenants.Principal) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	d, err := s.store.UpdateDataset(c.Request.Context(), p, c.Param("id"), req.input())
+	d, err := s.storeOf(c).UpdateDataset(c.Request.Context(), p, c.Param("id"), req.input())
 	if err != nil {
 		return err
 	}
@@ -188,7 +183,7 @@ func (s *Server) updateDataset(c *gin.Context, p *tenants.Principal) error {
 }
 
 func (s *Server) deleteDataset(c *gin.Context, p *tenants.Principal) error {
-	d, err := s.store.DeleteDataset(c.Request.Context(), p, c.Param("id"))
+	d, err := s.storeOf(c).DeleteDataset(c.Request.Context(), p, c.Param("id"))
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -20,7 +19,7 @@ func (r roleRequest) input() tenants.RoleInput {
 }
 
 func (s *Server) listRoles(c *gin.Context, p *tenants.Principal) error {
-	roles, err := s.store.ListRoles(c.Request.Context(), p)
+	roles, err := s.storeOf(c).ListRoles(c.Request.Context(), p)
 	if err != nil {
 		return err
 	}
@@ -32,7 +31,7 @@ func (s *Server) createRole(c *gin.Context, p *tenants.Principal) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	r, err := s.store.CreateRole(c.Request.Context(), p, req.input())
+	r, err := s.storeOf(c).CreateRole(c.Request.Context(), p, req.input())
 	if err != nil {
 		return err
 	}
@@ -40,7 +39,7 @@ func (s *Server) createRole(c *gin.Context, p *tenants.Principal) error {
 }
 
 func (s *Server) getRole(c *gin.Context, p *tenants.Principal) error {
-	r, err := s.store.GetRole(c.Request.Context(), p, c.Param("id"))
+	r, err := s.storeOf(c).GetRole(c.Request.Context(), p, c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -52,7 +51,7 @@ func (s *Server) updateRole(c *gin.Context, p *tenants.Principal) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	r, err := s.store.UpdateRole(c.Request.Context(), p, c.Param("id"), req.input())
+	r, err := s.storeOf(c).UpdateRole(c.Request.Context(), p, c.Param("id"), req.input())
 	if err != nil {
 		return err
 	}
@@ -62,12 +61,12 @@ func (s *Server) updateRole(c *gin.Context, p *tenants.Principal) error {
 // patchRole is the partial update of versions before 2025-09-18.
 func (s *Server) patchRole(c *gin.Context, p *tenants.Principal) error {
 	var r tenants.Role
-	err := s.patch(c, "roles", func(ctx context.Context) (string, error) {
-		r, err := s.store.GetRole(ctx, p, c.Param("id"))
+	err := s.patch(c, "roles", func(st *tenants.Store) (string, error) {
+		r, err := st.GetRole(c.Request.Context(), p, c.Param("id"))
 		return r.ID, err
-	}, func(ctx context.Context) error {
+	}, func(st *tenants.Store) error {
 		var err error
-		if r, err = s.store.GetRole(ctx, p, c.Param("id")); err != nil {
+		if r, err = st.GetRole(c.Request.Context(), p, c.Param("id")); err != nil {
 			return err
 		}
 		req := roleRequest{Name: r.Name, Actions: make([]string, len(r.Actions))}
@@ -77,7 +76,7 @@ func (s *Server) patchRole(c *gin.Context, p *tenants.Principal) error {
 		if _, err := decodePatch(c, &req); err != nil {
 			return err
 		}
-		r, err = s.store.UpdateRole(ctx, p, r.ID, req.input())
+		r, err = st.UpdateRole(c.Request.Context(), p, r.ID, req.input())
 		return err
 	})
 	if err != nil {
@@ -87,7 +86,7 @@ func (s *Server) patchRole(c *gin.Context, p *tenants.Principal) error {
 }
 
 func (s *Server) deleteRole(c *gin.Context, p *tenants.Principal) error {
-	r, err := s.store.DeleteRole(c.Request.Context(), p, c.Param("id"))
+	r, err := s.storeOf(c).DeleteRole(c.Request.Context(), p, c.Param("id"))
 	if err != nil {
 		return err
 	}

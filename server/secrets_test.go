@@ -45,7 +45,7 @@ func TestConnectionSecretDecidedWhenStored(t *testing.T) {
 			if v := e.storedConfiguration(id)["hdr"].(map[string]any)["value"]; v != "S3CRET" {
 				t.Fatalf("the value left out must be kept: %v", v)
 			}
-			eventually(t, 5*time.Second, "both connection events are delivered", func() bool { return len(rc.requests()) == 2 })
+			servertest.Eventually(t, 5*time.Second, "both connection events are delivered", func() bool { return len(rc.requests()) == 2 })
 			seen := []*servertest.Response{put, created,
 				member.Do("GET", "/api/connections/"+id, nil), member.Do("GET", "/api/connections", nil),
 				asker.Do("GET", "/api/connections/"+id, nil), asker.Do("GET", "/api/connections", nil),

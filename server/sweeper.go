@@ -45,22 +45,11 @@ func (s *Server) stopSweeper() {
 
 // Sweep deletes what has outlived its retention now, and logs how much.
 func (s *Server) Sweep(ctx context.Context) {
-	ttl, retention := s.cfg.IdempotencyTTL, s.cfg.EventRetention
-	res, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM idempotency_keys WHERE created_at < ?`), tenants.Now().Add(-ttl))
+	swept, err := s.store.Sweep(ctx, tenants.Retention{IdempotencyKeys: s.cfg.IdempotencyTTL, Events: s.cfg.EventRetention})
 	if err != nil {
-		s.log.Warn("sweeping idempotency keys failed", "error", err.Error())
-	} else if n, _ := res.RowsAffected(); n > 0 {
-		s.log.Info("swept idempotency keys", "deleted", n)
+		s.log.Warn("sweeping failed", "error", err.Error())
 	}
-	// Finished deliveries (and their attempts, by cascade) go with the events they carried.
-	if _, err := s.db.ExecContext(ctx, s.db.Rebind(`DELETE FROM webhook_deliveries WHERE state <> 'pending' AND created_at < ?`),
-		tenants.Now().Add(-retention)); err != nil {
-		s.log.Warn("sweeping webhook deliveries failed", "error", err.Error())
-	}
-	n, err := tenants.SweepEvents(ctx, s.db, retention)
-	if err != nil {
-		s.log.Warn("sweeping events failed", "error", err.Error())
-	} else if n > 0 {
-		s.log.Info("swept events", "deleted", n)
+	if swept != (tenants.Swept{}) {
+		s.log.Info("swept", "idempotency_keys", swept.IdempotencyKeys, "webhook_deliveries", swept.Deliveries, "events", swept.Events)
 	}
 }

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -29,7 +28,7 @@ func (r userRequest) input() tenants.UserInput {
 
 func (s *Server) listUsers(org orgLocator) handler {
 	return func(c *gin.Context, p *tenants.Principal) error {
-		users, err := s.store.ListUsers(c.Request.Context(), p, org(c, p))
+		users, err := s.storeOf(c).ListUsers(c.Request.Context(), p, org(c, p))
 		if err != nil {
 			return err
 		}
@@ -43,7 +42,7 @@ func (s *Server) createUser(org orgLocator) handler {
 		if err := decodeJSON(c, &req); err != nil {
 			return err
 		}
-		u, err := s.store.CreateUser(c.Request.Context(), p, org(c, p), req.input())
+		u, err := s.storeOf(c).CreateUser(c.Request.Context(), p, org(c, p), req.input())
 		if err != nil {
 			return err
 		}
@@ -53,7 +52,7 @@ func (s *Server) createUser(org orgLocator) handler {
 
 func (s *Server) getUser(org orgLocator) handler {
 	return func(c *gin.Context, p *tenants.Principal) error {
-		u, err := s.store.GetUser(c.Request.Context(), p, org(c, p), c.Param("id"))
+		u, err := s.storeOf(c).GetUser(c.Request.Context(), p, org(c, p), c.Param("id"))
 		if err != nil {
 			return err
 		}
@@ -67,7 +66,7 @@ func (s *Server) updateUser(org orgLocator) handler {
 		if err := decodeJSON(c, &req); err != nil {
 			return err
 		}
-		u, err := s.store.UpdateUser(c.Request.Context(), p, org(c, p), c.Param("id"), req.input())
+		u, err := s.storeOf(c).UpdateUser(c.Request.Context(), p, org(c, p), c.Param("id"), req.input())
 		if err != nil {
 			return err
 		}
@@ -80,12 +79,12 @@ func (s *Server) updateUser(org orgLocator) handler {
 func (s *Server) patchUser(org orgLocator) handler { // the current-organization routes came with PUT only
 	return func(c *gin.Context, p *tenants.Principal) error {
 		var u tenants.User
-		err := s.patch(c, "users", func(ctx context.Context) (string, error) {
-			u, err := s.store.GetUser(ctx, p, org(c, p), c.Param("id"))
+		err := s.patch(c, "users", func(st *tenants.Store) (string, error) {
+			u, err := st.GetUser(c.Request.Context(), p, org(c, p), c.Param("id"))
 			return u.ID, err
-		}, func(ctx context.Context) error {
+		}, func(st *tenants.Store) error {
 			var err error
-			if u, err = s.store.GetUser(ctx, p, org(c, p), c.Param("id")); err != nil {
+			if u, err = st.GetUser(c.Request.Context(), p, org(c, p), c.Param("id")); err != nil {
 				return err
 			}
 			req := userRequest{Email: u.Email, RoleIDs: u.RoleIDs}
@@ -96,7 +95,7 @@ func (s *Server) patchUser(org orgLocator) handler { // the current-organization
 			if given["role"] && !given["role_ids"] {
 				req.RoleIDs = nil
 			}
-			u, err = s.store.UpdateUser(ctx, p, org(c, p), u.ID, req.input())
+			u, err = st.UpdateUser(c.Request.Context(), p, org(c, p), u.ID, req.input())
 			return err
 		})
 		if err != nil {
@@ -108,7 +107,7 @@ func (s *Server) patchUser(org orgLocator) handler { // the current-organization
 
 func (s *Server) deleteUser(org orgLocator) handler {
 	return func(c *gin.Context, p *tenants.Principal) error {
-		u, err := s.store.DeleteUser(c.Request.Context(), p, org(c, p), c.Param("id"))
+		u, err := s.storeOf(c).DeleteUser(c.Request.Context(), p, org(c, p), c.Param("id"))
 		if err != nil {
 			return err
 		}
@@ -132,7 +131,7 @@ func (s *Server) mintUserKey(c *gin.Context, p *tenants.Principal) error {
 	if err := decodeOptionalJSON(c, &struct{}{}); err != nil {
 		return err
 	}
-	value, err := s.keys.MintUserKey(c.Request.Context(), p, c.Param("org_id"), c.Param("id"), force)
+	value, err := s.keysOf(c).MintUserKey(c.Request.Context(), p, c.Param("org_id"), c.Param("id"), force)
 	if err != nil {
 		return err
 	}

@@ -11,19 +11,15 @@ import (
 // webhookRoutes are the caller's organization's webhooks; a partner key acts on its owner
 // organization. Delivery itself is the worker's (package server/delivery).
 func (s *Server) webhookRoutes() []route {
-	var (
-		read  = orgAction(tenants.WebhooksRead)
-		write = orgAction(tenants.WebhooksWrite)
-	)
 	return []route{
-		{"GET", "/api/webhooks", noCommand, read, s.listWebhooks},
-		{"POST", "/api/webhooks", noCommand, write, s.createWebhook},
-		{"GET", "/api/webhooks/:id", noCommand, read, s.getWebhook},
-		{"PUT", "/api/webhooks/:id", noCommand, write, s.updateWebhook},
-		{"DELETE", "/api/webhooks/:id", noCommand, write, s.deleteWebhook},
-		{"POST", "/api/webhooks/:id/disable", noCommand, write, s.setWebhookEnabled(false)},
-		{"POST", "/api/webhooks/:id/enable", noCommand, write, s.setWebhookEnabled(true)},
-		{"GET", "/api/webhooks/:id/deliveries", noCommand, read, s.listWebhookDeliveries},
+		{"GET", "/api/webhooks", noCommand, forOrgs, s.listWebhooks},
+		{"POST", "/api/webhooks", noCommand, forOrgs, s.createWebhook},
+		{"GET", "/api/webhooks/:id", noCommand, forOrgs, s.getWebhook},
+		{"PUT", "/api/webhooks/:id", noCommand, forOrgs, s.updateWebhook},
+		{"DELETE", "/api/webhooks/:id", noCommand, forOrgs, s.deleteWebhook},
+		{"POST", "/api/webhooks/:id/disable", noCommand, forOrgs, s.setWebhookEnabled(false)},
+		{"POST", "/api/webhooks/:id/enable", noCommand, forOrgs, s.setWebhookEnabled(true)},
+		{"GET", "/api/webhooks/:id/deliveries", noCommand, forOrgs, s.listWebhookDeliveries},
 	}
 }
 
@@ -62,7 +58,7 @@ func (s *Server) listWebhooks(c *gin.Context, p *tenants.Principal) error {
 	if err != nil {
 		return err
 	}
-	list, err := s.store.ListWebhooks(c.Request.Context(), p, page)
+	list, err := s.storeOf(c).ListWebhooks(c.Request.Context(), p, page)
 	if err != nil {
 		return err
 	}
@@ -77,7 +73,7 @@ func (s *Server) createWebhook(c *gin.Context, p *tenants.Principal) error {
 	if err := req.checkOrganization(p); err != nil {
 		return err
 	}
-	hook, err := s.store.CreateWebhook(c.Request.Context(), p, req.input(), s.checkEndpoint())
+	hook, err := s.storeOf(c).CreateWebhook(c.Request.Context(), p, req.input(), s.checkEndpoint())
 	if err != nil {
 		return err
 	}
@@ -85,7 +81,7 @@ func (s *Server) createWebhook(c *gin.Context, p *tenants.Principal) error {
 }
 
 func (s *Server) getWebhook(c *gin.Context, p *tenants.Principal) error {
-	hook, err := s.store.GetWebhook(c.Request.Context(), p, c.Param("id"))
+	hook, err := s.storeOf(c).GetWebhook(c.Request.Context(), p, c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -100,7 +96,7 @@ func (s *Server) updateWebhook(c *gin.Context, p *tenants.Principal) error {
 	if err := req.checkOrganization(p); err != nil {
 		return err
 	}
-	hook, err := s.store.UpdateWebhook(c.Request.Context(), p, c.Param("id"), req.input(), s.checkEndpoint())
+	hook, err := s.storeOf(c).UpdateWebhook(c.Request.Context(), p, c.Param("id"), req.input(), s.checkEndpoint())
 	if err != nil {
 		return err
 	}
@@ -108,7 +104,7 @@ func (s *Server) updateWebhook(c *gin.Context, p *tenants.Principal) error {
 }
 
 func (s *Server) deleteWebhook(c *gin.Context, p *tenants.Principal) error {
-	hook, err := s.store.DeleteWebhook(c.Request.Context(), p, c.Param("id"))
+	hook, err := s.storeOf(c).DeleteWebhook(c.Request.Context(), p, c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -117,7 +113,7 @@ func (s *Server) deleteWebhook(c *gin.Context, p *tenants.Principal) error {
 
 func (s *Server) setWebhookEnabled(enabled bool) handler {
 	return func(c *gin.Context, p *tenants.Principal) error {
-		hook, err := s.store.SetWebhookEnabled(c.Request.Context(), p, c.Param("id"), enabled)
+		hook, err := s.storeOf(c).SetWebhookEnabled(c.Request.Context(), p, c.Param("id"), enabled)
 		if err != nil {
 			return err
 		}
@@ -130,7 +126,7 @@ func (s *Server) listWebhookDeliveries(c *gin.Context, p *tenants.Principal) err
 	if err != nil {
 		return err
 	}
-	list, err := s.store.ListWebhookDeliveries(c.Request.Context(), p, c.Param("id"), page)
+	list, err := s.storeOf(c).ListWebhookDeliveries(c.Request.Context(), p, c.Param("id"), page)
 	if err != nil {
 		return err
 	}

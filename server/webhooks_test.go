@@ -86,18 +86,6 @@ func fastWebhooks(c *server.Config) {
 		MaxBackoff: 150 * time.Millisecond, MaxAttempts: 3, Timeout: 3 * time.Second}
 }
 
-// eventually polls cond until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func createWebhook(t *testing.T, c *servertest.Client, body map[string]any) map[string]any {
 	t.Helper()
 	r := c.Do("POST", "/api/webhooks", body)
@@ -144,7 +132,7 @@ func TestWebhookLifecycle(t *testing.T) {
 		t.Fatalf("created webhook: %s", r.Body)
 	}
 
-	eventually(t, 5*time.Second, "webhook.created reaches the endpoint", func() bool { return len(rc.requests()) == 1 })
+	servertest.Eventually(t, 5*time.Second, "webhook.created reaches the endpoint", func() bool { return len(rc.requests()) == 1 })
 
 	// The secret is never shown again.
 	get := o.admin.Do("GET", "/api/webhooks/"+id, nil)
@@ -168,7 +156,7 @@ func TestWebhookLifecycle(t *testing.T) {
 		t.Fatalf("updated webhook: %s", put.Body)
 	}
 	expect(t, o.admin.Do("POST", "/api/datasets", map[string]any{"name": "Orders", "slug": "orders"}), 200, "")
-	eventually(t, 5*time.Second, "the dataset.created delivery reaches the new endpoint", func() bool { return len(rc2.requests()) == 1 })
+	servertest.Eventually(t, 5*time.Second, "the dataset.created delivery reaches the new endpoint", func() bool { return len(rc2.requests()) == 1 })
 	if got := rc2.requests()[0]; !validSignatures(got, secret) {
 		t.Fatalf("after a PUT without secret, deliveries must be signed with the old secret: %v", got.header)
 	}
@@ -181,7 +169,7 @@ func TestWebhookLifecycle(t *testing.T) {
 		t.Fatalf("PUT with a secret: %s", put.Body)
 	}
 	expect(t, o.admin.Do("POST", "/api/datasets", map[string]any{"name": "Refunds", "slug": "refunds"}), 200, "")
-	eventually(t, 5*time.Second, "the second dataset.created delivery", func() bool { return len(rc2.requests()) == 2 })
+	servertest.Eventually(t, 5*time.Second, "the second dataset.created delivery", func() bool { return len(rc2.requests()) == 2 })
 	if got := rc2.requests()[1]; !validSignatures(got, newSecret) || validSignatures(got, secret) {
 		t.Fatalf("after a PUT with a secret, deliveries must be signed with the new one")
 	}
@@ -189,7 +177,7 @@ func TestWebhookLifecycle(t *testing.T) {
 	// Disable, enable: events, and no change when already in that state. (Once the deliveries
 	// so far are recorded: a receiver answers before its attempt is recorded, and disabling
 	// fails what is still pending.)
-	eventually(t, 5*time.Second, "the deliveries so far settle", func() bool { return settled(deliveries(t, o.admin, id)) })
+	servertest.Eventually(t, 5*time.Second, "the deliveries so far settle", func() bool { return settled(deliveries(t, o.admin, id)) })
 	dis := o.admin.Do("POST", "/api/webhooks/"+id+"/disable", nil)
 	expect(t, dis, 200, "")
 	if dis.Data()["enabled"] != false {
@@ -203,7 +191,7 @@ func TestWebhookLifecycle(t *testing.T) {
 	}
 
 	// Deliveries list: newest first, paginated, each with its attempts.
-	eventually(t, 5*time.Second, "every delivery settles", func() bool { return settled(deliveries(t, o.admin, id)) })
+	servertest.Eventually(t, 5*time.Second, "every delivery settles", func() bool { return settled(deliveries(t, o.admin, id)) })
 	all := deliveries(t, o.admin, id)
 	if len(all) != 3 { // webhook.created (to itself), then the two dataset.created
 		t.Fatalf("deliveries: %d, want 3: %v", len(all), all)
@@ -302,7 +290,7 @@ func TestWebhookSignatures(t *testing.T) {
 	}
 	u := e.partner.Do("POST", "/api/organization/users", map[string]any{"email": "signed@owner.test"})
 	expect(t, u, 200, "")
-	eventually(t, 5*time.Second, "the user.created delivery arrives", func() bool { return len(rc.requests()) == 1 })
+	servertest.Eventually(t, 5*time.Second, "the user.created delivery arrives", func() bool { return len(rc.requests()) == 1 })
 	got := rc.requests()[0]
 	var ev map[string]any
 	if err := json.Unmarshal(got.body, &ev); err != nil {
@@ -338,7 +326,7 @@ func TestWebhookRetries(t *testing.T) {
 	hook := createWebhook(t, e.partner, map[string]any{"endpoint": rc.url(), "event_types": []string{"role.created"}})
 	id := hook["id"].(string)
 	expect(t, e.partner.Do("POST", "/api/permissions/roles", map[string]any{"name": "Auditor", "actions": []string{"users:read"}}), 200, "")
-	eventually(t, 10*time.Second, "the delivery succeeds on its third attempt", func() bool { return settled(deliveries(t, e.partner, id)) })
+	servertest.Eventually(t, 10*time.Second, "the delivery succeeds on its third attempt", func() bool { return settled(deliveries(t, e.partner, id)) })
 	list := deliveries(t, e.partner, id)
 	if len(list) != 1 {
 		t.Fatalf("deliveries: %v", list)
@@ -383,7 +371,7 @@ func TestWebhookPermanentFailure(t *testing.T) {
 
 	expect(t, e.partner.Do("POST", "/api/permissions/roles", map[string]any{"name": "Doomed", "actions": []string{}}), 200, "")
 	for _, id := range []string{failing, refused} {
-		eventually(t, 10*time.Second, "the delivery fails for good", func() bool { return settled(deliveries(t, e.partner, id)) })
+		servertest.Eventually(t, 10*time.Second, "the delivery fails for good", func() bool { return settled(deliveries(t, e.partner, id)) })
 		d := deliveries(t, e.partner, id)[0]
 		attempts := d["attempts"].([]any)
 		if d["state"] != "failed" || d["attempt_count"] != 3.0 || len(attempts) != 3 || d["next_attempt_at"] != nil || d["delivered_at"] != nil {
@@ -414,7 +402,7 @@ func TestWebhookDisabled(t *testing.T) {
 	e := newEnvWith(t, fastWebhooks)
 	rc := newReceiver(t, nil)
 	id := createWebhook(t, e.partner, map[string]any{"endpoint": rc.url()})["id"].(string)
-	eventually(t, 5*time.Second, "webhook.created arrives", func() bool { return len(rc.requests()) == 1 })
+	servertest.Eventually(t, 5*time.Second, "webhook.created arrives", func() bool { return len(rc.requests()) == 1 })
 	expect(t, e.partner.Do("POST", "/api/webhooks/"+id+"/disable", nil), 200, "")
 	for i := range 5 {
 		expect(t, e.partner.Do("POST", "/api/permissions/roles", map[string]any{"name": fmt.Sprint("Quiet ", i), "actions": []string{}}), 200, "")
@@ -428,7 +416,7 @@ func TestWebhookDisabled(t *testing.T) {
 	}
 	expect(t, e.partner.Do("POST", "/api/webhooks/"+id+"/enable", nil), 200, "")
 	expect(t, e.partner.Do("POST", "/api/permissions/roles", map[string]any{"name": "Loud", "actions": []string{}}), 200, "")
-	eventually(t, 5*time.Second, "deliveries resume after enable", func() bool { return len(rc.requests()) == 3 })
+	servertest.Eventually(t, 5*time.Second, "deliveries resume after enable", func() bool { return len(rc.requests()) == 3 })
 	if got := rc.eventTypes(); got != "role.created webhook.created webhook.enabled" {
 		t.Fatalf("received %s", got)
 	}
@@ -472,7 +460,7 @@ func TestWebhookEventTypesFilter(t *testing.T) {
 	other := e.newOrg("Elsewhere")
 	expect(t, other.admin.Do("POST", "/api/datasets", map[string]any{"name": "Theirs", "slug": "theirs"}), 200, "")
 
-	eventually(t, 5*time.Second, "every delivery arrives", func() bool { return len(users.requests()) == 2 && len(everything.requests()) == 4 })
+	servertest.Eventually(t, 5*time.Second, "every delivery arrives", func() bool { return len(users.requests()) == 2 && len(everything.requests()) == 4 })
 	time.Sleep(100 * time.Millisecond)
 	if got := users.eventTypes(); got != "user.created user.deleted" {
 		t.Fatalf("filtered webhook got %s", got)
@@ -663,4 +651,21 @@ func TestWebhookPolytomicShape(t *testing.T) {
 		"organization_id": e.ownerID}), 404, "organization_not_found")
 	expect(t, o.admin.Do("POST", "/api/webhooks", map[string]any{"endpoint": "https://93.184.215.14/hook",
 		"secret": "short"}), 400, "validation_failed")
+}
+
+// A committed change that queues deliveries wakes the delivery worker: the receiver hears of it
+// at once, long before the next poll (an hour away here).
+func TestWebhookSentOnCommit(t *testing.T) {
+	t.Parallel()
+	e := newEnvWith(t, func(c *server.Config) {
+		fastWebhooks(c)
+		c.Webhooks.PollInterval = time.Hour
+	})
+	o := e.newOrg("Prompt")
+	rc := newReceiver(t, nil)
+	createWebhook(t, o.admin, map[string]any{"endpoint": rc.url(), "event_types": []string{"dataset.created"}})
+	start := time.Now()
+	expect(t, o.admin.Do("POST", "/api/datasets", map[string]any{"name": "Orders", "slug": "orders"}), 200, "")
+	servertest.Eventually(t, 10*time.Second, "the delivery arrives without waiting for a poll", func() bool { return len(rc.requests()) == 1 })
+	t.Logf("delivered %s after the change's response", time.Since(start).Round(time.Millisecond))
 }

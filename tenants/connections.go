@@ -351,9 +351,7 @@ func (in *ConnectionInput) normalize(prev []secretField) (string, []secretField,
 	in.Name = strings.TrimSpace(in.Name)
 	in.Type = strings.TrimSpace(in.Type)
 	var errs FieldErrors
-	if msg := checkName(in.Name, 255); msg != "" {
-		errs.Add("name", msg)
-	}
+	errs.Add("name", checkName(in.Name, 255))
 	switch {
 	case in.Type == "":
 		errs.Add("type", "is required: the kind of connection, such as postgresql")
@@ -446,12 +444,26 @@ func (s *Store) listConnections(ctx context.Context, q sqlx.ExtContext, page Pag
 // ListConnections pages through the caller's organization's connections, shares into it
 // included, in order of creation.
 func (s *Store) ListConnections(ctx context.Context, p *Principal, page PageQuery) (Page[Connection], error) {
-	return s.listConnections(ctx, s.DB, page, `c.org_id = ?`, p.OrgID)
+	if err := p.Require(ConnectionsRead); err != nil {
+		return Page[Connection]{}, err
+	}
+	q, err := s.Reader(ctx)
+	if err != nil {
+		return Page[Connection]{}, err
+	}
+	return s.listConnections(ctx, q, page, `c.org_id = ?`, p.OrgID)
 }
 
 // GetConnection returns one connection of the caller's organization.
 func (s *Store) GetConnection(ctx context.Context, p *Principal, id string) (Connection, error) {
-	r, err := findConnection(ctx, s.DB, p.OrgID, id)
+	if err := p.Require(ConnectionsRead); err != nil {
+		return Connection{}, err
+	}
+	q, err := s.Reader(ctx)
+	if err != nil {
+		return Connection{}, err
+	}
+	r, err := findConnection(ctx, q, p.OrgID, id)
 	if err != nil {
 		return Connection{}, err
 	}
@@ -461,6 +473,9 @@ func (s *Store) GetConnection(ctx context.Context, p *Principal, id string) (Con
 // CreateConnection adds a connection to the caller's organization. A name already used there
 // (ignoring case) is ErrConflict.
 func (s *Store) CreateConnection(ctx context.Context, p *Principal, in ConnectionInput) (Connection, error) {
+	if err := p.Require(ConnectionsWrite); err != nil {
+		return Connection{}, err
+	}
 	cfg, secrets, err := in.normalize(nil)
 	if err != nil {
 		return Connection{}, err
@@ -472,7 +487,7 @@ func (s *Store) CreateConnection(ctx context.Context, p *Principal, in Connectio
 	}
 	r.Secrets.Valid = true
 	var c Connection
-	err = InTx(ctx, s.DB, func(tx *Tx) error {
+	err = s.Write(ctx, func(tx *Tx) error {
 		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO connections (id, org_id, name, name_key, type, configuration, secrets, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`), r.ID, r.OrgID, r.Name, strings.ToLower(r.Name), r.Type, r.Config, r.Secrets, now, now)
 		if IsUniqueViolation(err) {
@@ -492,11 +507,7 @@ func (s *Store) CreateConnection(ctx context.Context, p *Principal, in Connectio
 // UpdateConnection replaces a connection's name, type and configuration; secret fields the
 // new configuration leaves out keep their stored values. A share is read-only (ErrForbidden).
 func (s *Store) UpdateConnection(ctx context.Context, p *Principal, id string, in ConnectionInput) (Connection, error) {
-	var r connectionRow
-	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
-		if r, err = findConnection(ctx, tx, p.OrgID, id); err != nil {
-			return err
-		}
+	r, err := changeRow(ctx, s, p.Require(ConnectionsWrite), p.OrgID, id, findConnection, func(tx *Tx, r *connectionRow) (err error) {
 		if r.ParentID.Valid {
 			return errSharedReadOnly(r.ID)
 		}
@@ -521,7 +532,7 @@ func (s *Store) UpdateConnection(ctx context.Context, p *Principal, id string, i
 		if err != nil {
 			return fmt.Errorf("update connection: %w", err)
 		}
-		return s.connectionEvent(ctx, tx, p, r, EventConnectionUpdated)
+		return s.connectionEvent(ctx, tx, p, *r, EventConnectionUpdated)
 	})
 	if err != nil {
 		return Connection{}, err
@@ -533,11 +544,7 @@ func (s *Store) UpdateConnection(ctx context.Context, p *Principal, id string, i
 // was. Its shares in child organizations go with it; datasets using it (or its shares) are
 // left without a connection. A share is read-only (ErrForbidden).
 func (s *Store) DeleteConnection(ctx context.Context, p *Principal, id string) (Connection, error) {
-	var r connectionRow
-	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
-		if r, err = findConnection(ctx, tx, p.OrgID, id); err != nil {
-			return err
-		}
+	r, err := changeRow(ctx, s, p.Require(ConnectionsWrite), p.OrgID, id, findConnection, func(tx *Tx, r *connectionRow) (err error) {
 		if r.ParentID.Valid {
 			return errSharedReadOnly(r.ID)
 		}
@@ -545,7 +552,7 @@ func (s *Store) DeleteConnection(ctx context.Context, p *Principal, id string) (
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM connections WHERE id = ? AND org_id = ?`), r.ID, r.OrgID); err != nil {
 			return fmt.Errorf("delete connection: %w", err)
 		}
-		return s.connectionEvent(ctx, tx, p, r, EventConnectionDeleted)
+		return s.connectionEvent(ctx, tx, p, *r, EventConnectionDeleted)
 	})
 	if err != nil {
 		return Connection{}, err
@@ -562,12 +569,9 @@ func (s *Store) connectionEvent(ctx context.Context, tx *Tx, p *Principal, r con
 	return recordEvent(ctx, tx, p, r.OrgID, typ, c)
 }
 
-// shareSource checks that p is a partner, orgID its owner organization and connectionID a
+// shareSource checks that orgID is the partner p's owner organization and connectionID a
 // connection of it, and returns that connection.
 func shareSource(ctx context.Context, q sqlx.ExtContext, p *Principal, orgID, connectionID string) (connectionRow, error) {
-	if err := RequirePartner(p); err != nil {
-		return connectionRow{}, err
-	}
 	owner, err := partnerOrganization(ctx, q, p.PartnerID, orgID)
 	if err != nil {
 		return connectionRow{}, err
@@ -584,8 +588,11 @@ func shareSource(ctx context.Context, q sqlx.ExtContext, p *Principal, orgID, co
 // A share's name defaults to the parent's; a name taken in the child, or a second share of
 // the same connection into it, is ErrConflict.
 func (s *Store) ShareConnection(ctx context.Context, p *Principal, orgID, connectionID string, in ShareInput) (Connection, error) {
+	if err := p.RequirePartner(); err != nil {
+		return Connection{}, err
+	}
 	var share connectionRow
-	err := InTx(ctx, s.DB, func(tx *Tx) error {
+	err := s.Write(ctx, func(tx *Tx) error {
 		parent, err := shareSource(ctx, tx, p, orgID, connectionID)
 		if err != nil {
 			return err
@@ -632,6 +639,7 @@ func (s *Store) ShareConnection(ctx context.Context, p *Principal, orgID, connec
 	})
 	if IsUniqueViolation(err) {
 		// The insert failed on one of two unique indexes; which one only chooses the message.
+		// Asked of the database: the failed transaction may no longer answer (PostgreSQL).
 		var n int
 		if qerr := sqlx.GetContext(ctx, s.DB, &n, s.DB.Rebind(`SELECT COUNT(*) FROM connections WHERE parent_id = ? AND org_id = ?`),
 			share.ParentID.String, share.OrgID); qerr != nil {
@@ -653,9 +661,16 @@ func (s *Store) ShareConnection(ctx context.Context, p *Principal, orgID, connec
 // ListConnectionShares pages through the shares of a connection of the calling partner's
 // owner organization, in order of creation.
 func (s *Store) ListConnectionShares(ctx context.Context, p *Principal, orgID, connectionID string, page PageQuery) (Page[Connection], error) {
-	parent, err := shareSource(ctx, s.DB, p, orgID, connectionID)
+	if err := p.RequirePartner(); err != nil {
+		return Page[Connection]{}, err
+	}
+	q, err := s.Reader(ctx)
 	if err != nil {
 		return Page[Connection]{}, err
 	}
-	return s.listConnections(ctx, s.DB, page, `c.parent_id = ?`, parent.ID)
+	parent, err := shareSource(ctx, q, p, orgID, connectionID)
+	if err != nil {
+		return Page[Connection]{}, err
+	}
+	return s.listConnections(ctx, q, page, `c.parent_id = ?`, parent.ID)
 }

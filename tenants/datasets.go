@@ -62,18 +62,14 @@ func (in *DatasetInput) normalize(ctx context.Context, q sqlx.ExtContext, orgID 
 	in.Source = strings.TrimSpace(in.Source)
 	in.ConnectionID = strings.TrimSpace(in.ConnectionID)
 	var errs FieldErrors
-	if msg := checkName(in.Name, 255); msg != "" {
-		errs.Add("name", msg)
-	}
+	errs.Add("name", checkName(in.Name, 255))
 	switch {
 	case in.Slug == "":
 		errs.Add("slug", "is required: 1 to 100 lowercase letters, digits, _ or -, such as web_events")
 	case !datasetSlug.MatchString(in.Slug):
 		errs.Add("slug", "must be 1 to 100 lowercase letters, digits, _ or -, such as web_events")
 	}
-	if msg := checkDescription(in.Description, 4000); msg != "" {
-		errs.Add("description", msg)
-	}
+	errs.Add("description", checkDescription(in.Description, 4000))
 	if in.Source != "" {
 		if msg := checkURL(in.Source); msg != "" {
 			errs.Add("source", "must be an absolute http or https URL such as https://data.example.com/events.csv")
@@ -138,13 +134,20 @@ func (d *Dataset) apply(in DatasetInput) {
 
 // ListDatasets pages through the caller's organization's datasets in order of creation.
 func (s *Store) ListDatasets(ctx context.Context, p *Principal, page PageQuery) (Page[Dataset], error) {
+	if err := p.Require(DatasetsRead); err != nil {
+		return Page[Dataset]{}, err
+	}
+	q, err := s.Reader(ctx)
+	if err != nil {
+		return Page[Dataset]{}, err
+	}
 	where, args := `org_id = ?`, []any{p.OrgID}
 	if page.After != "" {
 		where += ` AND id > ?`
 		args = append(args, page.After)
 	}
 	rows := []Dataset{}
-	err := sqlx.SelectContext(ctx, s.DB, &rows, s.DB.Rebind(`SELECT `+datasetColumns+` FROM datasets WHERE `+where+
+	err = sqlx.SelectContext(ctx, q, &rows, q.Rebind(`SELECT `+datasetColumns+` FROM datasets WHERE `+where+
 		` ORDER BY id LIMIT ?`), append(args, page.Limit+1)...)
 	if err != nil {
 		return Page[Dataset]{}, fmt.Errorf("list datasets: %w", err)
@@ -158,14 +161,24 @@ func (s *Store) ListDatasets(ctx context.Context, p *Principal, page PageQuery) 
 
 // GetDataset returns one dataset of the caller's organization.
 func (s *Store) GetDataset(ctx context.Context, p *Principal, id string) (Dataset, error) {
-	return findDataset(ctx, s.DB, p.OrgID, id)
+	if err := p.Require(DatasetsRead); err != nil {
+		return Dataset{}, err
+	}
+	q, err := s.Reader(ctx)
+	if err != nil {
+		return Dataset{}, err
+	}
+	return findDataset(ctx, q, p.OrgID, id)
 }
 
 // CreateDataset adds a dataset to the caller's organization. A slug already used there is
 // ErrConflict; a connection_id that names no connection of the organization is ErrInvalid.
 func (s *Store) CreateDataset(ctx context.Context, p *Principal, in DatasetInput) (Dataset, error) {
+	if err := p.Require(DatasetsWrite); err != nil {
+		return Dataset{}, err
+	}
 	var d Dataset
-	err := InTx(ctx, s.DB, func(tx *Tx) error {
+	err := s.Write(ctx, func(tx *Tx) error {
 		if err := in.normalize(ctx, tx, p.OrgID); err != nil {
 			return err
 		}
@@ -184,11 +197,7 @@ func (s *Store) CreateDataset(ctx context.Context, p *Principal, in DatasetInput
 
 // UpdateDataset replaces a dataset's fields in full.
 func (s *Store) UpdateDataset(ctx context.Context, p *Principal, id string, in DatasetInput) (Dataset, error) {
-	var d Dataset
-	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
-		if d, err = findDataset(ctx, tx, p.OrgID, id); err != nil {
-			return err
-		}
+	d, err := changeRow(ctx, s, p.Require(DatasetsWrite), p.OrgID, id, findDataset, func(tx *Tx, d *Dataset) (err error) {
 		if err := in.normalize(ctx, tx, p.OrgID); err != nil {
 			return err
 		}
@@ -196,7 +205,7 @@ func (s *Store) UpdateDataset(ctx context.Context, p *Principal, id string, in D
 		d.UpdatedAt = Now()
 		_, err = tx.ExecContext(ctx, tx.Rebind(`UPDATE datasets SET connection_id = ?, name = ?, slug = ?, description = ?, source = ?, updated_at = ?
 			WHERE id = ? AND org_id = ?`), d.ConnectionID, d.Name, d.Slug, d.Description, d.Source, d.UpdatedAt, d.ID, d.OrganizationID)
-		if err := writeDatasetError(err, d, "update"); err != nil {
+		if err := writeDatasetError(err, *d, "update"); err != nil {
 			return err
 		}
 		return recordEvent(ctx, tx, p, d.OrganizationID, EventDatasetUpdated, d)
@@ -206,11 +215,7 @@ func (s *Store) UpdateDataset(ctx context.Context, p *Principal, id string, in D
 
 // DeleteDataset deletes a dataset of the caller's organization and returns it as it was.
 func (s *Store) DeleteDataset(ctx context.Context, p *Principal, id string) (Dataset, error) {
-	var d Dataset
-	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
-		if d, err = findDataset(ctx, tx, p.OrgID, id); err != nil {
-			return err
-		}
+	d, err := changeRow(ctx, s, p.Require(DatasetsWrite), p.OrgID, id, findDataset, func(tx *Tx, d *Dataset) (err error) {
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM datasets WHERE id = ? AND org_id = ?`), d.ID, d.OrganizationID); err != nil {
 			return fmt.Errorf("delete dataset: %w", err)
 		}

@@ -68,8 +68,12 @@ type FieldErrors struct {
 	byName map[string]string
 }
 
-// Add records msg for field unless the field already has a problem.
+// Add records msg for field unless msg is "" (no problem: checks such as CheckText return ""
+// for a good value) or the field already has a problem.
 func (f *FieldErrors) Add(field, msg string) {
+	if msg == "" {
+		return
+	}
 	if f.byName == nil {
 		f.byName = map[string]string{}
 	}

@@ -64,6 +64,14 @@ var EventTypes = []EventType{
 }
 
 // IsEventType reports whether t names an event type.
+// ListEventTypes is the catalogue of event types, for a caller that may read events.
+func ListEventTypes(p *Principal) ([]EventType, error) {
+	if err := p.Require(EventsRead); err != nil {
+		return nil, err
+	}
+	return EventTypes, nil
+}
+
 func IsEventType(t string) bool { return slices.Contains(EventTypes, EventType(t)) }
 
 // eventTypeList is the event types, for messages: "organization.created, ...".
@@ -130,8 +138,16 @@ func RecordEvent(ctx context.Context, tx *Tx, p *Principal, partnerID, orgID str
 			return fmt.Errorf("count the credential change: %w", err)
 		}
 	}
+	if strings.HasPrefix(string(typ), "webhook.") {
+		tx.known.forgetWebhooks(orgID) // written before its event: queueDeliveries reads them again
+	}
+	queued, err := queueDeliveries(ctx, q, e)
+	if err != nil {
+		return err
+	}
+	change.Delivers = queued > 0
 	tx.changed(change)
-	return queueDeliveries(ctx, q, e)
+	return nil
 }
 
 // recordEvent is RecordEvent for a principal acting in its own partner.
@@ -140,23 +156,27 @@ func recordEvent(ctx context.Context, tx *Tx, p *Principal, orgID string, typ Ev
 }
 
 // queueDeliveries adds a pending delivery of e for each enabled webhook of its organization
-// that wants its type.
-func queueDeliveries(ctx context.Context, q sqlx.ExtContext, e Event) error {
+// that wants its type, and says how many.
+func queueDeliveries(ctx context.Context, q *Tx, e Event) (int, error) {
+	if q.known.noWebhooks[e.OrganizationID] {
+		return 0, nil // created by q, no webhook yet
+	}
 	var hooks []struct {
 		ID         string `db:"id"`
 		EventTypes string `db:"event_types"`
 	}
 	if err := sqlx.SelectContext(ctx, q, &hooks, q.Rebind(`SELECT id, event_types FROM webhooks WHERE org_id = ? AND enabled`),
 		e.OrganizationID); err != nil {
-		return fmt.Errorf("select webhooks: %w", err)
+		return 0, fmt.Errorf("select webhooks: %w", err)
 	}
 	if len(hooks) == 0 {
-		return nil
+		return 0, nil
 	}
 	payload, err := json.Marshal(e) // what a receiver gets: the event as GET /api/events shows it
 	if err != nil {
-		return err
+		return 0, err
 	}
+	queued := 0
 	for _, h := range hooks {
 		if h.EventTypes != "" && !slices.Contains(strings.Fields(h.EventTypes), string(e.Type)) {
 			continue
@@ -164,10 +184,11 @@ func queueDeliveries(ctx context.Context, q sqlx.ExtContext, e Event) error {
 		_, err := q.ExecContext(ctx, q.Rebind(`INSERT INTO webhook_deliveries (id, webhook_id, event_id, event_type, payload, state,
 			next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)`), NewID(), h.ID, e.ID, string(e.Type), string(payload), e.CreatedAt, e.CreatedAt)
 		if err != nil {
-			return fmt.Errorf("queue delivery: %w", err)
+			return 0, fmt.Errorf("queue delivery: %w", err)
 		}
+		queued++
 	}
-	return nil
+	return queued, nil
 }
 
 // eventRow is an event as stored.
@@ -194,6 +215,13 @@ type EventFilter struct {
 // own organization or, for a partner, of all its organizations (narrowed by OrganizationID).
 // more reports whether events lie beyond the page (older ones; newer ones with EndingBefore).
 func (s *Store) ListEvents(ctx context.Context, p *Principal, f EventFilter) (Page[Event], error) {
+	if err := p.Require(EventsRead); err != nil {
+		return Page[Event]{}, err
+	}
+	q, err := s.Reader(ctx)
+	if err != nil {
+		return Page[Event]{}, err
+	}
 	where, args := []string{"partner_id = ?"}, []any{p.PartnerID}
 	switch {
 	case !p.IsPartner():
@@ -218,7 +246,7 @@ func (s *Store) ListEvents(ctx context.Context, p *Principal, f EventFilter) (Pa
 		}
 	}
 	var rows []eventRow
-	err := sqlx.SelectContext(ctx, s.DB, &rows, s.DB.Rebind(`SELECT id, type, organization_id, actor, data, created_at
+	err = sqlx.SelectContext(ctx, q, &rows, q.Rebind(`SELECT id, type, organization_id, actor, data, created_at
 		FROM events WHERE `+strings.Join(where, " AND ")+` ORDER BY id `+order+` LIMIT ?`), append(args, f.Limit+1)...)
 	if err != nil {
 		return Page[Event]{}, fmt.Errorf("list events: %w", err)
@@ -243,15 +271,6 @@ func (s *Store) ListEvents(ctx context.Context, p *Principal, f EventFilter) (Pa
 		page.Next = NextPageToken(events[len(events)-1].ID) // a page token is a starting_after
 	}
 	return page, nil
-}
-
-// SweepEvents deletes events older than retention.
-func SweepEvents(ctx context.Context, db *sqlx.DB, retention time.Duration) (int64, error) {
-	res, err := db.ExecContext(ctx, db.Rebind(`DELETE FROM events WHERE created_at < ?`), Now().Add(-retention))
-	if err != nil {
-		return 0, fmt.Errorf("sweep events: %w", err)
-	}
-	return res.RowsAffected()
 }
 
 // recordCascadedRevocations records api_key.revoked for each active key a deletion is about

@@ -50,28 +50,16 @@ func (in *OrganizationInput) normalize() error {
 	in.SSODomain = strings.ToLower(strings.TrimSpace(in.SSODomain))
 	in.SSOOrgID = strings.TrimSpace(in.SSOOrgID)
 	var errs FieldErrors
-	if msg := checkName(in.Name, 255); msg != "" {
-		errs.Add("name", msg)
-	}
+	errs.Add("name", checkName(in.Name, 255))
 	if in.Issuer != "" {
-		if msg := checkURL(in.Issuer); msg != "" {
-			errs.Add("issuer", msg)
-		}
+		errs.Add("issuer", checkURL(in.Issuer))
 	}
-	if msg := CheckText(in.ClientID, 255); msg != "" {
-		errs.Add("client_id", msg)
-	}
-	if msg := CheckText(in.ClientSecret, 1024); msg != "" {
-		errs.Add("client_secret", msg)
-	}
+	errs.Add("client_id", CheckText(in.ClientID, 255))
+	errs.Add("client_secret", CheckText(in.ClientSecret, 1024))
 	if in.SSODomain != "" {
-		if msg := checkDomain(in.SSODomain); msg != "" {
-			errs.Add("sso_domain", msg)
-		}
+		errs.Add("sso_domain", checkDomain(in.SSODomain))
 	}
-	if msg := CheckText(in.SSOOrgID, 255); msg != "" {
-		errs.Add("sso_org_id", msg)
-	}
+	errs.Add("sso_org_id", CheckText(in.SSOOrgID, 255))
 	if in.APIVersion != "" && !IsVersion(in.APIVersion) {
 		errs.Add("api_version", "must be one of "+strings.Join(Versions, ", "))
 	}
@@ -115,9 +103,11 @@ func insertOrganization(ctx context.Context, tx *Tx, sealer *Sealer, partnerID s
 	if err != nil {
 		return Organization{}, fmt.Errorf("insert organization: %w", err)
 	}
-	if err := insertSystemRoles(ctx, tx, o.ID, now); err != nil {
+	roles, err := insertSystemRoles(ctx, tx, o.ID, now)
+	if err != nil {
 		return Organization{}, err
 	}
+	tx.known.createdOrganization(o.ID, partnerID, roles)
 	return o, nil
 }
 
@@ -129,7 +119,7 @@ func partnerOrganization(ctx context.Context, q sqlx.ExtContext, partnerID, id s
 
 // PartnerOrganization loads an organization of the partner p; another partner's is ErrNotFound.
 func PartnerOrganization(ctx context.Context, q sqlx.ExtContext, p *Principal, id string) (Organization, error) {
-	if err := RequirePartner(p); err != nil {
+	if err := p.RequirePartner(); err != nil {
 		return Organization{}, err
 	}
 	return partnerOrganization(ctx, q, p.PartnerID, id)
@@ -137,11 +127,11 @@ func PartnerOrganization(ctx context.Context, q sqlx.ExtContext, p *Principal, i
 
 // CreateOrganization creates a child organization of the calling partner.
 func (s *Store) CreateOrganization(ctx context.Context, p *Principal, in OrganizationInput) (Organization, error) {
-	if err := RequirePartner(p); err != nil {
+	if err := p.RequirePartner(); err != nil {
 		return Organization{}, err
 	}
 	var o Organization
-	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
+	err := s.Write(ctx, func(tx *Tx) (err error) {
 		if o, err = insertOrganization(ctx, tx, s.Sealer, p.PartnerID, false, in); err != nil {
 			return err
 		}
@@ -153,11 +143,15 @@ func (s *Store) CreateOrganization(ctx context.Context, p *Principal, in Organiz
 // ListOrganizations returns the partner's owner organization first, then its children in
 // order of creation.
 func (s *Store) ListOrganizations(ctx context.Context, p *Principal) ([]Organization, error) {
-	if err := RequirePartner(p); err != nil {
+	if err := p.RequirePartner(); err != nil {
+		return nil, err
+	}
+	q, err := s.Reader(ctx)
+	if err != nil {
 		return nil, err
 	}
 	orgs := []Organization{}
-	err := sqlx.SelectContext(ctx, s.DB, &orgs, s.DB.Rebind(`SELECT `+orgColumns+`
+	err = sqlx.SelectContext(ctx, q, &orgs, q.Rebind(`SELECT `+orgColumns+`
 		FROM organizations WHERE partner_id = ? ORDER BY is_owner DESC, created_at, id`), p.PartnerID)
 	if err != nil {
 		return nil, fmt.Errorf("list organizations: %w", err)
@@ -167,30 +161,31 @@ func (s *Store) ListOrganizations(ctx context.Context, p *Principal) ([]Organiza
 
 // GetOrganization returns one of the partner's organizations.
 func (s *Store) GetOrganization(ctx context.Context, p *Principal, id string) (Organization, error) {
-	if err := RequirePartner(p); err != nil {
+	if err := p.RequirePartner(); err != nil {
 		return Organization{}, err
 	}
-	return partnerOrganization(ctx, s.DB, p.PartnerID, id)
+	q, err := s.Reader(ctx)
+	if err != nil {
+		return Organization{}, err
+	}
+	return partnerOrganization(ctx, q, p.PartnerID, id)
 }
 
 // CurrentOrganization returns the organization the credential acts in (a partner key's owner
-// organization).
+// organization). Any credential may read its own organization.
 func (s *Store) CurrentOrganization(ctx context.Context, p *Principal) (Organization, error) {
+	q, err := s.Reader(ctx)
+	if err != nil {
+		return Organization{}, err
+	}
 	// Not found only if the organization was deleted since authentication.
-	return getOne[Organization](ctx, s.DB, p.OrgID, errOrganizationNotFound(p.OrgID),
+	return getOne[Organization](ctx, q, p.OrgID, errOrganizationNotFound(p.OrgID),
 		`SELECT `+orgColumns+` FROM organizations WHERE id = ?`, p.OrgID)
 }
 
 // UpdateOrganization replaces an organization's name and SSO fields in full.
 func (s *Store) UpdateOrganization(ctx context.Context, p *Principal, id string, in OrganizationInput) (Organization, error) {
-	if err := RequirePartner(p); err != nil {
-		return Organization{}, err
-	}
-	var o Organization
-	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
-		if o, err = partnerOrganization(ctx, tx, p.PartnerID, id); err != nil {
-			return err
-		}
+	return changeRow(ctx, s, p.RequirePartner(), p.PartnerID, id, partnerOrganization, func(tx *Tx, o *Organization) (err error) {
 		if err := in.normalize(); err != nil {
 			return err
 		}
@@ -218,20 +213,12 @@ func (s *Store) UpdateOrganization(ctx context.Context, p *Principal, id string,
 		}
 		return recordEvent(ctx, tx, p, o.ID, EventOrganizationUpdated, o)
 	})
-	return o, err
 }
 
 // DeleteOrganization deletes a child organization with its users, roles and keys (so every key
 // in it stops working at once) and returns it as it was. The owner organization is ErrConflict.
 func (s *Store) DeleteOrganization(ctx context.Context, p *Principal, id string) (Organization, error) {
-	if err := RequirePartner(p); err != nil {
-		return Organization{}, err
-	}
-	var o Organization
-	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
-		if o, err = partnerOrganization(ctx, tx, p.PartnerID, id); err != nil {
-			return err
-		}
+	return changeRow(ctx, s, p.RequirePartner(), p.PartnerID, id, partnerOrganization, func(tx *Tx, o *Organization) (err error) {
 		if o.IsOwner {
 			return Errorf(ErrConflict, "owner_organization_undeletable",
 				"Organization %q is the partner's owner organization and cannot be deleted.", o.ID)
@@ -239,6 +226,7 @@ func (s *Store) DeleteOrganization(ctx context.Context, p *Principal, id string)
 		if err := recordCascadedRevocations(ctx, tx, p, "org_id", o.ID, "organization deleted"); err != nil {
 			return err
 		}
+		tx.known.forgetOrganization(o.ID)
 		// Users first (their role links and keys cascade), then the organization (its roles and
 		// remaining keys cascade): role links restrict role deletion, so they must go before roles.
 		for _, stmt := range []string{
@@ -251,5 +239,4 @@ func (s *Store) DeleteOrganization(ctx context.Context, p *Principal, id string)
 		}
 		return recordEvent(ctx, tx, p, o.ID, EventOrganizationDeleted, o)
 	})
-	return o, err
 }

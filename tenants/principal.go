@@ -54,14 +54,34 @@ func (p *Principal) IsToken() bool { return p != nil && p.Kind == KindToken }
 // Can reports whether p may perform a in its organization.
 func (p *Principal) Can(a Action) bool { return p != nil && p.Permissions.Has(a) }
 
-// RequirePartner refuses any credential but a partner key (or its token) with 403
-// partner_key_required.
-func RequirePartner(p *Principal) error {
-	if p.IsPartner() {
+// Require refuses p (403 permission_denied) unless it may perform a in its organization. Every
+// exported domain method that acts in an organization calls it (or RequirePartner) first.
+func (p *Principal) Require(a Action) error {
+	if p.Can(a) {
 		return nil
 	}
-	return Errorf(ErrForbidden, "partner_key_required",
-		"This endpoint requires a partner key; a %s credential cannot call it.", p.ParentKind)
+	return Errorf(ErrForbidden, "permission_denied",
+		"This request needs the %s permission, which this credential does not have.", a)
+}
+
+// RequirePartner refuses any credential but an unrestricted partner credential: a partner key,
+// or a token of one not narrowed by scopes or role (403 partner_key_required or
+// permission_denied). Partner operations are not in the action catalogue, so no narrowed
+// credential may perform them.
+func (p *Principal) RequirePartner() error {
+	switch {
+	case !p.IsPartner():
+		kind := CredentialKind("no")
+		if p != nil {
+			kind = p.ParentKind
+		}
+		return Errorf(ErrForbidden, "partner_key_required",
+			"This endpoint requires a partner key; a %s credential cannot call it.", kind)
+	case p.Permissions != AllPermissions:
+		return Errorf(ErrForbidden, "permission_denied",
+			"This partner endpoint needs an unrestricted partner credential; this token is narrowed by its scopes or role.")
+	}
+	return nil
 }
 
 // TokenNotAllowed refuses a temporary token something only a key may do (403

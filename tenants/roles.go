@@ -72,19 +72,27 @@ func (r roleRow) role() Role {
 		Actions: r.permissions().Actions(), CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 }
 
-func insertSystemRoles(ctx context.Context, tx *Tx, orgID string, now time.Time) error {
+func insertSystemRoles(ctx context.Context, tx *Tx, orgID string, now time.Time) (map[string]roleRow, error) {
+	roles := map[string]roleRow{}
+	var args []any
 	for _, name := range []string{RoleAdmin, RoleMember} {
-		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO roles (id, org_id, name, name_key, system, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`), NewID(), orgID, name, strings.ToLower(name), true, now, now)
-		if err != nil {
-			return fmt.Errorf("insert role %s: %w", name, err)
-		}
+		r := roleRow{ID: NewID(), OrgID: orgID, Name: name, System: true, CreatedAt: now, UpdatedAt: now}
+		roles[r.ID] = r
+		args = append(args, r.ID, orgID, name, strings.ToLower(name), true, now, now)
 	}
-	return nil
+	_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO roles (id, org_id, name, name_key, system, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?)`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("insert built-in roles: %w", err)
+	}
+	return roles, nil
 }
 
 // orgRoles returns an organization's roles by id.
 func orgRoles(ctx context.Context, q sqlx.ExtContext, orgID string) (map[string]roleRow, error) {
+	if tx, ok := q.(*Tx); ok && tx.known.roles[orgID] != nil {
+		return tx.known.roles[orgID], nil // created by tx: read-only, as every caller treats it
+	}
 	var rows []roleRow
 	if err := sqlx.SelectContext(ctx, q, &rows, q.Rebind(`SELECT `+roleColumns+` FROM roles WHERE org_id = ?`), orgID); err != nil {
 		return nil, fmt.Errorf("select roles: %w", err)
@@ -132,9 +140,7 @@ func errRoleNotFound(id string) error {
 func (in *RoleInput) normalize() (Permissions, error) {
 	in.Name = strings.TrimSpace(in.Name)
 	var errs FieldErrors
-	if msg := checkName(in.Name, 255); msg != "" {
-		errs.Add("name", msg)
-	}
+	errs.Add("name", checkName(in.Name, 255))
 	if in.Actions == nil {
 		errs.Add("actions", "is required: list the actions the role allows (it may be empty)")
 	}
@@ -157,8 +163,15 @@ func errRoleNameTaken(name string) error {
 // ListRoles returns the caller's organization's roles: the built-in ones first, then custom
 // roles in order of creation.
 func (s *Store) ListRoles(ctx context.Context, p *Principal) ([]Role, error) {
+	if err := p.Require(RolesRead); err != nil {
+		return nil, err
+	}
+	q, err := s.Reader(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var rows []roleRow
-	if err := sqlx.SelectContext(ctx, s.DB, &rows, s.DB.Rebind(`SELECT `+roleColumns+`
+	if err := sqlx.SelectContext(ctx, q, &rows, q.Rebind(`SELECT `+roleColumns+`
 		FROM roles WHERE org_id = ? ORDER BY system DESC, created_at, id`), p.OrgID); err != nil {
 		return nil, fmt.Errorf("list roles: %w", err)
 	}
@@ -171,13 +184,23 @@ func (s *Store) ListRoles(ctx context.Context, p *Principal) ([]Role, error) {
 
 // GetRole returns one role of the caller's organization.
 func (s *Store) GetRole(ctx context.Context, p *Principal, id string) (Role, error) {
-	r, err := findRole(ctx, s.DB, p.OrgID, id)
+	if err := p.Require(RolesRead); err != nil {
+		return Role{}, err
+	}
+	q, err := s.Reader(ctx)
+	if err != nil {
+		return Role{}, err
+	}
+	r, err := findRole(ctx, q, p.OrgID, id)
 	return r.role(), err
 }
 
 // CreateRole adds a custom role to the caller's organization. A role may not allow an action
 // the caller lacks (403 permission_escalation).
 func (s *Store) CreateRole(ctx context.Context, p *Principal, in RoleInput) (Role, error) {
+	if err := p.Require(RolesWrite); err != nil {
+		return Role{}, err
+	}
 	perms, err := in.normalize()
 	if err != nil {
 		return Role{}, err
@@ -187,7 +210,8 @@ func (s *Store) CreateRole(ctx context.Context, p *Principal, in RoleInput) (Rol
 	}
 	now := Now()
 	r := roleRow{ID: NewID(), OrgID: p.OrgID, Name: in.Name, Actions: perms.String(), CreatedAt: now, UpdatedAt: now}
-	err = InTx(ctx, s.DB, func(tx *Tx) error {
+	err = s.Write(ctx, func(tx *Tx) error {
+		tx.known.forgetRoles(r.OrgID)
 		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO roles (id, org_id, name, name_key, system, actions, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), r.ID, r.OrgID, r.Name, strings.ToLower(r.Name), false, r.Actions, now, now)
 		if IsUniqueViolation(err) {
@@ -204,11 +228,8 @@ func (s *Store) CreateRole(ctx context.Context, p *Principal, in RoleInput) (Rol
 // UpdateRole replaces a custom role's name and actions; users holding it get the new actions
 // on their next request. Built-in roles cannot change (409).
 func (s *Store) UpdateRole(ctx context.Context, p *Principal, id string, in RoleInput) (Role, error) {
-	var r roleRow
-	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
-		if r, err = findRole(ctx, tx, p.OrgID, id); err != nil {
-			return err
-		}
+	r, err := changeRow(ctx, s, p.Require(RolesWrite), p.OrgID, id, findRole, func(tx *Tx, r *roleRow) (err error) {
+		tx.known.forgetRoles(r.OrgID)
 		if r.System {
 			return errSystemRole(r.Name)
 		}
@@ -240,11 +261,8 @@ func errSystemRole(name string) error {
 
 // DeleteRole deletes a custom role nobody holds (409 role_in_use otherwise) and returns it.
 func (s *Store) DeleteRole(ctx context.Context, p *Principal, id string) (Role, error) {
-	var r roleRow
-	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
-		if r, err = findRole(ctx, tx, p.OrgID, id); err != nil {
-			return err
-		}
+	r, err := changeRow(ctx, s, p.Require(RolesWrite), p.OrgID, id, findRole, func(tx *Tx, r *roleRow) (err error) {
+		tx.known.forgetRoles(r.OrgID)
 		if r.System {
 			return errSystemRole(r.Name)
 		}

@@ -285,7 +285,7 @@ var secretColumns = []struct {
 // server must not start without the key its secrets need. It returns how many values changed.
 func SealSecrets(ctx context.Context, db *sqlx.DB, sealer *Sealer) (int, error) {
 	changed := 0
-	err := InTx(ctx, db, func(tx *Tx) error {
+	err := (Conn{DB: db}).Write(ctx, func(tx *Tx) error {
 		n, err := splitLegacyConnections(ctx, tx, sealer)
 		if err != nil {
 			return err

@@ -1,10 +1,13 @@
 // Package tenants is the domain: partners, organizations, users and roles, their validation,
 // their authorization rules and their SQL. It imports nothing else from this module.
 //
-// Exported methods on Store are transaction boundaries: they validate, authorize against the
-// Principal, and scope every query by partner or organization, so that an object of another
-// tenant is ErrNotFound, never ErrForbidden. Functions that take a sqlx.ExtContext or *sqlx.Tx
-// run inside a caller's transaction, so one transaction can span tenants and keys.
+// Exported methods on Store first check what the Principal may do (the one place each access
+// rule lives, whatever the entry point: REST, a command, the CLI), then validate, and scope
+// every query by partner or organization, so that an object of another tenant is
+// ErrNotFound, never ErrForbidden. Each is a transaction boundary: it runs in a transaction
+// of its own, or in the caller's unit of work when the store is bound to one (Store.In), so
+// one transaction can span several operations of tenants and keys. Functions that take a *Tx
+// or a sqlx.ExtContext run inside a caller's transaction.
 package tenants
 
 import (
@@ -21,15 +24,23 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
-// Store runs the domain's operations on one database.
+// Store runs the domain's operations on one database, or inside one unit of work (In).
 type Store struct {
-	DB *sqlx.DB
+	Conn
 	// Sealer seals the secrets the domain stores (nil: stored as given).
 	Sealer *Sealer
 }
 
 // NewStore returns a Store on db.
-func NewStore(db *sqlx.DB) *Store { return &Store{DB: db} }
+func NewStore(db *sqlx.DB) *Store { return &Store{Conn: Conn{DB: db}} }
+
+// In returns s bound to u: every statement of its methods runs in u's transaction, which u's
+// owner commits or rolls back.
+func (s *Store) In(u *Unit) *Store {
+	bound := *s
+	bound.Conn = s.Conn.In(u)
+	return &bound
+}
 
 // Tx is one transaction of the domain: its SQL (the embedded *sqlx.Tx) and the changes it has
 // recorded (one per event), which the commit hooks of its database are given once it has
@@ -40,6 +51,7 @@ type Tx struct {
 	*sqlx.Tx
 	db      *sqlx.DB
 	changes []Change
+	known   known // what it created, so it need not read it back
 }
 
 // A Change is what a committed transaction changed: an event's type, and where. A change
@@ -50,6 +62,7 @@ type Change struct {
 	PartnerID string
 	OrgID     string
 	Epoch     uint64
+	Delivers  bool // webhook deliveries of it were queued
 }
 
 // ChangesCredentials reports whether a change of this type can alter what an existing
@@ -127,79 +140,6 @@ func Begin(ctx context.Context, db *sqlx.DB) (*Tx, error) {
 	return &Tx{Tx: tx, db: db}, nil
 }
 
-type txKey struct{}
-
-// WithTx returns a context carrying tx. InTx called with it joins tx instead of opening a
-// transaction of its own, so a caller can make several domain operations, and its own writes,
-// one atomic change: the idempotency middleware (the change and its stored response) and
-// provisioning (organization, user and key) do. The caller commits or rolls back tx.
-func WithTx(ctx context.Context, tx *Tx) context.Context {
-	return context.WithValue(ctx, txKey{}, tx)
-}
-
-// Deferred is a transaction begun only when first needed: a request that never writes (or
-// fails validation first) never takes the write lock. Its owner ends it with Commit or
-// Rollback.
-type Deferred struct {
-	db *sqlx.DB
-	tx *Tx
-}
-
-// WithDeferredTx returns a context in which InTx joins one transaction on db, begun by the
-// first InTx. The caller must end it with d.Commit or d.Rollback.
-func WithDeferredTx(ctx context.Context, db *sqlx.DB) (context.Context, *Deferred) {
-	d := &Deferred{db: db}
-	return context.WithValue(ctx, txKey{}, d), d
-}
-
-// Tx begins the transaction if it has not begun, and returns it.
-func (d *Deferred) Tx(ctx context.Context) (*Tx, error) {
-	if d.tx == nil {
-		tx, err := Begin(context.WithoutCancel(ctx), d.db)
-		if err != nil {
-			return nil, err
-		}
-		d.tx = tx
-	}
-	return d.tx, nil
-}
-
-// Rollback ends the transaction, if it began, undoing it.
-func (d *Deferred) Rollback() {
-	if d.tx != nil {
-		d.tx.Rollback()
-		d.tx = nil
-	}
-}
-
-// InTx runs fn in one transaction on db: committed when fn returns nil, rolled back otherwise.
-// Inside a context from WithTx or WithDeferredTx it runs fn in that transaction and leaves the
-// outcome to its owner.
-func InTx(ctx context.Context, db *sqlx.DB, fn func(tx *Tx) error) error {
-	switch t := ctx.Value(txKey{}).(type) {
-	case *Tx:
-		return fn(t)
-	case *Deferred:
-		tx, err := t.Tx(ctx)
-		if err != nil {
-			return err
-		}
-		return fn(tx)
-	}
-	tx, err := Begin(ctx, db)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
-}
-
 // Now is the current time as stored: UTC, microsecond precision (what both databases keep).
 func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
@@ -226,8 +166,12 @@ func LockRow(ctx context.Context, tx *Tx, table, id string) error {
 	return fmt.Errorf("lockRow: table %q is not lockable", table)
 }
 
-// LockUser serialises changes to one user's keys (see lockRow).
+// LockUser serialises changes to one user's keys (see lockRow). A user tx created is locked
+// already: no other transaction sees it before tx commits.
 func LockUser(ctx context.Context, tx *Tx, id string) error {
+	if _, ok := tx.known.users[id]; ok {
+		return nil
+	}
 	return lockRow(ctx, tx, "users", id)
 }
 
@@ -252,4 +196,24 @@ func getOne[T any](ctx context.Context, q sqlx.ExtContext, id string, notFound e
 func validID(s string) bool {
 	u, err := uuid.Parse(s)
 	return err == nil && u.String() == s
+}
+
+// changeRow is the shape of every change to one existing row: refuse with refusal, the
+// caller's authorization check (p.Require(action) or p.RequirePartner()), if it refused; then,
+// in one transaction, load the row of scope (the caller's organization or partner) by id
+// (find; another tenant's is ErrNotFound) and change it (change, given the row to update in
+// place). It returns the row as change left it.
+func changeRow[T any](ctx context.Context, s *Store, refusal error, scope, id string,
+	find func(ctx context.Context, q sqlx.ExtContext, scope, id string) (T, error), change func(tx *Tx, row *T) error) (T, error) {
+	var row T
+	if refusal != nil {
+		return row, refusal
+	}
+	err := s.Write(ctx, func(tx *Tx) (err error) {
+		if row, err = find(ctx, tx, scope, id); err != nil {
+			return err
+		}
+		return change(tx, &row)
+	})
+	return row, err
 }

@@ -41,9 +41,7 @@ func errUserNotFound(id string) error {
 func (in *UserInput) normalize(roles map[string]roleRow) ([]string, error) {
 	in.Email = strings.TrimSpace(in.Email)
 	var errs FieldErrors
-	if msg := CheckEmail(in.Email); msg != "" {
-		errs.Add("email", msg)
-	}
+	errs.Add("email", CheckEmail(in.Email))
 	var ids []string
 	switch {
 	case in.Role != "" && in.RoleIDs != nil:
@@ -73,11 +71,19 @@ func (in *UserInput) normalize(roles map[string]roleRow) ([]string, error) {
 }
 
 // authorizeUsers scopes a user operation to an organization p may reach: a partner's own
-// organizations, or an organization credential's own organization. Another tenant's
-// organization is ErrNotFound. Whether p holds users:read or users:write is the route's
-// policy (server), decided before the domain is called.
+// organizations (another's is ErrNotFound), or an organization credential's own organization.
+// The operation has checked p's permission (users:read, users:write, keys:write) already.
 func authorizeUsers(ctx context.Context, q sqlx.ExtContext, p *Principal, orgID string) error {
 	if p.IsPartner() {
+		if tx, ok := q.(*Tx); ok && tx.known.partnerOf[orgID] == p.PartnerID && p.PartnerID != "" {
+			return p.RequirePartner() // an organization of p's that tx created
+		}
+		if orgID != p.OrgID {
+			// Only an unrestricted partner credential reaches its child organizations.
+			if err := p.RequirePartner(); err != nil {
+				return err
+			}
+		}
 		_, err := partnerOrganization(ctx, q, p.PartnerID, orgID)
 		return err
 	}
@@ -87,7 +93,8 @@ func authorizeUsers(ctx context.Context, q sqlx.ExtContext, p *Principal, orgID 
 	return nil
 }
 
-// FindUser returns a user of orgID that p may manage.
+// FindUser returns a user of orgID, an organization p may reach (see authorizeUsers), for an
+// operation that has checked p's permission.
 func FindUser(ctx context.Context, q sqlx.ExtContext, p *Principal, orgID, id string) (User, error) {
 	if err := authorizeUsers(ctx, q, p, orgID); err != nil {
 		return User{}, err
@@ -96,6 +103,11 @@ func FindUser(ctx context.Context, q sqlx.ExtContext, p *Principal, orgID, id st
 }
 
 func findUser(ctx context.Context, q sqlx.ExtContext, orgID, id string) (User, error) {
+	if tx, ok := q.(*Tx); ok {
+		if u, ok := tx.known.user(orgID, id); ok {
+			return u, nil
+		}
+	}
 	u, err := getOne[User](ctx, q, id, errUserNotFound(id), `SELECT `+userColumns+` FROM users WHERE id = ? AND org_id = ?`, id, orgID)
 	if err != nil {
 		return User{}, err
@@ -140,9 +152,12 @@ func loadRoles(ctx context.Context, q sqlx.ExtContext, orgID string, users []Use
 	return nil
 }
 
-func setUserRoles(ctx context.Context, tx *Tx, userID string, roleIDs []string) error {
-	if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM user_roles WHERE user_id = ?`), userID); err != nil {
-		return fmt.Errorf("clear user roles: %w", err)
+// setUserRoles gives a user roleIDs, replacing the roles it had (replace; a new user has none).
+func setUserRoles(ctx context.Context, tx *Tx, userID string, roleIDs []string, replace bool) error {
+	if replace {
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM user_roles WHERE user_id = ?`), userID); err != nil {
+			return fmt.Errorf("clear user roles: %w", err)
+		}
 	}
 	for _, id := range roleIDs {
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO user_roles (user_id, role_id) VALUES (?, ?)`), userID, id); err != nil {
@@ -159,15 +174,22 @@ func errEmailTaken(email string) error {
 
 // ListUsers returns the users of orgID in order of creation.
 func (s *Store) ListUsers(ctx context.Context, p *Principal, orgID string) ([]User, error) {
-	if err := authorizeUsers(ctx, s.DB, p, orgID); err != nil {
+	if err := p.Require(UsersRead); err != nil {
+		return nil, err
+	}
+	q, err := s.Reader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := authorizeUsers(ctx, q, p, orgID); err != nil {
 		return nil, err
 	}
 	users := []User{}
-	if err := sqlx.SelectContext(ctx, s.DB, &users, s.DB.Rebind(`SELECT `+userColumns+`
+	if err := sqlx.SelectContext(ctx, q, &users, q.Rebind(`SELECT `+userColumns+`
 		FROM users WHERE org_id = ? ORDER BY created_at, id`), orgID); err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
-	if err := loadRoles(ctx, s.DB, orgID, users); err != nil {
+	if err := loadRoles(ctx, q, orgID, users); err != nil {
 		return nil, err
 	}
 	return users, nil
@@ -175,13 +197,23 @@ func (s *Store) ListUsers(ctx context.Context, p *Principal, orgID string) ([]Us
 
 // GetUser returns one user of orgID.
 func (s *Store) GetUser(ctx context.Context, p *Principal, orgID, id string) (User, error) {
-	return FindUser(ctx, s.DB, p, orgID, id)
+	if err := p.Require(UsersRead); err != nil {
+		return User{}, err
+	}
+	q, err := s.Reader(ctx)
+	if err != nil {
+		return User{}, err
+	}
+	return FindUser(ctx, q, p, orgID, id)
 }
 
 // CreateUser adds a user to orgID. A duplicate email (ignoring case) is ErrConflict.
 func (s *Store) CreateUser(ctx context.Context, p *Principal, orgID string, in UserInput) (User, error) {
+	if err := p.Require(UsersWrite); err != nil {
+		return User{}, err
+	}
 	var u User
-	err := InTx(ctx, s.DB, func(tx *Tx) error {
+	err := s.Write(ctx, func(tx *Tx) error {
 		if err := authorizeUsers(ctx, tx, p, orgID); err != nil {
 			return err
 		}
@@ -219,16 +251,23 @@ func storeUser(ctx context.Context, tx *Tx, p *Principal, u User, event EventTyp
 	if err != nil {
 		return fmt.Errorf("store user: %w", err)
 	}
-	if err := setUserRoles(ctx, tx, u.ID, u.RoleIDs); err != nil {
+	created := event == EventUserCreated
+	if err := setUserRoles(ctx, tx, u.ID, u.RoleIDs, !created); err != nil {
 		return err
 	}
+	tx.known.createdUser(u, created)
 	return recordEvent(ctx, tx, p, u.OrganizationID, event, u)
 }
 
-// UpdateUser replaces a user's email and roles.
-func (s *Store) UpdateUser(ctx context.Context, p *Principal, orgID, id string, in UserInput) (User, error) {
+// changeUser is the shape of a change to one user of orgID: check that p may write users,
+// then, in one transaction, load the user and its organization's roles and change it (change,
+// given the user to update in place). It returns the user as change left it.
+func (s *Store) changeUser(ctx context.Context, p *Principal, orgID, id string, change func(tx *Tx, u *User, roles map[string]roleRow) error) (User, error) {
+	if err := p.Require(UsersWrite); err != nil {
+		return User{}, err
+	}
 	var u User
-	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
+	err := s.Write(ctx, func(tx *Tx) (err error) {
 		if u, err = FindUser(ctx, tx, p, orgID, id); err != nil {
 			return err
 		}
@@ -236,6 +275,14 @@ func (s *Store) UpdateUser(ctx context.Context, p *Principal, orgID, id string, 
 		if err != nil {
 			return err
 		}
+		return change(tx, &u, roles)
+	})
+	return u, err
+}
+
+// UpdateUser replaces a user's email and roles.
+func (s *Store) UpdateUser(ctx context.Context, p *Principal, orgID, id string, in UserInput) (User, error) {
+	return s.changeUser(ctx, p, orgID, id, func(tx *Tx, u *User, roles map[string]roleRow) error {
 		roleIDs, err := in.normalize(roles)
 		if err != nil {
 			return err
@@ -250,23 +297,14 @@ func (s *Store) UpdateUser(ctx context.Context, p *Principal, orgID, id string, 
 			}
 		}
 		u.Email, u.RoleIDs, u.Role, u.UpdatedAt = in.Email, roleIDs, legacyRole(roles, roleIDs), Now()
-		return storeUser(ctx, tx, p, u, EventUserUpdated, `UPDATE users SET email = ?, email_key = ?, updated_at = ? WHERE id = ? AND org_id = ?`,
+		return storeUser(ctx, tx, p, *u, EventUserUpdated, `UPDATE users SET email = ?, email_key = ?, updated_at = ? WHERE id = ? AND org_id = ?`,
 			u.Email, strings.ToLower(u.Email), u.UpdatedAt, u.ID, orgID)
 	})
-	return u, err
 }
 
 // DeleteUser deletes a user and, with it, every key of that user, and returns the user as it was.
 func (s *Store) DeleteUser(ctx context.Context, p *Principal, orgID, id string) (User, error) {
-	var u User
-	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
-		if u, err = FindUser(ctx, tx, p, orgID, id); err != nil {
-			return err
-		}
-		roles, err := orgRoles(ctx, tx, orgID)
-		if err != nil {
-			return err
-		}
+	return s.changeUser(ctx, p, orgID, id, func(tx *Tx, u *User, roles map[string]roleRow) error {
 		if missing := rolesPermissions(roles, u.RoleIDs) &^ p.Permissions; missing != 0 {
 			return Escalation("delete this user", missing)
 		}
@@ -282,9 +320,9 @@ func (s *Store) DeleteUser(ctx context.Context, p *Principal, orgID, id string) 
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM users WHERE id = ? AND org_id = ?`), u.ID, orgID); err != nil {
 			return fmt.Errorf("delete user: %w", err)
 		}
+		tx.known.forgetUser(u.ID)
 		return recordEvent(ctx, tx, p, orgID, EventUserDeleted, u)
 	})
-	return u, err
 }
 
 // keepsLastAdmin reports whether p is bound by the last-admin guard (keepAnAdmin). The guard

@@ -112,13 +112,9 @@ func findWebhook(ctx context.Context, q sqlx.ExtContext, orgID, id string) (webh
 func (in *WebhookInput) normalize(ctx context.Context, check EndpointCheck) (string, error) {
 	in.Endpoint = strings.TrimSpace(in.Endpoint)
 	var errs FieldErrors
-	if msg := checkEndpoint(ctx, in.Endpoint, check); msg != "" {
-		errs.Add("endpoint", msg)
-	}
+	errs.Add("endpoint", checkEndpoint(ctx, in.Endpoint, check))
 	if in.Secret != nil {
-		if msg := checkWebhookSecret(*in.Secret); msg != "" {
-			errs.Add("secret", msg)
-		}
+		errs.Add("secret", checkWebhookSecret(*in.Secret))
 	}
 	var types []string
 	for _, t := range in.EventTypes {
@@ -174,13 +170,20 @@ func checkWebhookSecret(s string) string {
 
 // ListWebhooks returns the caller's organization's webhooks in order of creation.
 func (s *Store) ListWebhooks(ctx context.Context, p *Principal, page PageQuery) (Page[Webhook], error) {
+	if err := p.Require(WebhooksRead); err != nil {
+		return Page[Webhook]{}, err
+	}
+	q, err := s.Reader(ctx)
+	if err != nil {
+		return Page[Webhook]{}, err
+	}
 	where, args := `org_id = ?`, []any{p.OrgID}
 	if page.After != "" {
 		where += ` AND id > ?`
 		args = append(args, page.After)
 	}
 	var rows []webhookRow
-	err := sqlx.SelectContext(ctx, s.DB, &rows, s.DB.Rebind(`SELECT `+webhookColumns+` FROM webhooks WHERE `+where+
+	err = sqlx.SelectContext(ctx, q, &rows, q.Rebind(`SELECT `+webhookColumns+` FROM webhooks WHERE `+where+
 		` ORDER BY id LIMIT ?`), append(args, page.Limit+1)...)
 	if err != nil {
 		return Page[Webhook]{}, fmt.Errorf("list webhooks: %w", err)
@@ -195,7 +198,14 @@ func (s *Store) ListWebhooks(ctx context.Context, p *Principal, page PageQuery) 
 
 // GetWebhook returns one webhook of the caller's organization (ErrNotFound for any other).
 func (s *Store) GetWebhook(ctx context.Context, p *Principal, id string) (Webhook, error) {
-	r, err := findWebhook(ctx, s.DB, p.OrgID, id)
+	if err := p.Require(WebhooksRead); err != nil {
+		return Webhook{}, err
+	}
+	q, err := s.Reader(ctx)
+	if err != nil {
+		return Webhook{}, err
+	}
+	r, err := findWebhook(ctx, q, p.OrgID, id)
 	return r.webhook(), err
 }
 
@@ -203,6 +213,9 @@ func (s *Store) GetWebhook(ctx context.Context, p *Principal, id string) (Webhoo
 // secret (generated when in.Secret is nil), the only time the secret is shown. check vets the
 // endpoint (ErrInvalid on endpoint when it refuses).
 func (s *Store) CreateWebhook(ctx context.Context, p *Principal, in WebhookInput, check EndpointCheck) (NewWebhook, error) {
+	if err := p.Require(WebhooksWrite); err != nil {
+		return NewWebhook{}, err
+	}
 	if err := mayReceiveEvents(p); err != nil {
 		return NewWebhook{}, err
 	}
@@ -220,7 +233,7 @@ func (s *Store) CreateWebhook(ctx context.Context, p *Principal, in WebhookInput
 	if r.Secret, err = s.Sealer.SealString(secret, SealedAt("webhooks", "secret", r.ID)); err != nil {
 		return NewWebhook{}, err
 	}
-	err = InTx(ctx, s.DB, func(tx *Tx) error {
+	err = s.Write(ctx, func(tx *Tx) error {
 		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO webhooks (`+webhookColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
 			r.ID, r.OrgID, r.Endpoint, r.Secret, r.EventTypes, r.Enabled, r.CreatedAt, r.UpdatedAt)
 		if err != nil {
@@ -238,8 +251,11 @@ func (s *Store) CreateWebhook(ctx context.Context, p *Principal, in WebhookInput
 // is given (else the secret stays). Deliveries already queued keep their payload and go to the
 // new endpoint, signed with the new secret.
 func (s *Store) UpdateWebhook(ctx context.Context, p *Principal, id string, in WebhookInput, check EndpointCheck) (Webhook, error) {
+	if err := p.Require(WebhooksWrite); err != nil {
+		return Webhook{}, err
+	}
 	// Existence first, so another tenant's id is a 404 whatever the body says, and no name
-	// resolution runs for it.
+	// resolution runs for it. On the database: resolving must not hold a transaction open.
 	if _, err := findWebhook(ctx, s.DB, p.OrgID, id); err != nil {
 		return Webhook{}, err
 	}
@@ -251,7 +267,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, p *Principal, id string, in W
 		return Webhook{}, err
 	}
 	var r webhookRow
-	err = InTx(ctx, s.DB, func(tx *Tx) (err error) {
+	err = s.Write(ctx, func(tx *Tx) (err error) {
 		if r, err = findWebhook(ctx, tx, p.OrgID, id); err != nil {
 			return err
 		}
@@ -274,11 +290,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, p *Principal, id string, in W
 // DeleteWebhook deletes a webhook, its deliveries and their attempts (the foreign keys
 // cascade), and returns it as it was.
 func (s *Store) DeleteWebhook(ctx context.Context, p *Principal, id string) (Webhook, error) {
-	var r webhookRow
-	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
-		if r, err = findWebhook(ctx, tx, p.OrgID, id); err != nil {
-			return err
-		}
+	r, err := changeRow(ctx, s, p.Require(WebhooksWrite), p.OrgID, id, findWebhook, func(tx *Tx, r *webhookRow) (err error) {
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM webhooks WHERE id = ? AND org_id = ?`), r.ID, r.OrgID); err != nil {
 			return fmt.Errorf("delete webhook: %w", err)
 		}
@@ -293,11 +305,7 @@ func (s *Store) DeleteWebhook(ctx context.Context, p *Principal, id string) (Web
 // when it is disabled still completes). Setting the state it already has changes nothing and
 // records no event.
 func (s *Store) SetWebhookEnabled(ctx context.Context, p *Principal, id string, enabled bool) (Webhook, error) {
-	var r webhookRow
-	err := InTx(ctx, s.DB, func(tx *Tx) (err error) {
-		if r, err = findWebhook(ctx, tx, p.OrgID, id); err != nil {
-			return err
-		}
+	r, err := changeRow(ctx, s, p.Require(WebhooksWrite), p.OrgID, id, findWebhook, func(tx *Tx, r *webhookRow) (err error) {
 		if r.Enabled == enabled {
 			return nil
 		}
@@ -367,7 +375,14 @@ type attemptRow struct {
 // ListWebhookDeliveries returns a webhook's deliveries newest first (by id, which is
 // time-ordered), each with its attempts oldest first.
 func (s *Store) ListWebhookDeliveries(ctx context.Context, p *Principal, webhookID string, page PageQuery) (Page[WebhookDelivery], error) {
-	if _, err := findWebhook(ctx, s.DB, p.OrgID, webhookID); err != nil {
+	if err := p.Require(WebhooksRead); err != nil {
+		return Page[WebhookDelivery]{}, err
+	}
+	q, err := s.Reader(ctx)
+	if err != nil {
+		return Page[WebhookDelivery]{}, err
+	}
+	if _, err := findWebhook(ctx, q, p.OrgID, webhookID); err != nil {
 		return Page[WebhookDelivery]{}, err
 	}
 	where, args := `webhook_id = ?`, []any{webhookID}
@@ -376,7 +391,7 @@ func (s *Store) ListWebhookDeliveries(ctx context.Context, p *Principal, webhook
 		args = append(args, page.After)
 	}
 	var rows []deliveryRow
-	err := sqlx.SelectContext(ctx, s.DB, &rows, s.DB.Rebind(`SELECT id, webhook_id, event_id, event_type, state, attempts,
+	err = sqlx.SelectContext(ctx, q, &rows, q.Rebind(`SELECT id, webhook_id, event_id, event_type, state, attempts,
 		next_attempt_at, created_at, delivered_at FROM webhook_deliveries WHERE `+where+` ORDER BY id DESC LIMIT ?`),
 		append(args, page.Limit+1)...)
 	if err != nil {
@@ -408,7 +423,7 @@ func (s *Store) ListWebhookDeliveries(ctx context.Context, p *Principal, webhook
 		return Page[WebhookDelivery]{}, fmt.Errorf("list attempts: %w", err)
 	}
 	var attempts []attemptRow
-	if err := sqlx.SelectContext(ctx, s.DB, &attempts, s.DB.Rebind(query), qargs...); err != nil {
+	if err := sqlx.SelectContext(ctx, q, &attempts, q.Rebind(query), qargs...); err != nil {
 		return Page[WebhookDelivery]{}, fmt.Errorf("list attempts: %w", err)
 	}
 	for _, a := range attempts {

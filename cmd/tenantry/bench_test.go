@@ -631,8 +631,8 @@ func seedSmall(t *testing.T, path, keyFile string) (sample []string) {
 	_, partner := bootstrap(t, svc, keyFile)
 	const perTx = 100
 	for first := 0; first < smallOrgs; first += perTx {
-		err := tenants.InTx(ctx, db, func(tx *tenants.Tx) error {
-			ctx := tenants.WithTx(ctx, tx)
+		err := store.Work(ctx, func(u *tenants.Unit) error {
+			store, svc := store.In(u), svc.In(u)
 			for i := first; i < first+perTx; i++ {
 				org, err := store.CreateOrganization(ctx, partner, tenants.OrganizationInput{Name: fmt.Sprintf("Org %06d", i)})
 				if err != nil {
@@ -757,7 +757,11 @@ func seedBig(t *testing.T, path, keyFile string, orgs int) (sample []string, row
 				secretRows = append(secretRows, []any{hash[:], keyID, now})
 			}
 		}
-		err := tenants.InTx(ctx, db, func(tx *tenants.Tx) error {
+		err := svc.Work(ctx, func(u *tenants.Unit) error {
+			tx, err := u.Tx(ctx)
+			if err != nil {
+				return err
+			}
 			in := inserter{ctx, tx}
 			if err := in.insert("organizations", []string{"id", "partner_id", "is_owner", "name", "name_key", "issuer",
 				"client_id", "client_secret", "sso_domain", "sso_org_id", "api_version", "created_at", "updated_at"}, orgRows); err != nil {
@@ -779,7 +783,7 @@ func seedBig(t *testing.T, path, keyFile string, orgs int) (sample []string, row
 			if err := in.insert("api_key_secrets", []string{"hash", "key_id", "created_at"}, secretRows); err != nil {
 				return err
 			}
-			ctx := tenants.WithTx(ctx, tx)
+			svc := svc.In(u)
 			for _, m := range mints {
 				v, err := svc.MintUserKey(ctx, partner, m.org, m.user, false)
 				if err != nil {

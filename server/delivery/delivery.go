@@ -78,28 +78,23 @@ const (
 
 // WithDefaults returns c with every zero value replaced by its default.
 func (c Config) WithDefaults() Config {
-	if c.PollInterval <= 0 {
-		c.PollInterval = DefaultPollInterval
-	}
-	if c.BatchSize <= 0 {
-		c.BatchSize = DefaultBatchSize
-	}
-	if c.Timeout <= 0 {
-		c.Timeout = DefaultTimeout
-	}
-	if c.MaxAttempts <= 0 {
-		c.MaxAttempts = DefaultMaxAttempts
-	}
-	if c.BaseBackoff <= 0 {
-		c.BaseBackoff = DefaultBaseBackoff
-	}
-	if c.MaxBackoff <= 0 {
-		c.MaxBackoff = DefaultMaxBackoff
-	}
+	orDefault(&c.PollInterval, DefaultPollInterval)
+	orDefault(&c.BatchSize, DefaultBatchSize)
+	orDefault(&c.Timeout, DefaultTimeout)
+	orDefault(&c.MaxAttempts, DefaultMaxAttempts)
+	orDefault(&c.BaseBackoff, DefaultBaseBackoff)
+	orDefault(&c.MaxBackoff, DefaultMaxBackoff)
 	if c.MaxBackoff < c.BaseBackoff {
 		c.MaxBackoff = c.BaseBackoff
 	}
 	return c
+}
+
+// orDefault sets *v to def when it is zero or negative (unset).
+func orDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 // Guard is the endpoint guard c configures.
@@ -137,6 +132,7 @@ type Worker struct {
 	slots    chan struct{} // one per delivery in flight
 	inflight sync.WaitGroup
 	stop     chan struct{}
+	wake     chan struct{} // Wake: deliveries were queued, poll now
 	done     chan struct{}
 	start    sync.Once
 	stopOnce sync.Once
@@ -173,6 +169,7 @@ func New(db *sqlx.DB, log *slog.Logger, cfg Config) *Worker {
 		},
 		slots: make(chan struct{}, cfg.BatchSize),
 		stop:  make(chan struct{}),
+		wake:  make(chan struct{}, 1),
 		done:  make(chan struct{}),
 	}
 }
@@ -224,7 +221,17 @@ func (w *Worker) run() {
 		case <-w.stop:
 			return
 		case <-ticker.C:
+		case <-w.wake:
 		}
+	}
+}
+
+// Wake has the worker poll now rather than at its next tick: a transaction that queued
+// deliveries has committed (the server calls it from a commit hook). It never blocks.
+func (w *Worker) Wake() {
+	select {
+	case w.wake <- struct{}{}:
+	default: // a wake-up is pending already
 	}
 }
 
@@ -462,7 +469,7 @@ func (w *Worker) record(ctx context.Context, j job, o outcome) error {
 	if o.status != 0 {
 		status = o.status
 	}
-	return tenants.InTx(ctx, w.db, func(tx *tenants.Tx) error {
+	return tenants.Conn{DB: w.db}.Write(ctx, func(tx *tenants.Tx) error {
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO webhook_attempts (id, delivery_id, attempted_at, status_code, error, latency_ms)
 			VALUES (?, ?, ?, ?, ?, ?)`), tenants.NewID(), j.ID, o.at, status, o.err, o.latency.Milliseconds()); err != nil {
 			if tenants.IsForeignKeyViolation(err) {

@@ -23,6 +23,7 @@ import (
 	"github.com/tenantry/tenantry/keys"
 	"github.com/tenantry/tenantry/migrations"
 	"github.com/tenantry/tenantry/server/delivery"
+	"github.com/tenantry/tenantry/server/servertest"
 	"github.com/tenantry/tenantry/tenants"
 )
 
@@ -67,7 +68,7 @@ func (o *outbox) events(n int) []string {
 	o.t.Helper()
 	var ids []string
 	for i := range n {
-		err := tenants.InTx(context.Background(), o.db, func(tx *tenants.Tx) error {
+		err := tenants.Conn{DB: o.db}.Write(context.Background(), func(tx *tenants.Tx) error {
 			return tenants.RecordEvent(context.Background(), tx, nil, o.partnerID, o.orgID, "dataset.created", map[string]any{"n": i})
 		})
 		if err != nil {
@@ -124,17 +125,6 @@ func (s *sink) counts() (distinct, total int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.byID), s.total
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func fast(allowPrivate bool) delivery.Config {
@@ -245,7 +235,7 @@ func TestDeliveryConnectTimeGuard(t *testing.T) {
 	w := delivery.New(o.db, nil, fast(false))
 	w.Start()
 	defer w.Stop()
-	waitFor(t, 10*time.Second, "both deliveries fail for good", func() bool {
+	servertest.Eventually(t, 10*time.Second, "both deliveries fail for good", func() bool {
 		d := o.deliveries()
 		return len(d) == 2 && d[0].State == "failed" && d[1].State == "failed"
 	})
@@ -319,7 +309,7 @@ func TestDeliveryWorkersClaimExclusively(t *testing.T) {
 		w.Start()
 		workers = append(workers, w)
 	}
-	waitFor(t, 20*time.Second, "every delivery arrives", func() bool { d, _ := s.counts(); return d == n })
+	servertest.Eventually(t, 20*time.Second, "every delivery arrives", func() bool { d, _ := s.counts(); return d == n })
 	for _, w := range workers {
 		w.Stop()
 	}
@@ -353,7 +343,7 @@ func TestDeliveryLeaseExpiry(t *testing.T) {
 	if _, total := s.counts(); total != 0 {
 		t.Fatalf("a leased delivery was sent before its lease expired")
 	}
-	waitFor(t, 5*time.Second, "the delivery is sent once the lease expires", func() bool { _, total := s.counts(); return total == 1 })
+	servertest.Eventually(t, 5*time.Second, "the delivery is sent once the lease expires", func() bool { _, total := s.counts(); return total == 1 })
 	if time.Now().Before(expires) {
 		t.Fatalf("sent before the lease expired")
 	}
@@ -368,7 +358,7 @@ func TestDeliveryStopFinishesInFlight(t *testing.T) {
 	o.events(1)
 	w := delivery.New(o.db, nil, fast(true))
 	w.Start()
-	waitFor(t, 5*time.Second, "the attempt starts", func() bool {
+	servertest.Eventually(t, 5*time.Second, "the attempt starts", func() bool {
 		var locked int
 		o.db.Get(&locked, `SELECT COUNT(*) FROM webhook_deliveries WHERE locked_until IS NOT NULL`)
 		return locked == 1
@@ -459,7 +449,7 @@ func TestDeliveryTimeoutAndLargeAnswers(t *testing.T) {
 	w := delivery.New(o.db, nil, cfg)
 	w.Start()
 	defer w.Stop()
-	waitFor(t, 5*time.Second, "delivered on the second attempt", func() bool {
+	servertest.Eventually(t, 5*time.Second, "delivered on the second attempt", func() bool {
 		d := o.deliveries()
 		return d[0].State == "delivered"
 	})

@@ -40,6 +40,9 @@ func Spec(t testing.TB) *openapi3.T {
 		openapi3.DefineStringFormatValidator("uuid", openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForUUIDOfRFC9562))
 		// kin-openapi checks no uri format of its own: an absolute RFC 3986 URI, ASCII only.
 		openapi3.DefineStringFormatValidator("uri", openapi3.NewCallbackValidator(checkURI))
+		// The reference page and its renderer are text; their bodies are checked as strings.
+		openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.FileBodyDecoder)
+		openapi3filter.RegisterBodyDecoder("text/javascript", openapi3filter.FileBodyDecoder)
 		loader := openapi3.NewLoader()
 		spec, specErr = loader.LoadFromData(tenantry.Spec)
 		if specErr == nil {
