@@ -1,13 +1,23 @@
-# Tenantry: `make run` starts a server on 127.0.0.1:8080; `make test` runs everything CI runs.
+# Tenantry: `make run` starts a server (on 127.0.0.1:8080 by default); `make test` runs everything
+# CI runs.
 export CGO_ENABLED := 1
+
+# `make run ADDR=127.0.0.1:9090 DATABASE=./data/other.db`: each is passed to serve as its flag
+# only when given (on make's command line or in the environment), so that otherwise
+# TENANTRY_ADDR and TENANTRY_DATABASE apply, and then the program's defaults. ADDR wins over
+# TENANTRY_ADDR, as a flag wins over its variable.
+ADDR ?=
+DATABASE ?=
 
 .PHONY: build run test test-sqlite test-postgres bench lint
 
 build:
 	go build -o bin/tenantry ./cmd/tenantry
 
-run: build
-	./bin/tenantry serve --addr 127.0.0.1:8080 --database ./data/tenantry.db
+run:
+	@echo "== building bin/tenantry: the first build compiles SQLite (cgo), which takes minutes on 2 cores; later builds take seconds"
+	@$(MAKE) --no-print-directory build
+	./bin/tenantry serve$(if $(ADDR), --addr $(ADDR))$(if $(DATABASE), --database $(DATABASE))
 
 # The whole suite: formatting, vet, then every test against SQLite and, when
 # TENANTRY_TEST_POSTGRES_URL names a PostgreSQL database, again against PostgreSQL (each

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -123,10 +124,13 @@ func unmarshalStrict(body []byte, dst any) error {
 	case errors.As(err, &typ):
 		return tenants.FieldError(typ.Field, "must be "+jsonType(typ.Type.Kind().String()))
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		// The decoder stops at the first; the walk names them all, when the body is JSON to
+		// its end (else the first is all there is to say).
+		if err := checkFieldNames(body, reflect.TypeOf(dst)); err != nil {
+			return err
+		}
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return newAPIError(http.StatusBadRequest, "unknown_field",
-			"The request body has a field this endpoint does not accept: %q.", field).
-			with("field", field)
+		return errUnknownFields([]unknownField{{name: field}})
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return newAPIError(http.StatusBadRequest, "malformed_json", "The request body is not valid JSON: it ends too early.")
 	default:
@@ -150,55 +154,166 @@ func jsonType(kind string) string {
 	}
 }
 
-// checkFieldNames refuses, in a body that decoded, any object key that is not exactly a field
-// name of the struct it fills (400 unknown_field), and any key given twice (400
-// duplicate_field). Maps (such as a connection's configuration) are free-form.
+// checkFieldNames refuses, in a body that decoded, the object keys that are not exactly a field
+// name of the struct they fill (400 unknown_field, naming every one, at any depth, with the
+// nearest field name when one is close), and else a key given twice (400 duplicate_field).
+// Maps (such as a connection's configuration) are free-form.
 func checkFieldNames(raw []byte, t reflect.Type) error {
+	var w fieldWalk
+	w.walk(raw, t, "")
+	switch {
+	case len(w.unknown) > 0:
+		return errUnknownFields(w.unknown)
+	case w.duplicate != "":
+		return newAPIError(http.StatusBadRequest, "duplicate_field", "The request body gives field %q more than once.", w.duplicate).
+			with("field", w.duplicate)
+	}
+	return nil
+}
+
+// unknownField is a key of the body that names no field: its path (parent.name for a nested
+// one) and the nearest field name, if one is close.
+type unknownField struct{ name, suggestion string }
+
+type fieldWalk struct {
+	unknown   []unknownField
+	duplicate string // the first key given twice
+}
+
+// maxUnknownFields bounds what one refusal lists.
+const maxUnknownFields = 20
+
+func (w *fieldWalk) walk(raw []byte, t reflect.Type, prefix string) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	if t.Kind() != reflect.Struct || len(raw) == 0 || raw[0] != '{' {
-		return nil
+		return
 	}
 	fields := map[string]reflect.Type{}
+	var names []string
 	for i := range t.NumField() {
 		f := t.Field(i)
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if name != "" && name != "-" {
 			fields[name] = f.Type
+			names = append(names, name)
 		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if _, err := dec.Token(); err != nil {
-		return nil // cannot happen: the body decoded already
+		return // cannot happen: the body decoded already
 	}
 	seen := map[string]bool{}
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return nil
+			return
 		}
 		key, _ := tok.(string)
 		ft, ok := fields[key]
-		if !ok {
-			return newAPIError(http.StatusBadRequest, "unknown_field",
-				"The request body has a field this endpoint does not accept: %q (field names are case-sensitive).", key).
-				with("field", key)
+		if !ok && len(w.unknown) < maxUnknownFields {
+			w.unknown = append(w.unknown, unknownField{name: prefix + key, suggestion: nearest(key, names)})
 		}
-		if seen[key] {
-			return newAPIError(http.StatusBadRequest, "duplicate_field", "The request body gives field %q more than once.", key).
-				with("field", key)
+		if ok && seen[key] && w.duplicate == "" {
+			w.duplicate = prefix + key
 		}
 		seen[key] = true
 		var value json.RawMessage
 		if err := dec.Decode(&value); err != nil {
-			return nil
+			return
 		}
-		if err := checkFieldNames(bytes.TrimSpace(value), ft); err != nil {
-			return err
+		if ok {
+			w.walk(bytes.TrimSpace(value), ft, prefix+key+".")
 		}
 	}
-	return nil
+}
+
+// errUnknownFields is the refusal of a body's unknown fields: the message names each, with
+// the nearest field name when one is close ("nmae": did you mean "name"?); metadata has the
+// first as field (as before there was one), all of them as fields, and the suggestions.
+func errUnknownFields(unknown []unknownField) *apiError {
+	var b strings.Builder
+	names := make([]string, len(unknown))
+	suggestions := map[string]any{}
+	caseOnly := false
+	for i, u := range unknown {
+		names[i] = u.name
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%q", u.name)
+		if u.suggestion != "" {
+			fmt.Fprintf(&b, " (did you mean %q?)", u.suggestion)
+			suggestions[u.name] = u.suggestion
+			_, last, _ := cutLast(u.name)
+			caseOnly = caseOnly || strings.EqualFold(last, u.suggestion)
+		}
+	}
+	msg := "The request body has a field this endpoint does not accept: "
+	if len(unknown) > 1 {
+		msg = "The request body has fields this endpoint does not accept: "
+	}
+	msg += b.String() + "."
+	if caseOnly {
+		msg += " Field names are case-sensitive."
+	}
+	e := newAPIError(http.StatusBadRequest, "unknown_field", "%s", msg).with("field", names[0]).with("fields", names)
+	if len(suggestions) > 0 {
+		e.with("suggestions", suggestions)
+	}
+	return e
+}
+
+// cutLast splits a dotted path before its last name.
+func cutLast(path string) (parent, name string, nested bool) {
+	if i := strings.LastIndexByte(path, '.'); i >= 0 {
+		return path[:i], path[i+1:], true
+	}
+	return "", path, false
+}
+
+// nearest is the field name closest to key (fewest edits, case ignored, a swap of two
+// neighbours counting as one), if it is close: at most 2 edits, and fewer than half of key.
+func nearest(key string, names []string) string {
+	best, bestDist := "", 3
+	for _, name := range names {
+		d := editDistance(strings.ToLower(key), strings.ToLower(name))
+		if d < bestDist && 2*d < max(len([]rune(key)), 2) || d == 0 {
+			best, bestDist = name, d
+		}
+	}
+	return best
+}
+
+// editDistance is the optimal string alignment distance of a and b (Levenshtein with swaps of
+// neighbours), on runes. Keys are short, and compared with a struct's few field names.
+func editDistance(a, b string) int {
+	x, y := []rune(a), []rune(b)
+	if len(x) > 64 || len(y) > 64 {
+		return 64 // not a typo of a field name
+	}
+	prev2 := make([]int, len(y)+1)
+	prev := make([]int, len(y)+1)
+	cur := make([]int, len(y)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(x); i++ {
+		cur[0] = i
+		for j := 1; j <= len(y); j++ {
+			cost := 1
+			if x[i-1] == y[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && x[i-1] == y[j-2] && x[i-2] == y[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(y)]
 }
 
 // jsonMember is one member of a JSON object, its value as written.

@@ -110,7 +110,8 @@ func (s *Server) writeError(c *gin.Context, err error) {
 		}
 		c.Header("WWW-Authenticate", challenge)
 	}
-	c.AbortWithStatusJSON(body.Status, body)
+	c.Abort()
+	writeJSON(c, body.Status, body)
 }
 
 // logPanic records a recovered panic; the response is a plain internal error.

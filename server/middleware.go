@@ -154,10 +154,10 @@ func (s *Server) authenticate(c *gin.Context) {
 		s.metrics.authOK.Inc()
 		if s.perKey != nil {
 			ok, remaining, reset := s.perKey.take(p.KeyID, now)
-			setRateHeaders(c, s.perKey.burst, remaining, reset)
+			wait := s.perKey.retryAfter()
+			s.perKey.setRateHeaders(c, remaining, reset, wait)
 			if !ok {
 				s.metrics.rateLimited.WithLabelValues("credential").Inc()
-				wait := max(time.Second, time.Duration(float64(time.Second)/float64(s.perKey.perSec)))
 				c.Header("Retry-After", strconv.Itoa(int(wait.Seconds())))
 				c.Set(ctxPrincipal, p) // the 429 is served at the credential's version
 				s.writeError(c, errRateLimited(wait, "with this credential"))

@@ -29,6 +29,8 @@ type limiters struct {
 	burst   int
 	buckets map[string]*bucket
 	swept   time.Time
+	policy  []string // the RateLimit-Policy field, the same on every response (shared, never changed)
+	limit   []string // the RateLimit-Limit field, the burst (shared, never changed)
 }
 
 type bucket struct {
@@ -40,7 +42,23 @@ func newLimiters(perSecond float64, burst int) *limiters {
 	if perSecond <= 0 {
 		return nil // no limit
 	}
-	return &limiters{perSec: rate.Limit(perSecond), burst: burst, buckets: map[string]*bucket{}, swept: time.Now()}
+	return &limiters{perSec: rate.Limit(perSecond), burst: burst, buckets: map[string]*bucket{}, swept: time.Now(),
+		policy: []string{ratePolicy(perSecond, burst)}, limit: []string{strconv.Itoa(burst)}}
+}
+
+// The RateLimit-Policy and RateLimit fields follow draft-ietf-httpapi-ratelimit-headers-11
+// (May 2026, the draft's latest); RateLimit-Limit, -Remaining and -Reset are those of its
+// draft 06, which clients still read.
+
+// ratePolicy is the RateLimit-Policy of a token bucket: its rate as a quota q per window w of
+// whole seconds (100 a second: q=100;w=1; one every 4 s: q=1;w=4), and the bucket's size as
+// tenantry-burst (the draft's vendor-prefixed parameter), the requests that may come at once.
+func ratePolicy(perSecond float64, burst int) string {
+	q, w := int(math.Floor(perSecond)), 1
+	if perSecond < 1 {
+		q, w = 1, int(math.Ceil(1/perSecond))
+	}
+	return `"credential";q=` + strconv.Itoa(q) + ";w=" + strconv.Itoa(w) + ";tenantry-burst=" + strconv.Itoa(burst)
 }
 
 // maxBuckets bounds a limiter's memory: past it, idle buckets are swept at once.
@@ -87,11 +105,35 @@ func (l *limiters) exhausted(name string, now time.Time) bool {
 	return ok && b.lim.TokensAt(now) < 1
 }
 
-// setRateHeaders announces a credential's limit (draft-ietf-httpapi-ratelimit-headers).
-func setRateHeaders(c *gin.Context, limit, remaining int, reset time.Duration) {
-	setHeader(c, "Ratelimit-Limit", strconv.Itoa(limit))
-	setHeader(c, "Ratelimit-Remaining", strconv.Itoa(remaining))
-	setHeader(c, "Ratelimit-Reset", strconv.Itoa(int(math.Ceil(reset.Seconds()))))
+// setRateHeaders announces where a credential stands, in draft 11's fields and draft 06's:
+// RateLimit-Policy, and RateLimit with r, the requests it may make now, and t, the seconds
+// until its bucket is full again or, with none left, until the next request is allowed (the
+// 429's Retry-After: the draft wants Retry-After no earlier than the end of t). The draft-06
+// fields say the same in their terms: RateLimit-Limit is the burst, -Remaining r, -Reset the
+// seconds until full.
+func (l *limiters) setRateHeaders(c *gin.Context, remaining int, reset, retry time.Duration) {
+	t := int(math.Ceil(reset.Seconds()))
+	window := t
+	if remaining == 0 {
+		window = int(math.Ceil(retry.Seconds()))
+	}
+	// This runs on every request: the constant fields are shared, the others share one array.
+	r := strconv.Itoa(remaining)
+	var b [64]byte
+	rl := append(append(append(append(b[:0], `"credential";r=`...), r...), ";t="...), strconv.Itoa(window)...)
+	vals := []string{string(rl), r, strconv.Itoa(t)}
+	h := c.Writer.Header()
+	h["Ratelimit-Policy"] = l.policy
+	h["Ratelimit"] = vals[0:1:1]
+	h["Ratelimit-Limit"] = l.limit
+	h["Ratelimit-Remaining"] = vals[1:2:2]
+	h["Ratelimit-Reset"] = vals[2:3:3]
+}
+
+// retryAfter is how long a refused credential waits for its next request: the time for one
+// token, and at least a second (Retry-After counts whole seconds).
+func (l *limiters) retryAfter() time.Duration {
+	return max(time.Second, time.Duration(float64(time.Second)/float64(l.perSec)))
 }
 
 func errRateLimited(wait time.Duration, what string) *apiError {

@@ -399,7 +399,7 @@ func writeData(c *gin.Context, status int, v any) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(status, envelope{Data: v})
+	writeJSON(c, status, envelope{Data: v})
 	return nil
 }
 
@@ -425,7 +425,7 @@ func writeList[T any](c *gin.Context, page tenants.Page[T]) error {
 	if err != nil {
 		return err
 	}
-	c.JSON(http.StatusOK, listEnvelope{Data: items, Pagination: pagination{NextPageToken: page.Next}})
+	writeJSON(c, http.StatusOK, listEnvelope{Data: items, Pagination: pagination{NextPageToken: page.Next}})
 	return nil
 }
 

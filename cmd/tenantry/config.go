@@ -153,6 +153,12 @@ func declare[T any](cl *commandLine, define func(*T, string, T, string), parse f
 	}
 }
 
+// argument declares a flag that is one command's argument (a name, an id), not a setting: it has
+// no variable, and its help says so.
+func (cl *commandLine) argument(name, def, help string) *string {
+	return cl.fs.String(name, def, help+" (a flag only: no variable)")
+}
+
 func (cl *commandLine) string(p *string, name, def, help string) {
 	declare(cl, cl.fs.StringVar, func(v string) (string, error) { return v, nil }, p, name, def, help)
 }

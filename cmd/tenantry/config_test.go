@@ -70,7 +70,7 @@ func TestSettings(t *testing.T) {
 	t.Parallel()
 	parse := func(env map[string]string, args ...string) (*commandLine, string, error) {
 		var out bytes.Buffer
-		m := &Main{Stderr: &out, Getenv: func(k string) string { return env[k] }}
+		m := &Main{Stdout: &out, Stderr: &out, Getenv: func(k string) string { return env[k] }}
 		cl := m.commandLine("serve", allSettings)
 		err := m.parse(cl, args)
 		return cl, out.String(), err
@@ -99,7 +99,7 @@ func TestSettings(t *testing.T) {
 		t.Errorf("a malformed flag: %v\n%s", err, out)
 	}
 	_, out, err := parse(map[string]string{"TENANTRY_METRICS_TOKEN": "metrics-token-in-env", "TENANTRY_ADDR": "127.0.0.1:1"}, "-h")
-	if !errors.Is(err, errUsage) || strings.Contains(out, "metrics-token-in-env") || strings.Contains(out, "127.0.0.1:1") ||
+	if !errors.Is(err, errHelp) || strings.Contains(out, "metrics-token-in-env") || strings.Contains(out, "127.0.0.1:1") ||
 		!strings.Contains(out, "TENANTRY_METRICS_TOKEN") || !strings.Contains(out, `(default "127.0.0.1:8080")`) {
 		t.Errorf("-h: %v\n%s", err, out)
 	}

@@ -14,7 +14,11 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -25,25 +29,111 @@ import (
 	"github.com/tenantry/tenantry/tenants"
 )
 
-const usage = `Usage:
-  tenantry serve [--addr HOST:PORT] [--database PATH] [--bootstrap-key-file PATH]
-  tenantry migrate [--database PATH]
-  tenantry partner create --name NAME [--database PATH]
-  tenantry partner issue-key --partner-id ID [--name NAME] [--database PATH]
-  tenantry signing-key rotate [--database PATH] [--secret-key-file PATH]
-  tenantry secret-key generate --secret-key-file PATH
-  tenantry secret-key rotate --secret-key-file PATH [--database PATH]
-  tenantry export [--database PATH] > dump.jsonl
-  tenantry import [--database URL] < dump.jsonl
+// A command of the program: its name (one word, or a group and a word), its arguments as the
+// help shows them, what it does in one line, and how it runs. The help, the dispatch and the
+// README's command table (TestREADMEListsEveryCommand) all come from this one list.
+type command struct {
+	name, args, summary string
+	run                 func(m *Main, ctx context.Context, args []string) error
+}
 
-Every command takes --log-format json|text. Every setting is a flag and a variable
-(--secret-key-file is TENANTRY_SECRET_KEY_FILE); the flag wins. tenantry serve -h lists them.
-`
+var commands []command
+
+// init sets commands, whose help refers back to commands.
+func init() {
+	commands = []command{
+		{"serve", "[--addr HOST:PORT] [--database PATH] [--bootstrap-key-file PATH] [flags]",
+			"migrate the database and serve the API", (*Main).serve},
+		{"migrate", "[--database PATH]", "apply the database migrations and exit", (*Main).migrate},
+		{"partner create", "--name NAME [--database PATH]",
+			"create a partner with its owner organization; prints the new partner key alone on stdout", (*Main).createPartner},
+		{"partner issue-key", "--partner-id ID [--name NAME] [--database PATH]",
+			"give an existing partner a new partner key (printed alone on stdout)", (*Main).issuePartnerKey},
+		{"signing-key rotate", "[--database PATH] [--secret-key-file PATH]",
+			"add a new token signing key; older ones verify until their tokens expire", (*Main).rotateSigningKey},
+		{"secret-key generate", "--secret-key-file PATH", "write a new secret key file (never overwrites one)",
+			func(m *Main, _ context.Context, args []string) error { return m.generateSecretKey(args) }},
+		{"secret-key rotate", "--secret-key-file PATH [--database PATH]",
+			"put a new key first in the secret key file and seal every stored secret with it", (*Main).rotateSecretKey},
+		{"export", "[--database PATH] > dump.jsonl", "write the whole database to stdout as JSON lines", (*Main).export},
+		{"import", "[--database URL] < dump.jsonl", "load a dump from stdin into a new database", (*Main).importDump},
+		{"version", "", "print this program's version and the API versions it serves",
+			func(m *Main, _ context.Context, args []string) error { return m.version(args) }},
+		{"help", "[COMMAND]", "print this list, or the subcommands of a COMMAND such as partner",
+			func(m *Main, _ context.Context, args []string) error { return m.help(args) }},
+	}
+}
+
+// usage writes the list of commands, or those of group ("partner", say) when it is one.
+func usage(w io.Writer, group string) {
+	if group == "" {
+		fmt.Fprint(w, "tenantry is the Tenantry API server and its administration commands.\n\nUsage: tenantry COMMAND [flags]\n\nCommands:\n")
+	} else {
+		fmt.Fprintf(w, "Usage: tenantry %s SUBCOMMAND [flags]\n\nSubcommands:\n", group)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, c := range commands {
+		if group == "" || strings.HasPrefix(c.name, group+" ") {
+			fmt.Fprintf(tw, "  %s\t%s\n", c.name, c.summary)
+		}
+	}
+	tw.Flush()
+	fmt.Fprint(w, `
+tenantry COMMAND -h lists the command's flags. Every setting is a flag and a variable, TENANTRY_
+and the flag's name in capitals, dashes as underscores (--secret-key-file is
+TENANTRY_SECRET_KEY_FILE); the flag wins over the variable, which wins over the default.
+`)
+}
+
+// isGroup reports whether name is the first word of commands of two words (partner, ...).
+func isGroup(name string) bool {
+	for _, c := range commands {
+		if strings.HasPrefix(c.name, name+" ") {
+			return true
+		}
+	}
+	return false
+}
+
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help"
+}
+
+func (m *Main) help(args []string) error {
+	switch {
+	case len(args) == 0 || len(args) == 1 && isHelp(args[0]):
+		usage(m.Stdout, "")
+	case len(args) == 1 && isGroup(args[0]):
+		usage(m.Stdout, args[0])
+	case len(args) >= 1 && findCommand(args) != nil:
+		return findCommand(args).run(m, context.Background(), []string{"-h"})
+	default:
+		fmt.Fprintf(m.Stderr, "tenantry help: unknown command %q\n", strings.Join(args, " "))
+		usage(m.Stderr, "")
+		return errUsage
+	}
+	return nil
+}
+
+// findCommand is the command args begin with, or nil.
+func findCommand(args []string) *command {
+	for i := range commands {
+		c := &commands[i]
+		group, sub, two := strings.Cut(c.name, " ")
+		if !two && args[0] == c.name || two && args[0] == group && len(args) > 1 && args[1] == sub {
+			return c
+		}
+	}
+	return nil
+}
 
 const bootstrapName = "Bootstrap partner"
 
 // errUsage marks a mistake in the command line (exit status 2).
 var errUsage = errors.New("usage")
+
+// errHelp stops a command whose help was asked for (-h): Run returns nil (exit status 0).
+var errHelp = errors.New("help")
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -81,37 +171,42 @@ type Main struct {
 }
 
 // Run executes one command. For serve it returns once the server is listening; Close stops it.
+// Asking for help (-h, --help, help) is not an error.
 func (m *Main) Run(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		fmt.Fprint(m.Stderr, usage)
-		return errUsage
-	}
-	switch cmd, rest := args[0], args[1:]; {
-	case cmd == "serve":
-		return m.serve(ctx, rest)
-	case cmd == "migrate":
-		return m.migrate(ctx, rest)
-	case cmd == "partner" && len(rest) > 0 && rest[0] == "create":
-		return m.createPartner(ctx, rest[1:])
-	case cmd == "partner" && len(rest) > 0 && rest[0] == "issue-key":
-		return m.issuePartnerKey(ctx, rest[1:])
-	case cmd == "signing-key" && len(rest) > 0 && rest[0] == "rotate":
-		return m.rotateSigningKey(ctx, rest[1:])
-	case cmd == "secret-key" && len(rest) > 0 && rest[0] == "generate":
-		return m.generateSecretKey(rest[1:])
-	case cmd == "secret-key" && len(rest) > 0 && rest[0] == "rotate":
-		return m.rotateSecretKey(ctx, rest[1:])
-	case cmd == "export":
-		return m.export(ctx, rest)
-	case cmd == "import":
-		return m.importDump(ctx, rest)
-	case cmd == "help" || cmd == "-h" || cmd == "--help":
-		fmt.Fprint(m.Stdout, usage)
+	err := m.run(ctx, args)
+	if errors.Is(err, errHelp) {
 		return nil
-	default:
-		fmt.Fprintf(m.Stderr, "unknown command %q\n%s", args[0], usage)
+	}
+	return err
+}
+
+func (m *Main) run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		usage(m.Stderr, "")
 		return errUsage
 	}
+	if isHelp(args[0]) {
+		return m.help(args[1:])
+	}
+	if c := findCommand(args); c != nil {
+		return c.run(m, ctx, args[len(strings.Fields(c.name)):])
+	}
+	if isGroup(args[0]) {
+		if len(args) > 1 && isHelp(args[1]) {
+			usage(m.Stdout, args[0])
+			return nil
+		}
+		if len(args) > 1 {
+			fmt.Fprintf(m.Stderr, "unknown command %q\n", args[0]+" "+args[1])
+		} else {
+			fmt.Fprintf(m.Stderr, "tenantry %s needs a subcommand\n", args[0])
+		}
+		usage(m.Stderr, args[0])
+		return errUsage
+	}
+	fmt.Fprintf(m.Stderr, "unknown command %q\n", args[0])
+	usage(m.Stderr, "")
+	return errUsage
 }
 
 // Addr is the address the server listens on (useful with port 0).
@@ -149,6 +244,14 @@ func (m *Main) Close() error {
 func (m *Main) commandLine(name string, groups group) *commandLine {
 	fs := flag.NewFlagSet("tenantry "+name, flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
+	fs.Usage = func() {
+		for _, c := range commands {
+			if c.name == name {
+				fmt.Fprintf(fs.Output(), "Usage: tenantry %s\n\n%s.\n\nFlags:\n", strings.TrimSpace(name+" "+c.args), strings.ToUpper(c.summary[:1])+c.summary[1:])
+			}
+		}
+		fs.PrintDefaults()
+	}
 	cl := &commandLine{fs: fs, getenv: func(string) string { return "" }}
 	if m.Getenv != nil {
 		cl.getenv = m.Getenv
@@ -161,11 +264,21 @@ func (m *Main) commandLine(name string, groups group) *commandLine {
 // (exit status 1), and a malformed flag, a stray argument or a required flag left empty as a
 // usage error. Then the command logs in the format chosen.
 func (m *Main) parse(cl *commandLine, args []string, required ...string) error {
+	// The help goes to stdout and is no error; a mistake's message, and the help, to stderr.
+	fs := cl.fs
+	var out strings.Builder
+	fs.SetOutput(&out)
+	err := fs.Parse(args)
+	fs.SetOutput(m.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		io.WriteString(m.Stdout, out.String())
+		return errHelp
+	}
 	if cl.err != nil {
 		return fmt.Errorf("configuration: %w", cl.err)
 	}
-	fs := cl.fs
-	if err := fs.Parse(args); err != nil {
+	if err != nil {
+		io.WriteString(m.Stderr, out.String())
 		return errUsage
 	}
 	if fs.NArg() > 0 {
@@ -312,7 +425,7 @@ func (m *Main) migrate(ctx context.Context, args []string) error {
 // createPartner prints the new partner key alone on stdout so scripts can capture it.
 func (m *Main) createPartner(ctx context.Context, args []string) error {
 	cl := m.commandLine("partner create", databaseSettings)
-	name := cl.fs.String("name", "", "the partner's name (required)")
+	name := cl.argument("name", "", "the partner's name; required")
 	return m.onDatabase(ctx, cl, args, []string{"name"}, func(db *sqlx.DB) error {
 		// The key is printed before the partner is committed: if stdout fails, nothing is created.
 		p, err := keys.NewService(db).CreatePartner(ctx, *name, m.printKey)
@@ -339,8 +452,8 @@ func (m *Main) printKey(value string) error {
 // that lost its keys back in. The key alone goes to stdout.
 func (m *Main) issuePartnerKey(ctx context.Context, args []string) error {
 	cl := m.commandLine("partner issue-key", databaseSettings)
-	partnerID := cl.fs.String("partner-id", "", "the partner's id (required)")
-	name := cl.fs.String("name", "issued-by-operator", "the new key's name")
+	partnerID := cl.argument("partner-id", "", "the partner's id; required")
+	name := cl.argument("name", "issued-by-operator", "the new key's name")
 	return m.onDatabase(ctx, cl, args, []string{"partner-id"}, func(db *sqlx.DB) error {
 		if err := keys.NewService(db).IssuePartnerKey(ctx, *partnerID, *name, m.printKey); err != nil {
 			return err
@@ -457,6 +570,42 @@ func (m *Main) importDump(ctx context.Context, args []string) error {
 		}
 		return err
 	})
+}
+
+// Version is this program's version: set at build time with -ldflags "-X main.Version=v1.2.3",
+// else the module's version as go build recorded it, with the commit it was built from.
+var Version = ""
+
+// version prints the program's version and the API versions (X-Polytomic-Version) it serves.
+func (m *Main) version(args []string) error {
+	cl := m.commandLine("version", 0)
+	if err := m.parse(cl, args); err != nil {
+		return err
+	}
+	v, commit, goVersion := Version, "", runtime.Version()
+	if info, ok := debug.ReadBuildInfo(); ok {
+		if v == "" {
+			v = info.Main.Version
+		}
+		for _, s := range info.Settings {
+			switch {
+			case s.Key == "vcs.revision":
+				commit = s.Value
+			case s.Key == "vcs.modified" && s.Value == "true":
+				commit += ", modified"
+			}
+		}
+	}
+	if v == "" {
+		v = "(devel)"
+	}
+	if commit != "" {
+		v += " (commit " + commit + ")"
+	}
+	fmt.Fprintf(m.Stdout, "tenantry %s, built with %s\n", v, goVersion)
+	fmt.Fprintf(m.Stdout, "API versions (X-Polytomic-Version): %s; the newest, %s, is the default\n",
+		strings.Join(tenants.Versions, ", "), tenants.LatestVersion)
+	return nil
 }
 
 // redact drops the password from a database URL before it is logged.

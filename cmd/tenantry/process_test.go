@@ -57,7 +57,14 @@ type process struct {
 // this process's) and waits until it listens.
 func startProcess(t *testing.T, env map[string]string, args ...string) *process {
 	t.Helper()
+	return startProcessIn(t, "", env, args...)
+}
+
+// startProcessIn is startProcess with dir as the working directory ("": this process's).
+func startProcessIn(t *testing.T, dir string, env map[string]string, args ...string) *process {
+	t.Helper()
 	cmd := exec.Command(binary(t), append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "TENANTRY_RATE_LIMIT=-1", "TENANTRY_AUTH_FAILURE_LIMIT=-1") // load tests: no limits
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)

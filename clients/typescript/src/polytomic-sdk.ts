@@ -1,0 +1,68 @@
+// The partner workflow with Polytomic's official TypeScript SDK (npm polytomic), pointed at
+// Tenantry: environment is the server's base URL (the SDK adds /api/...), token the key it
+// sends as Authorization: Bearer. Compatibility is the product's first promise: a shape the
+// SDK expects and the server does not give fails here.
+import polytomic from "polytomic";
+import { baseUrl, check, partnerKey } from "./check.js";
+
+const { PolytomicClient } = polytomic;
+// No version: the SDK then sends no X-Polytomic-Version, and each organization's pinned one applies.
+const client = (token: string) => new PolytomicClient({ environment: baseUrl, token });
+const partner = client(partnerKey);
+
+const me = await partner.identity.get();
+check(me.data?.is_partner === true, "partner identity", me);
+
+const org = await partner.organization.create({ name: "Polytomic SDK Inc", sso_domain: "sdk.test" });
+const orgId = org.data?.id;
+check(orgId !== undefined && org.data?.name === "Polytomic SDK Inc", "create organization", org);
+const got = await partner.organization.get(orgId);
+check(got.data?.sso_domain === "sdk.test", "get organization", got);
+const renamed = await partner.organization.update(orgId, { name: "Polytomic SDK Ltd", sso_domain: "sdk.test" });
+check(renamed.data?.name === "Polytomic SDK Ltd", "update organization", renamed);
+const orgs = await partner.organization.list();
+check(orgs.data?.some((o) => o.id === orgId && o.name === "Polytomic SDK Ltd") === true, "list organizations", orgs);
+
+const user = await partner.users.create(orgId, { email: "root@sdk.test", role: "admin" });
+const userId = user.data?.id;
+check(userId !== undefined && user.data?.organization_id === orgId && user.data.role === "admin", "create user", user);
+
+const key = await partner.users.createApiKey(orgId, userId, { force: true });
+const userKey = key.data?.value;
+check(userKey !== undefined && userKey.startsWith("tuk_"), "mint the user's key", key);
+
+const who = await client(userKey).identity.get();
+check(who.data?.email === "root@sdk.test" && who.data.organization_id === orgId && who.data.is_user === true, "user identity", who);
+
+const updated = await partner.users.update(userId, orgId, { email: "admin@sdk.test", role: "user" });
+check(updated.data?.email === "admin@sdk.test" && updated.data.role === "user", "update user", updated);
+const fetched = await partner.users.get(userId, orgId);
+check(fetched.data?.email === "admin@sdk.test", "get user", fetched);
+const listed = await partner.users.list(orgId);
+check(listed.data?.length === 1 && listed.data[0]?.email === "admin@sdk.test", "list users", listed);
+
+const removed = await partner.users.remove(userId, orgId);
+check(removed.data?.id === userId, "remove user", removed);
+
+// The removed user's key is refused: 401, which the SDK raises as its UnauthorizedError.
+try {
+  await client(userKey).identity.get({ maxRetries: 0 });
+  check(false, "the removed user's key still works");
+} catch (err) {
+  // The SDK types a 401's body as RestErrResponse ({code, error, status: string, context}),
+  // unlike its other errors' ApiError; Tenantry sends the one shape of every error.
+  check(err instanceof polytomic.Polytomic.UnauthorizedError && err.statusCode === 401, "the removed user's key: a 401", String(err));
+}
+
+await partner.organization.remove(orgId);
+try {
+  await partner.organization.get(orgId, { maxRetries: 0 });
+  check(false, "the removed organization is still there");
+} catch (err) {
+  // The SDK types this body as its ApiError ({status, key, message, metadata}): Tenantry's shape.
+  check(err instanceof polytomic.Polytomic.NotFoundError && err.statusCode === 404, "the removed organization: a 404", String(err));
+  const body = err.body as polytomic.Polytomic.ApiError;
+  check(body.status === 404 && body.key === "organization_not_found" && typeof body.message === "string", "the 404's body", body);
+}
+
+console.log(`polytomic SDK: partner workflow passed (organization ${orgId})`);
