@@ -452,14 +452,19 @@ func (s *Server) serveDocs(c *gin.Context, _ *tenants.Principal) error {
 func (s *Server) serveDocsBundle(c *gin.Context, _ *tenants.Principal) error {
 	c.Header("Cache-Control", "public, max-age=31536000, immutable")
 	c.Header("X-Content-Type-Options", "nosniff")
+	sendCompressible(c, "text/javascript; charset=utf-8", docs.Bundle, docs.BundleGzip)
+	return nil
+}
+
+// sendCompressible sends a body kept both plain and gzipped: gzipped to a client that accepts it.
+func sendCompressible(c *gin.Context, contentType string, plain, gzipped []byte) {
 	c.Header("Vary", "Accept-Encoding")
 	if acceptsGzip(c.Request.Header.Values("Accept-Encoding")) {
 		c.Header("Content-Encoding", "gzip")
-		c.Data(http.StatusOK, "text/javascript; charset=utf-8", docs.BundleGzip)
-		return nil
+		c.Data(http.StatusOK, contentType, gzipped)
+		return
 	}
-	c.Data(http.StatusOK, "text/javascript; charset=utf-8", docs.Bundle)
-	return nil
+	c.Data(http.StatusOK, contentType, plain)
 }
 
 // reference is the contract as GET /docs/openapi.json serves it (docs.Reference): made once,
@@ -489,18 +494,13 @@ func (s *Server) serveDocsReference(c *gin.Context, _ *tenants.Principal) error 
 	}
 	c.Header("Cache-Control", "no-cache")
 	c.Header("ETag", ref.etag)
-	c.Header("Vary", "Accept-Encoding")
 	c.Header("X-Content-Type-Options", "nosniff")
 	if ifNoneMatch(c.Request.Header.Values("If-None-Match"), ref.etag) {
+		c.Header("Vary", "Accept-Encoding")
 		c.Status(http.StatusNotModified)
 		return nil
 	}
-	if acceptsGzip(c.Request.Header.Values("Accept-Encoding")) {
-		c.Header("Content-Encoding", "gzip")
-		c.Data(http.StatusOK, "application/json", ref.gzipped)
-		return nil
-	}
-	c.Data(http.StatusOK, "application/json", ref.plain)
+	sendCompressible(c, "application/json", ref.plain, ref.gzipped)
 	return nil
 }
 
