@@ -154,9 +154,9 @@ func (s *Server) authenticate(c *gin.Context) {
 		s.metrics.authOK.Inc()
 		if s.perKey != nil {
 			ok, remaining, reset := s.perKey.take(p.KeyID, now)
-			wait := s.perKey.retryAfter()
-			s.perKey.setRateHeaders(c, remaining, reset, wait)
+			s.perKey.setRateHeaders(c, remaining, reset)
 			if !ok {
+				wait := s.perKey.retryAfter()
 				s.metrics.rateLimited.WithLabelValues("credential").Inc()
 				c.Header("Retry-After", strconv.Itoa(int(wait.Seconds())))
 				c.Set(ctxPrincipal, p) // the 429 is served at the credential's version

@@ -111,11 +111,11 @@ func (l *limiters) exhausted(name string, now time.Time) bool {
 // 429's Retry-After: the draft wants Retry-After no earlier than the end of t). The draft-06
 // fields say the same in their terms: RateLimit-Limit is the burst, -Remaining r, -Reset the
 // seconds until full.
-func (l *limiters) setRateHeaders(c *gin.Context, remaining int, reset, retry time.Duration) {
+func (l *limiters) setRateHeaders(c *gin.Context, remaining int, reset time.Duration) {
 	t := int(math.Ceil(reset.Seconds()))
 	window := t
 	if remaining == 0 {
-		window = int(math.Ceil(retry.Seconds()))
+		window = int(math.Ceil(l.retryAfter().Seconds()))
 	}
 	// This runs on every request: the constant fields are shared, the others share one array.
 	r := strconv.Itoa(remaining)

@@ -19,6 +19,12 @@ func (k *known) createdOrganization(id, partnerID string, roles map[string]roleR
 	k.partnerOf[id], k.roles[id], k.noWebhooks[id] = partnerID, roles, true
 }
 
+// ownedBy reports whether orgID is an organization this transaction created for partnerID.
+func (k *known) ownedBy(orgID, partnerID string) bool {
+	owner, ok := k.partnerOf[orgID]
+	return ok && owner == partnerID
+}
+
 // createdUser notes a user this transaction created (or changed after creating it).
 func (k *known) createdUser(u User, created bool) {
 	if k.users == nil {

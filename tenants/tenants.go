@@ -131,8 +131,8 @@ func (t *Tx) Commit() error {
 // changed records a change for the commit hooks.
 func (t *Tx) changed(c Change) { t.changes = append(t.changes, c) }
 
-// Begin starts a transaction on db.
-func Begin(ctx context.Context, db *sqlx.DB) (*Tx, error) {
+// begin starts a transaction on db (callers outside this package use a Unit or Conn.Write).
+func begin(ctx context.Context, db *sqlx.DB) (*Tx, error) {
 	tx, err := db.BeginTxx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)

@@ -26,7 +26,7 @@ func NewUnit(db *sqlx.DB) *Unit { return &Unit{db: db} }
 // outlives ctx's cancellation: its owner ends it.
 func (u *Unit) Tx(ctx context.Context) (*Tx, error) {
 	if u.tx == nil {
-		tx, err := Begin(context.WithoutCancel(ctx), u.db)
+		tx, err := begin(context.WithoutCancel(ctx), u.db)
 		if err != nil {
 			return nil, err
 		}
@@ -96,7 +96,7 @@ func (c Conn) Write(ctx context.Context, fn func(tx *Tx) error) error {
 		}
 		return fn(tx)
 	}
-	tx, err := Begin(ctx, c.DB)
+	tx, err := begin(ctx, c.DB)
 	if err != nil {
 		return err
 	}

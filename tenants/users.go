@@ -75,14 +75,14 @@ func (in *UserInput) normalize(roles map[string]roleRow) ([]string, error) {
 // The operation has checked p's permission (users:read, users:write, keys:write) already.
 func authorizeUsers(ctx context.Context, q sqlx.ExtContext, p *Principal, orgID string) error {
 	if p.IsPartner() {
-		if tx, ok := q.(*Tx); ok && tx.known.partnerOf[orgID] == p.PartnerID && p.PartnerID != "" {
-			return p.RequirePartner() // an organization of p's that tx created
-		}
 		if orgID != p.OrgID {
 			// Only an unrestricted partner credential reaches its child organizations.
 			if err := p.RequirePartner(); err != nil {
 				return err
 			}
+		}
+		if tx, ok := q.(*Tx); ok && tx.known.ownedBy(orgID, p.PartnerID) {
+			return nil // created by tx, for p's partner
 		}
 		_, err := partnerOrganization(ctx, q, p.PartnerID, orgID)
 		return err
