@@ -86,8 +86,16 @@ type nginx struct {
 	logs bytes.Buffer
 }
 
-func (n *nginx) Write(p []byte) (int, error) { n.mu.Lock(); defer n.mu.Unlock(); return n.logs.Write(p) }
-func (n *nginx) log() string                 { n.mu.Lock(); defer n.mu.Unlock(); return n.logs.String() }
+func (n *nginx) Write(p []byte) (int, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.logs.Write(p)
+}
+func (n *nginx) log() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.logs.String()
+}
 
 // startNginx runs nginx as the test's user with the http-block configuration conf(listen),
 // everything it writes in a temporary directory, on a free port of 127.0.0.1, until the test
