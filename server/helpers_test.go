@@ -58,7 +58,7 @@ func newEnvWith(t testing.TB, configure func(*server.Config)) *env {
 	// No rate limits unless a test sets them: tests send many requests, fast, from one address.
 	// Secrets are sealed at rest, as with --secret-key-file (a test may set Sealer to nil).
 	clk := &clock{}
-	cfg := server.Config{DB: db, Log: slog.New(slog.NewJSONHandler(logs, nil)), RatePerSecond: -1, AuthFailuresPerSecond: -1,
+	cfg := server.Config{DB: db, Log: slog.New(slog.NewJSONHandler(logs, nil)), RatePerSecond: -1, AuthFailuresPerSecond: -1, ReportsPerSecond: -1,
 		Sealer: newSealer(t), Clock: clk.now}
 	configure(&cfg)
 	db = cfg.DB // a test may give it a database of its own

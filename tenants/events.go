@@ -27,6 +27,9 @@ const (
 	EventAPIKeyCreated EventType = "api_key.created"
 	EventAPIKeyRotated EventType = "api_key.rotated"
 	EventAPIKeyRevoked EventType = "api_key.revoked"
+	// EventAPIKeyTokensRevoked: the temporary tokens a key issued until then were ended (one
+	// of them was reported leaked); the key itself works on.
+	EventAPIKeyTokensRevoked EventType = "api_key.tokens_revoked"
 
 	EventPartnerKeyCreated EventType = "partner_key.created"
 	EventPartnerKeyRevoked EventType = "partner_key.revoked"
@@ -55,7 +58,7 @@ const (
 var EventTypes = []EventType{
 	EventOrganizationCreated, EventOrganizationUpdated, EventOrganizationDeleted,
 	EventUserCreated, EventUserUpdated, EventUserDeleted,
-	EventAPIKeyCreated, EventAPIKeyRotated, EventAPIKeyRevoked,
+	EventAPIKeyCreated, EventAPIKeyRotated, EventAPIKeyRevoked, EventAPIKeyTokensRevoked,
 	EventPartnerKeyCreated, EventPartnerKeyRevoked,
 	EventRoleCreated, EventRoleUpdated, EventRoleDeleted,
 	EventConnectionCreated, EventConnectionUpdated, EventConnectionDeleted, EventConnectionShared,
