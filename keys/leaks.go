@@ -22,7 +22,7 @@ import (
 //     keys alike: a partner's last key too, since a leaked key is worse than none; the operator
 //     issues a new one with `tenantry partner issue-key`), with an api_key.revoked (or
 //     partner_key.revoked) event whose object carries reason "reported_leaked";
-//   - a temporary token that verifies ends the tokens its key issued until it (iat at or
+//   - a temporary token that authenticates ends the tokens its key issued until it (iat at or
 //     before the token's), not the key, whose value did not leak: api_key.tokens_revoked.
 //     Its key mints new ones as before;
 //   - anything else (malformed, unknown, another server's token, a revoked or expired key, a
@@ -73,7 +73,7 @@ func (s *Service) RevokeReported(ctx context.Context, values []string) (LeakRepo
 			continue // counted once
 		}
 		seen[v] = true
-		if len(v) > maxReportedLength {
+		if v == "" || len(v) > maxReportedLength {
 			out.Malformed++
 			continue
 		}
