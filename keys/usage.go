@@ -32,7 +32,7 @@ type usageRecorder struct {
 	log   *slog.Logger
 
 	mu      sync.Mutex
-	pending map[usageBucket]usageCount // counted since the last flush
+	pending map[usageBucket]*usageCount // counted since the last flush
 
 	flushing sync.Mutex           // one flush at a time (the ticker's, Close's, a test's)
 	written  map[string]time.Time // key id → the last use written to last_used_at
@@ -54,7 +54,7 @@ type usageCount struct {
 // StartUsageRecorder begins counting key uses and writing them (and last_used_at) every
 // interval until Close. Without it, uses are not recorded (the CLI has no use for them).
 func (s *Service) StartUsageRecorder(interval time.Duration, log *slog.Logger) {
-	u := &usageRecorder{write: s.Conn.Write, now: s.now, log: log, pending: map[usageBucket]usageCount{},
+	u := &usageRecorder{write: s.Conn.Write, now: s.now, log: log, pending: map[usageBucket]*usageCount{},
 		written: map[string]time.Time{}, stop: make(chan struct{}), done: make(chan struct{})}
 	s.usage = u
 	go u.run(interval)
@@ -87,11 +87,14 @@ func (u *usageRecorder) count(id string, now time.Time) {
 	b := usageBucket{id, now.Unix() - now.Unix()%3600}
 	u.mu.Lock()
 	c := u.pending[b]
+	if c == nil {
+		c = &usageCount{}
+		u.pending[b] = c
+	}
 	c.requests++
 	if now.After(c.last) {
 		c.last = now
 	}
-	u.pending[b] = c
 	u.mu.Unlock()
 }
 
@@ -115,7 +118,7 @@ func (u *usageRecorder) flush(ctx context.Context) {
 	defer u.flushing.Unlock()
 	u.mu.Lock()
 	batch := u.pending
-	u.pending = map[usageBucket]usageCount{}
+	u.pending = make(map[usageBucket]*usageCount, len(batch))
 	u.mu.Unlock()
 	if len(batch) == 0 {
 		return
@@ -151,12 +154,13 @@ func (u *usageRecorder) flush(ctx context.Context) {
 		u.log.Warn("recording key usage failed; kept for the next attempt", "hours", len(batch), "error", err.Error())
 		u.mu.Lock()
 		for b, c := range batch {
-			p := u.pending[b]
-			p.requests += c.requests
-			if c.last.After(p.last) {
-				p.last = c.last
+			if p := u.pending[b]; p != nil {
+				c.requests += p.requests
+				if p.last.After(c.last) {
+					c.last = p.last
+				}
 			}
-			u.pending[b] = p
+			u.pending[b] = c
 		}
 		u.mu.Unlock()
 		return
