@@ -13,6 +13,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/tenantry/tenantry/keys"
+	"github.com/tenantry/tenantry/migrations"
 	"github.com/tenantry/tenantry/migrations/migrationstest"
 	"github.com/tenantry/tenantry/server"
 	"github.com/tenantry/tenantry/server/servertest"
@@ -68,6 +69,32 @@ func newEnvWith(t testing.TB, configure func(*server.Config)) *env {
 	e := &env{t: t, db: db, srv: srv, url: ts.URL, logs: logs, anon: servertest.New(t, ts.URL), sealer: cfg.Sealer, clock: clk}
 	e.partner, e.ownerID = e.newPartner("Partner A")
 	return e
+}
+
+// twoServers is two servers, each with a connection pool of its own, on one database (on
+// PostgreSQL when the suite runs on it): replicas. Both hold partner A's key.
+func twoServers(t *testing.T) (a, b *env) {
+	t.Helper()
+	dsn := migrationstest.DSN(t)
+	open := func() *sqlx.DB {
+		db, err := migrations.OpenAndMigrate(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	dbA, dbB := open(), open()
+	a = newEnvWith(t, func(c *server.Config) { c.DB = dbA })
+	logs := &servertest.LogBuffer{}
+	srv := server.New(server.Config{DB: dbB, Log: slog.New(slog.NewJSONHandler(logs, nil)), RatePerSecond: -1,
+		AuthFailuresPerSecond: -1, ReportsPerSecond: -1, Sealer: a.sealer, Clock: a.clock.now})
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() { ts.Close(); srv.Close() })
+	b = &env{t: t, db: dbB, srv: srv, url: ts.URL, logs: logs, anon: servertest.New(t, ts.URL), sealer: a.sealer, clock: a.clock,
+		ownerID: a.ownerID}
+	b.partner = b.anon.As(a.partner.Key)
+	return a, b
 }
 
 // newSealer is a sealer with a new secret key file of its own.

@@ -2,47 +2,15 @@ package server_test
 
 import (
 	"context"
-	"log/slog"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
-	"github.com/tenantry/tenantry/migrations"
-	"github.com/tenantry/tenantry/migrations/migrationstest"
 	"github.com/tenantry/tenantry/server"
 	"github.com/tenantry/tenantry/server/servertest"
 	"github.com/tenantry/tenantry/tenants"
 )
-
-// twoServers is two servers, each with a connection pool of its own, on one database (on
-// PostgreSQL when the suite runs on it): replicas. Both hold partner A's key.
-func twoServers(t *testing.T) (a, b *env) {
-	t.Helper()
-	dsn := migrationstest.DSN(t)
-	open := func() *sqlx.DB {
-		db, err := migrations.OpenAndMigrate(context.Background(), dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db
-	}
-	dbA, dbB := open(), open()
-	a = newEnvWith(t, func(c *server.Config) { c.DB = dbA })
-	logs := &servertest.LogBuffer{}
-	srv := server.New(server.Config{DB: dbB, Log: slog.New(slog.NewJSONHandler(logs, nil)), RatePerSecond: -1,
-		AuthFailuresPerSecond: -1, ReportsPerSecond: -1, Sealer: a.sealer, Clock: a.clock.now})
-	ts := httptest.NewServer(srv)
-	t.Cleanup(func() { ts.Close(); srv.Close() })
-	b = &env{t: t, db: dbB, srv: srv, url: ts.URL, logs: logs, anon: servertest.New(t, ts.URL), sealer: a.sealer, clock: a.clock,
-		ownerID: a.ownerID}
-	b.partner = b.anon.As(a.partner.Key)
-	return a, b
-}
 
 // midHour moves e's clock on to the middle of an hour, so that a test's requests all fall in
 // one hour whenever it runs.
@@ -53,6 +21,13 @@ func midHour(e *env) {
 		mid = mid.Add(time.Hour)
 	}
 	e.clock.advance(mid.Sub(now))
+}
+
+// meteredKey is an organization of partner A with an admin, and the admin's key (and its id).
+func meteredKey(e *env) (org string, key *servertest.Client, keyID string) {
+	org = e.createOrg(e.partner, "Metered")
+	key = e.anon.As(e.mintKey(e.partner, org, e.createUser(e.partner, org, "admin@metered.test", "admin")))
+	return org, key, key.Do("GET", "/api/me", nil).Data()["key_id"].(string)
 }
 
 // usageOf reads a key's hourly usage as c (by id), expecting 200.
@@ -180,9 +155,7 @@ func TestKeyUsageAddsUpAcrossServers(t *testing.T) {
 func TestUsageOfAnotherTenant(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	org := e.createOrg(e.partner, "Metered")
-	keyA := e.anon.As(e.mintKey(e.partner, org, e.createUser(e.partner, org, "admin@metered.test", "admin")))
-	keyID := keyA.Do("GET", "/api/me", nil).Data()["key_id"].(string)
+	org, keyA, keyID := meteredKey(e)
 	b, bOwner := e.newPartner("Partner B")
 	orgB := e.createOrg(b, "Other")
 	keyB := e.anon.As(e.mintKey(b, orgB, e.createUser(b, orgB, "admin@other.test", "admin")))
@@ -202,36 +175,33 @@ func TestUsageOfAnotherTenant(t *testing.T) {
 func TestUsageWindowValidation(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	org := e.createOrg(e.partner, "Metered")
-	key := e.anon.As(e.mintKey(e.partner, org, e.createUser(e.partner, org, "admin@metered.test", "admin")))
-	keyID := key.Do("GET", "/api/me", nil).Data()["key_id"].(string)
-	for name, tc := range map[string]struct{ query, field, says string }{
-		"from not a time":      {"?from=yesterday", "from", "RFC 3339"},
-		"to a date only":       {"?to=2026-12-03", "to", "RFC 3339"},
-		"from sent empty":      {"?from=", "from", "RFC 3339"},
-		"from after to":        {"?from=2026-12-03T10:00:00Z&to=2026-12-03T09:00:00Z", "from", "before to"},
-		"from equal to":        {"?from=2026-12-03T09:00:00Z&to=2026-12-03T09:00:00Z", "from", "before to"},
-		"more than 31 days":    {"?from=2026-11-01T00:00:00Z&to=2026-12-03T00:00:00Z", "to", "31 days"},
-		"a bad limit (org)":    {"?limit=0", "limit", "1 to 100"},
-		"both bad: both named": {"?from=x&to=y", "to", "RFC 3339"},
+	org, key, keyID := meteredKey(e)
+	routes := map[string]*servertest.Client{"/api/organizations/" + org + "/usage": e.partner, "/api/keys/" + keyID + "/usage": key}
+	for name, tc := range map[string]struct {
+		query    string
+		says     map[string]string // field → what its problem says
+		orgsOnly bool
+	}{
+		"from not a time":   {"?from=yesterday", map[string]string{"from": "RFC 3339"}, false},
+		"to a date only":    {"?to=2026-12-03", map[string]string{"to": "RFC 3339"}, false},
+		"from sent empty":   {"?from=", map[string]string{"from": "RFC 3339"}, false},
+		"from after to":     {"?from=2026-12-03T10:00:00Z&to=2026-12-03T09:00:00Z", map[string]string{"from": "before to"}, false},
+		"from equal to":     {"?from=2026-12-03T09:00:00Z&to=2026-12-03T09:00:00Z", map[string]string{"from": "before to"}, false},
+		"more than 31 days": {"?from=2026-11-01T00:00:00Z&to=2026-12-03T00:00:00Z", map[string]string{"to": "31 days"}, false},
+		"both bad":          {"?from=x&to=y", map[string]string{"from": "RFC 3339", "to": "RFC 3339"}, false},
+		"a bad limit":       {"?limit=0&from=x", map[string]string{"limit": "1 to 100", "from": "RFC 3339"}, true},
 	} {
 		t.Run(name, func(t *testing.T) {
-			paths := []struct {
-				c    *servertest.Client
-				path string
-			}{{e.partner, "/api/organizations/" + org + "/usage"}}
-			if tc.field != "limit" {
-				paths = append(paths, struct {
-					c    *servertest.Client
-					path string
-				}{key, "/api/keys/" + keyID + "/usage"})
-			}
-			for _, p := range paths {
-				r := p.c.Do("GET", p.path+tc.query, nil)
+			for path, c := range routes {
+				if tc.orgsOnly && c != e.partner {
+					continue
+				}
+				r := c.Do("GET", path+tc.query, nil)
 				expect(t, r, 400, "validation_failed")
-				problem, _ := r.JSON()["metadata"].(map[string]any)[tc.field].(string)
-				if !strings.Contains(problem, tc.says) {
-					t.Fatalf("%s%s: %s: %q does not say %q: %s", p.path, tc.query, tc.field, problem, tc.says, r.Body)
+				for field, says := range tc.says {
+					if problem, _ := r.JSON()["metadata"].(map[string]any)[field].(string); !strings.Contains(problem, says) {
+						t.Fatalf("%s%s: %s: %q does not say %q: %s", path, tc.query, field, problem, says, r.Body)
+					}
 				}
 			}
 		})
@@ -246,9 +216,7 @@ func TestUsageWindowValidation(t *testing.T) {
 func TestUsageIsKeptAsLongAsEvents(t *testing.T) {
 	t.Parallel()
 	e := newEnvWith(t, func(c *server.Config) { c.EventRetention = 48 * time.Hour })
-	org := e.createOrg(e.partner, "Metered")
-	key := e.anon.As(e.mintKey(e.partner, org, e.createUser(e.partner, org, "admin@metered.test", "admin")))
-	keyID := key.Do("GET", "/api/me", nil).Data()["key_id"].(string)
+	_, _, keyID := meteredKey(e)
 	now := tenants.Now().Truncate(time.Hour)
 	for _, h := range []time.Time{now.Add(-50 * time.Hour), now.Add(-47 * time.Hour), now} {
 		if _, err := e.db.Exec(e.db.Rebind(`INSERT INTO api_key_usage (key_id, hour, requests) VALUES (?, ?, 1)`), keyID, h); err != nil {
