@@ -129,6 +129,7 @@ func TestServiceMethodsWithoutPrincipal(t *testing.T) {
 		"Bootstrap":          "the server's first start, for the operator",
 		"RotateSigningKey":   "the operator (tenantry signing-key rotate)",
 		"EnsureSigningKey":   "the server's start",
+		"WarnExpiring":       "the server's sweeper: Tenantry itself, the actor system",
 		"JWKS":               "anyone: public keys",
 		"CachePrincipals":    "the server's set-up",
 		"FollowReplicas":     "the server's set-up",

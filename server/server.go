@@ -279,6 +279,7 @@ func (s *Server) routes() []route {
 		{"POST", "/api", noCommand, forAnyone, s.runCommand},
 		{"POST", "/api/auth/tokens", cmd("create_token"), forAnyone.noTokens(), s.mintToken},
 		{"GET", "/.well-known/jwks.json", noCommand, public, s.getJWKS},
+		{"GET", "/api/auth/check", noCommand, gateway, s.checkGateway},
 
 		{"GET", "/api/organizations", cmd("list_organizations"), forPartners, s.listOrganizations},
 		{"POST", "/api/organizations", cmd("create_organization"), forPartners, s.createOrganization},

@@ -66,12 +66,12 @@ type Change struct {
 }
 
 // ChangesCredentials reports whether a change of this type can alter what an existing
-// credential authenticates as or may do: anything but a creation and the organization
-// resources (connections, datasets, webhooks). A new event type counts until it is listed
+// credential authenticates as or may do: anything but a creation, an expiry warning and the
+// organization resources (connections, datasets, webhooks). A new event type counts until it is listed
 // here, so forgetting it costs a cache refill, never a stale answer.
 func (c Change) ChangesCredentials() bool {
 	switch t := string(c.Type); {
-	case strings.HasSuffix(t, ".created"), strings.HasPrefix(t, "connection."), strings.HasPrefix(t, "dataset."), strings.HasPrefix(t, "webhook."):
+	case strings.HasSuffix(t, ".created"), strings.HasSuffix(t, ".expiring"), strings.HasPrefix(t, "connection."), strings.HasPrefix(t, "dataset."), strings.HasPrefix(t, "webhook."):
 		return false
 	}
 	return true
