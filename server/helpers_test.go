@@ -72,8 +72,9 @@ func newEnvWith(t testing.TB, configure func(*server.Config)) *env {
 }
 
 // twoServers is two servers, each with a connection pool of its own, on one database (on
-// PostgreSQL when the suite runs on it): replicas. Both hold partner A's key.
-func twoServers(t *testing.T) (a, b *env) {
+// PostgreSQL when the suite runs on it), on one clock: replicas. Both hold partner A's key;
+// configure, if any, sets up both.
+func twoServers(t *testing.T, configure ...func(*server.Config)) (a, b *env) {
 	t.Helper()
 	dsn := migrationstest.DSN(t)
 	open := func() *sqlx.DB {
@@ -85,10 +86,17 @@ func twoServers(t *testing.T) (a, b *env) {
 		return db
 	}
 	dbA, dbB := open(), open()
-	a = newEnvWith(t, func(c *server.Config) { c.DB = dbA })
+	setUp := func(c *server.Config) {
+		for _, f := range configure {
+			f(c)
+		}
+	}
+	a = newEnvWith(t, func(c *server.Config) { setUp(c); c.DB = dbA })
 	logs := &servertest.LogBuffer{}
-	srv := server.New(server.Config{DB: dbB, Log: slog.New(slog.NewJSONHandler(logs, nil)), RatePerSecond: -1,
-		AuthFailuresPerSecond: -1, ReportsPerSecond: -1, Sealer: a.sealer, Clock: a.clock.now})
+	cfg := server.Config{DB: dbB, Log: slog.New(slog.NewJSONHandler(logs, nil)), RatePerSecond: -1,
+		AuthFailuresPerSecond: -1, ReportsPerSecond: -1, Sealer: a.sealer, Clock: a.clock.now}
+	setUp(&cfg)
+	srv := server.New(cfg)
 	ts := httptest.NewServer(srv)
 	t.Cleanup(func() { ts.Close(); srv.Close() })
 	b = &env{t: t, db: dbB, srv: srv, url: ts.URL, logs: logs, anon: servertest.New(t, ts.URL), sealer: a.sealer, clock: a.clock,
