@@ -194,7 +194,7 @@ func (s *Service) authenticateToken(ctx context.Context, value string) (*tenants
 	}
 	// The parent key by id, and the value of it that minted the token: a token dies when that
 	// value is rotated out and its grace period ends, not only with the key.
-	parent, err := s.lookUp(ctx, "p"+claims.Parent+"/"+claims.ParentValue,
+	parent, tokensUntil, err := s.lookUp(ctx, "p"+claims.Parent+"/"+claims.ParentValue,
 		func(_, byIDAndValue *sqlx.Stmt, rows *[]keyRow) (string, error) {
 			return claims.ParentValue, byIDAndValue.SelectContext(ctx, rows, secret, claims.Parent)
 		})
@@ -203,6 +203,9 @@ func (s *Service) authenticateToken(ctx context.Context, value string) (*tenants
 	}
 	if parent.OrgID != claims.Org || parent.PartnerID != claims.Partner {
 		return nil, refused("bad_token")
+	}
+	if !tokensUntil.IsZero() && !claims.IssuedAt.Time.After(tokensUntil) {
+		return nil, refused("revoked") // one of the key's tokens was reported leaked: those until it end
 	}
 	p := *parent
 	p.Kind, p.TokenID, p.SecretID = tenants.KindToken, claims.ID, claims.ParentValue

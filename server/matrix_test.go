@@ -226,6 +226,14 @@ func matrixRoutes() map[string]matrixRoute {
 		"DELETE /api/keys/:id": {func(w *world) string {
 			return "/api/keys/" + w.adminDo("POST", "/api/keys", map[string]any{"name": "d" + w.next(), "user_id": w.memberA})["id"].(string)
 		}, nil, expectations{403, 403, 200, 200, 403, 200, 403, 404}, ""},
+		"GET /api/keys/:id/usage": {func(w *world) string { return "/api/keys/" + w.keyA + "/usage" }, nil,
+			expectations{403, 403, 200, 200, 403, 200, 200, 404}, ""},
+		"GET /api/organizations/:org_id/usage": {func(w *world) string { return "/api/organizations/" + w.orgA + "/usage" }, nil, partnerOnlyOnA, ""},
+		// Anyone may report a leaked key, with any credential or none (it is ignored): each cell
+		// reports a fresh key of A1's, and every answer is the same.
+		"POST /api/credentials/revoke": {fixed("/api/credentials/revoke"), func(w *world) any {
+			return map[string]any{"credentials": []string{w.adminDo("POST", "/api/keys", map[string]any{"name": "leak" + w.next()})["value"].(string)}}
+		}, expectations{202, 202, 202, 202, 202, 202, 202, 202}, ""},
 		"POST /api/keys/:id/rotate": {func(w *world) string {
 			return "/api/keys/" + w.adminDo("POST", "/api/keys", map[string]any{"name": "d" + w.next(), "user_id": w.memberA})["id"].(string) + "/rotate"
 		}, nil, expectations{403, 403, 200, 200, 403, 200, 403, 404}, ""},
@@ -308,6 +316,8 @@ func TestIsolationMatrix(t *testing.T) {
 				want = route.expect[i-4]
 			} else if slices.Contains([]string{"GET /.well-known/jwks.json", "GET /api/versions", "GET /healthz", "GET /readyz", "GET /metrics", "GET /openapi.yaml", "GET /docs", "GET /docs/redoc.standalone.js", "GET /docs/openapi.json"}, name) {
 				want = 200
+			} else if name == "POST /api/credentials/revoke" {
+				want = 202 // public, and answered alike whatever is sent
 			}
 			path := route.path(w)
 			var body any

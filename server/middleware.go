@@ -4,7 +4,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -156,11 +155,8 @@ func (s *Server) authenticate(c *gin.Context) {
 			ok, remaining, reset := s.perKey.take(p.KeyID, now)
 			s.perKey.setRateHeaders(c, remaining, reset)
 			if !ok {
-				wait := s.perKey.retryAfter()
-				s.metrics.rateLimited.WithLabelValues("credential").Inc()
-				c.Header("Retry-After", strconv.Itoa(int(wait.Seconds())))
 				c.Set(ctxPrincipal, p) // the 429 is served at the credential's version
-				s.writeError(c, errRateLimited(wait, "with this credential"))
+				s.writeError(c, s.rateLimited(c, s.perKey, "credential", "with this credential"))
 				return
 			}
 		}

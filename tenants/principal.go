@@ -13,7 +13,17 @@ const (
 	KindUser         CredentialKind = "user"         // acts as one user in one organization
 	KindOrganization CredentialKind = "organization" // org-wide, not tied to a user: role admin or asker
 	KindToken        CredentialKind = "token"        // a short-lived JWT minted from one of the above
+	// KindReporter is no credential: whoever reports leaked credentials, unauthenticated
+	// (POST /api/credentials/revoke). See Reporter.
+	KindReporter CredentialKind = "reporter"
 )
+
+// Reporter is the actor of the revocations a report of leaked credentials causes, so that
+// their events say who made them. It holds no permission and acts in no organization: nothing
+// it is passed to can let it do anything. The domain method that serves reports
+// (keys.Service.RevokeReported) takes no Principal at all: holding a credential's value is
+// the authority to end it, as with GitHub's credential revocation API.
+func Reporter() *Principal { return &Principal{Kind: KindReporter, ParentKind: KindReporter} }
 
 // Organization key roles.
 const (
