@@ -44,13 +44,13 @@ type shared struct {
 func (s *Service) prepared() (byHash, byIDAndValue *sqlx.Stmt, err error) {
 	s.prepareOnce.Do(func() {
 		if s.byHash, s.prepareErr = s.DB.Preparex(s.DB.Rebind(`
-			SELECT ` + authColumns + `, sec.expires_at AS secret_expires_at
+			SELECT ` + authColumns + `, sec.expires_at AS secret_expires_at, sec.created_at AS secret_created_at
 			FROM api_key_secrets sec JOIN api_keys k ON k.id = sec.key_id ` + authJoins + `
 			WHERE sec.hash = ?`)); s.prepareErr != nil {
 			return
 		}
 		s.byIDAndValue, s.prepareErr = s.DB.Preparex(s.DB.Rebind(`
-			SELECT ` + authColumns + `, sec.expires_at AS secret_expires_at
+			SELECT ` + authColumns + `, sec.expires_at AS secret_expires_at, sec.created_at AS secret_created_at
 			FROM api_keys k JOIN api_key_secrets sec ON sec.key_id = k.id AND sec.hash = ? ` + authJoins + `
 			WHERE k.id = ?`))
 	})
@@ -133,6 +133,7 @@ type keyRow struct {
 	RevokedAt     sql.NullTime           `db:"revoked_at"`
 	LastUsedAt    sql.NullTime           `db:"last_used_at"`
 	SecretExpires sql.NullTime           `db:"secret_expires_at"`
+	SecretCreated sql.NullTime           `db:"secret_created_at"` // the value's issue time (authentication only)
 	RoleSystem    sql.NullBool           `db:"role_system"`
 	RoleName      sql.NullString         `db:"role_name"`
 	RoleActions   sql.NullString         `db:"role_actions"`
@@ -249,9 +250,11 @@ func principalOf(rows []keyRow, now time.Time) (*tenants.Principal, error) {
 		}
 	}
 	if k.Scopes.Valid {
-		p.Permissions &= tenants.ParsePermissions(k.Scopes.String)
-		p.Narrowed = true
+		scopes := tenants.ParsePermissions(k.Scopes.String)
+		p.Permissions &= scopes
+		p.Scopes, p.Narrowed = &scopes, true
 	}
+	p.IssuedAt = k.SecretCreated.Time.UTC()
 	p.ExpiresAt = earliest(k.ExpiresAt, k.SecretExpires)
 	p.InGrace = k.SecretExpires.Valid
 	return p, nil

@@ -30,6 +30,9 @@ type metrics struct {
 	replays     prometheus.Counter
 	rateLimited *prometheus.CounterVec
 	deliveries  *prometheus.CounterVec
+	// verifications counts answers about credentials (POST /api/keys/verify, POST
+	// /oauth/introspect) by outcome: the reasons the answers themselves never give.
+	verifications *prometheus.CounterVec
 }
 
 func newMetrics(s *Server) *metrics {
@@ -48,9 +51,12 @@ func newMetrics(s *Server) *metrics {
 			Help: "Requests refused with 429, by limit: per credential, or failed authentications per client address."}, []string{"limit"}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tenantry_webhook_delivery_attempts_total",
 			Help: "Webhook delivery attempts by result: delivered or failed."}, []string{"result"}),
+		verifications: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tenantry_credential_verifications_total",
+			Help: "Answers about credentials by endpoint (verify, introspect) and outcome: valid (active), missing_permissions, " +
+				"rate_limited, out_of_scope, or why authentication refused the credential."}, []string{"endpoint", "outcome"}),
 	}
 	m.authOK = m.auth.WithLabelValues("ok")
-	m.registry.MustRegister(m.requests, m.latency, m.auth, m.replays, m.rateLimited, m.deliveries,
+	m.registry.MustRegister(m.requests, m.latency, m.auth, m.replays, m.rateLimited, m.deliveries, m.verifications,
 		collectors.NewDBStatsCollector(s.db.DB, "tenantry"), collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -318,6 +318,11 @@ func (s *Server) routes() []route {
 		{"GET", "/api/keys/:id", cmd("get_key"), orgKeys, s.getKey},
 		{"DELETE", "/api/keys/:id", cmd("revoke_key"), orgKeys, s.revokeKey},
 		{"POST", "/api/keys/:id/rotate", cmd("rotate_key"), orgKeys.noTokens(), s.rotateKey},
+
+		// Whether a credential is valid, for the partner's own services: the domain decides
+		// about which credentials a caller may ask (keys.VerifyCredential).
+		{"POST", "/api/keys/verify", noCommand, verifiers, s.verifyKey},
+		{"POST", "/oauth/introspect", noCommand, introspectors, s.introspect},
 	}
 	r = append(r, s.resourceRoutes()...)
 	return append(r, s.webhookRoutes()...)

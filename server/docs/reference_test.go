@@ -150,7 +150,7 @@ func TestCurlSampleQuoting(t *testing.T) {
 		t.Skip("no bash")
 	}
 	body := []byte(`{"name":"O'Brien's \"$HOME\" ` + "`id`" + ` \\ co","n":1}`)
-	sample := CurlSample("POST", "/api/things/{thing_id}/{id}x", true, body)
+	sample := CurlSample("POST", "/api/things/{thing_id}/{id}x", true, body, false)
 	script := `curl() { for a in "$@"; do printf '%s\0' "$a"; done; }` + "\nTENANTRY_URL=http://127.0.0.1:1 TENANTRY_KEY=k THING_ID=t1 ID=i2\n" + sample
 	out, err := exec.Command(bash, "-c", script).Output()
 	if err != nil {
