@@ -112,7 +112,7 @@ func (s *Service) VerifyCredential(ctx context.Context, p *tenants.Principal, in
 		return Verification{}, err
 	}
 	var errs tenants.FieldErrors
-	if strings.TrimSpace(in.Key) == "" {
+	if blank(in.Key) {
 		errs.Add("key", "is required: the key or temporary token to verify")
 	}
 	required, msg := tenants.CheckActions(in.Require)
@@ -146,7 +146,7 @@ func (s *Service) Introspect(ctx context.Context, p *tenants.Principal, token st
 	if err := mayVerify(p); err != nil {
 		return Introspection{}, err
 	}
-	if strings.TrimSpace(token) == "" {
+	if blank(token) {
 		return Introspection{}, tenants.FieldError("token", "is required: the key or temporary token to introspect")
 	}
 	c, outcome, err := s.askedAbout(ctx, p, token)
@@ -158,6 +158,11 @@ func (s *Service) Introspect(ctx context.Context, p *tenants.Principal, token st
 	}
 	return Introspection{Active: true, Introspected: introspectedOf(c), outcome: "active"}, nil
 }
+
+// blank reports whether a credential asked about is missing: empty, or spaces, tabs and line
+// breaks only (as openapi.yaml's pattern \S says). Anything else is asked about, and what is
+// no credential is simply not valid.
+func blank(value string) bool { return strings.Trim(value, " \t\n\f\r") == "" }
 
 // mayVerify is who may ask about credentials at all: an unrestricted partner credential, or a
 // credential holding keys:read.

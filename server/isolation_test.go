@@ -197,6 +197,16 @@ func TestVerificationIsolation(t *testing.T) {
 			}
 		}
 	}
+	// The reasons the answers never give are the operator's, on /metrics.
+	metrics := e.anon.Do("GET", "/metrics", nil)
+	for endpoint, outcomes := range map[string][]string{"verify": {"out_of_scope", "unknown", "malformed", "valid"},
+		"introspect": {"out_of_scope", "unknown", "active"}} {
+		for _, outcome := range outcomes {
+			if series := `tenantry_credential_verifications_total{endpoint="` + endpoint + `",outcome="` + outcome + `"}`; !strings.Contains(metrics.String(), series) {
+				t.Errorf("/metrics has no %s", series)
+			}
+		}
+	}
 	// An organization credential without keys:read may ask about nothing, its own included.
 	reader := x.admin.Do("POST", "/api/keys", map[string]any{"name": "reader", "scopes": []string{"datasets:read"}}).Data()["value"].(string)
 	expect(t, e.anon.As(reader).Do("POST", "/api/keys/verify", map[string]any{"key": x.admin.Key}), 403, "permission_denied")
