@@ -114,7 +114,8 @@ func (s *Server) accessLog(c *gin.Context) {
 	s.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "request", attrs...)
 }
 
-// authenticate resolves the bearer credential, if any, into a Principal. It refuses nothing
+// authenticate resolves the credential, if any (bearer, or HTTP Basic client credentials where
+// the route takes them: presentedCredential), into a Principal. It refuses nothing
 // on its own (requireCredential answers 401, each route's policy 403), except by rate: a
 // credential over its limit, and any credential from a client address with too many failed
 // authentications, get 429. Public routes need no credential and skip it (GET /metrics's
