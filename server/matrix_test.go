@@ -146,6 +146,11 @@ func matrixRoutes() map[string]matrixRoute {
 			n := w.next()
 			return map[string]any{"organization": map[string]any{"name": "prov-" + n}, "user": map[string]any{"email": "root" + n + "@p.test", "role": "admin"}}
 		}, partnerOwnList, ""},
+		"POST /api/provision/batch": {fixed("/api/provision/batch"), func(w *world) any {
+			n := w.next()
+			return map[string]any{"items": []any{map[string]any{"organization": map[string]any{"name": "batch-" + n},
+				"user": map[string]any{"email": "root" + n + "@b.test", "role": "admin"}}}}
+		}, partnerOwnList, ""},
 		"POST /api": {fixed("/api"), func(w *world) any {
 			return map[string]any{"command": "get_organization", "params": map[string]any{"id": w.orgA}}
 		}, partnerOnlyOnA, ""},

@@ -286,6 +286,7 @@ func (s *Server) routes() []route {
 		{"DELETE", "/api/organizations/:org_id/users/:id", cmd("delete_user"), forPartners, s.deleteUser(orgFromPath)},
 		{"POST", "/api/organizations/:org_id/users/:id/keys", cmd("create_user_key", "force"), forPartners.noTokens(), s.mintUserKey},
 		{"POST", "/api/provision", cmd("provision"), forPartners.noTokens(), s.provision},
+		{"POST", "/api/provision/batch", cmd("provision_batch"), forPartners.noTokens(), s.provisionBatch},
 		{"GET", "/api/organizations/:org_id/keys", noCommand, forPartners, s.listOrganizationKeys},
 		{"DELETE", "/api/organizations/:org_id/keys/:id", noCommand, forPartners, s.revokeOrganizationKey},
 
