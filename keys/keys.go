@@ -50,14 +50,14 @@ type shared struct {
 func (s *Service) prepared() (byHash, byIDAndValue *sqlx.Stmt, err error) {
 	s.prepareOnce.Do(func() {
 		if s.byHash, s.prepareErr = s.DB.Preparex(s.DB.Rebind(`
-			SELECT ` + authColumns + `, sec.expires_at AS secret_expires_at
-			FROM (SELECT key_id, expires_at FROM api_key_secrets WHERE hash = ? LIMIT 1) sec
+			SELECT ` + authColumns + `, sec.expires_at AS secret_expires_at, sec.created_at AS secret_created_at
+			FROM (SELECT key_id, expires_at, created_at FROM api_key_secrets WHERE hash = ? LIMIT 1) sec
 			JOIN api_keys k ON k.id = sec.key_id ` + authJoins)); s.prepareErr != nil {
 			return
 		}
 		s.byIDAndValue, s.prepareErr = s.DB.Preparex(s.DB.Rebind(`
-			SELECT ` + authColumns + `, sec.expires_at AS secret_expires_at
-			FROM (SELECT key_id, expires_at FROM api_key_secrets WHERE hash = ? AND key_id = ? LIMIT 1) sec
+			SELECT ` + authColumns + `, sec.expires_at AS secret_expires_at, sec.created_at AS secret_created_at
+			FROM (SELECT key_id, expires_at, created_at FROM api_key_secrets WHERE hash = ? AND key_id = ? LIMIT 1) sec
 			JOIN api_keys k ON k.id = sec.key_id ` + authJoins))
 	})
 	return s.byHash, s.byIDAndValue, s.prepareErr
@@ -140,6 +140,7 @@ type keyRow struct {
 	SecretExpires sql.NullTime           `db:"secret_expires_at"`
 	// Tokens of the key issued (iat) at or before it are revoked: one was reported leaked.
 	TokensRevokedUntil sql.NullTime   `db:"tokens_revoked_until"`
+	SecretCreated      sql.NullTime   `db:"secret_created_at"` // the value's issue time (authentication only)
 	RoleSystem         sql.NullBool   `db:"role_system"`
 	RoleName           sql.NullString `db:"role_name"`
 	RoleActions        sql.NullString `db:"role_actions"`
@@ -264,9 +265,11 @@ func principalOf(rows []keyRow, now time.Time) (*tenants.Principal, error) {
 		}
 	}
 	if k.Scopes.Valid {
-		p.Permissions &= tenants.ParsePermissions(k.Scopes.String)
-		p.Narrowed = true
+		scopes := tenants.ParsePermissions(k.Scopes.String)
+		p.Permissions &= scopes
+		p.Scopes, p.Narrowed = &scopes, true
 	}
+	p.IssuedAt = k.SecretCreated.Time.UTC()
 	p.ExpiresAt = earliest(k.ExpiresAt, k.SecretExpires)
 	p.InGrace = k.SecretExpires.Valid
 	return p, nil

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"fmt"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -238,6 +239,14 @@ func matrixRoutes() map[string]matrixRoute {
 			return "/api/keys/" + w.adminDo("POST", "/api/keys", map[string]any{"name": "d" + w.next(), "user_id": w.memberA})["id"].(string) + "/rotate"
 		}, nil, expectations{403, 403, 200, 200, 403, 200, 403, 404}, ""},
 
+		// Asking about A1's admin key: 200 for every caller that may ask at all (valid: false for
+		// another tenant's caller, as TestVerificationIsolation checks byte for byte), 403 for
+		// the asker, which lacks keys:read.
+		"POST /api/keys/verify": {fixed("/api/keys/verify"), func(w *world) any { return map[string]any{"key": w.creds["adminA"].Key} },
+			expectations{200, 200, 200, 200, 403, 200, 200, 200}, ""},
+		"POST /oauth/introspect": {fixed("/oauth/introspect"), func(w *world) any { return url.Values{"token": {w.creds["adminA"].Key}} },
+			expectations{200, 200, 200, 200, 403, 200, 200, 200}, ""},
+
 		"GET /api/connections": {fixed("/api/connections"), nil, expectations{403, 403, 200, 200, 200, 200, 200, 200}, ""},
 		"POST /api/connections": {fixed("/api/connections"), func(w *world) any { return map[string]any{"name": "c" + w.next(), "type": "postgresql"} },
 			expectations{403, 403, 200, 200, 403, 200, 200, 200}, ""},
@@ -327,6 +336,9 @@ func TestIsolationMatrix(t *testing.T) {
 			var header []string
 			if route.version != "" {
 				header = []string{"X-Polytomic-Version", route.version}
+			}
+			if form, ok := body.(url.Values); ok { // a form body (OAuth's endpoints)
+				body, header = form.Encode(), append(header, "Content-Type", "application/x-www-form-urlencoded")
 			}
 			r := w.creds[cred].Do(method, path, body, header...)
 			cells++

@@ -33,6 +33,9 @@ type metrics struct {
 	deliveries  *prometheus.CounterVec
 	reports     prometheus.Counter     // reports of leaked credentials
 	reportedBy  *prometheus.CounterVec // the values they carried, by what they turned out to be
+	// verifications counts answers about credentials (POST /api/keys/verify, POST
+	// /oauth/introspect) by outcome: the reasons the answers themselves never give.
+	verifications *prometheus.CounterVec
 }
 
 func newMetrics(s *Server) *metrics {
@@ -56,9 +59,12 @@ func newMetrics(s *Server) *metrics {
 		reportedBy: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tenantry_reported_credentials_total",
 			Help: "Values reported leaked, by outcome: malformed (skipped without a lookup), unknown (nothing to end), " +
 				"revoked (a key revoked), tokens_revoked (a key's tokens ended), already_revoked."}, []string{"outcome"}),
+		verifications: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tenantry_credential_verifications_total",
+			Help: "Answers about credentials by endpoint (verify, introspect) and outcome: valid (active), missing_permissions, " +
+				"rate_limited, out_of_scope, or why authentication refused the credential."}, []string{"endpoint", "outcome"}),
 	}
 	m.authOK = m.auth.WithLabelValues("ok")
-	m.registry.MustRegister(m.requests, m.latency, m.auth, m.replays, m.rateLimited, m.deliveries, m.reports, m.reportedBy,
+	m.registry.MustRegister(m.requests, m.latency, m.auth, m.replays, m.rateLimited, m.deliveries, m.reports, m.reportedBy, m.verifications,
 		collectors.NewDBStatsCollector(s.db.DB, "tenantry"), collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

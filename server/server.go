@@ -336,6 +336,11 @@ func (s *Server) routes() []route {
 		// Leaked credentials, reported by anyone who finds one: no credential is needed (whoever
 		// holds a value may end it), and each client address has a rate limit of its own.
 		{"POST", "/api/credentials/revoke", noCommand, public, s.revokeReported},
+
+		// Whether a credential is valid, for the partner's own services: the domain decides
+		// about which credentials a caller may ask (keys.VerifyCredential).
+		{"POST", "/api/keys/verify", noCommand, verifiers, s.verifyKey},
+		{"POST", "/oauth/introspect", noCommand, introspectors, s.introspect},
 	}
 	r = append(r, s.resourceRoutes()...)
 	return append(r, s.webhookRoutes()...)

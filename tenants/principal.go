@@ -43,6 +43,8 @@ type Principal struct {
 	UserID      string         // the user it acts as (user keys and their tokens)
 	OrgRole     string         // OrgRoleAdmin or OrgRoleAsker, for organization keys and their tokens
 	Permissions Permissions    // what it may do in OrgID: roles ∩ scopes ∩ parent
+	Scopes      *Permissions   // the scopes narrowing it (a key's ∩ a token's); nil: none
+	IssuedAt    time.Time      // when the value it presented was issued (a key value's creation, a token's iat)
 	ExpiresAt   *time.Time     // when it stops working, if ever
 	APIVersion  string         // its organization's pinned API version
 	SecretID    string         // which value of the key it presented (a hash; tokens: their parent's)
@@ -53,6 +55,14 @@ type Principal struct {
 	OrgName    string // its organization's name
 	Email      string // its user's email (user keys and their tokens)
 	LegacyRole string // its user's Polytomic role: "admin" or "user"
+}
+
+// Subject is who p stands for, as a token's sub claim names it: its user, else its key.
+func (p *Principal) Subject() string {
+	if p.UserID != "" {
+		return p.UserID
+	}
+	return p.KeyID
 }
 
 // IsPartner reports whether p is a partner key or a token minted from one.
