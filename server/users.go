@@ -137,7 +137,7 @@ func (s *Server) mintUserKey(c *gin.Context, p *tenants.Principal) error {
 	if err := decodeOptionalJSON(c, &req); err != nil {
 		return err
 	}
-	exp, err := parseExpiry("expires_at", req.ExpiresAt)
+	exp, err := parseTime("expires_at", req.ExpiresAt)
 	if err != nil {
 		return err
 	}
