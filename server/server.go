@@ -319,6 +319,7 @@ func (s *Server) routes() []route {
 		{"DELETE", "/api/keys/:id", cmd("revoke_key"), orgKeys, s.revokeKey},
 		{"POST", "/api/keys/:id/rotate", cmd("rotate_key"), orgKeys.noTokens(), s.rotateKey},
 	}
+	r = append(r, s.policyRoutes()...)
 	r = append(r, s.resourceRoutes()...)
 	return append(r, s.webhookRoutes()...)
 }
