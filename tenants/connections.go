@@ -464,16 +464,9 @@ func (s *Store) listConnections(ctx context.Context, q sqlx.ExtContext, page Pag
 		return Page[Connection]{}, fmt.Errorf("list connections: %w", err)
 	}
 	rows, next := TrimPage(rows, page.Limit, func(r connectionRow) string { return r.ID })
-	ids := make([]string, len(rows))
-	for i, r := range rows {
-		ids[i] = r.ID
-	}
-	policies, err := connectionPolicies.policiesOf(ctx, q, ids...)
+	err = withPolicies(ctx, q, connectionPolicies, rows, func(r *connectionRow) (string, *[]string) { return r.ID, &r.Policies })
 	if err != nil {
 		return Page[Connection]{}, err
-	}
-	for i := range rows {
-		rows[i].Policies = policies[rows[i].ID]
 	}
 	out, err := connectionsOf(rows, s.Sealer)
 	return Page[Connection]{Items: out, Next: next}, err

@@ -177,17 +177,11 @@ func (s *Store) ListDatasets(ctx context.Context, p *Principal, page PageQuery) 
 		return Page[Dataset]{}, fmt.Errorf("list datasets: %w", err)
 	}
 	rows, next := TrimPage(rows, page.Limit, func(d Dataset) string { return d.ID })
-	ids := make([]string, len(rows))
-	for i, d := range rows {
-		ids[i] = d.ID
-	}
-	policies, err := datasetPolicies.policiesOf(ctx, q, ids...)
-	if err != nil {
+	if err := withPolicies(ctx, q, datasetPolicies, rows, func(d *Dataset) (string, *[]string) { return d.ID, &d.Policies }); err != nil {
 		return Page[Dataset]{}, err
 	}
 	for i := range rows {
 		rows[i] = rows[i].utc()
-		rows[i].Policies = policies[rows[i].ID]
 	}
 	return Page[Dataset]{Items: rows, Next: next}, nil
 }

@@ -14,7 +14,7 @@ import (
 // Policy is a resource-level permission, in the shape of Polytomic's: for each of its actions
 // (actions on resources: connections:read, datasets:write...), the roles it grants that action
 // to. Connections and datasets list the policies that govern them; the rule of what they
-// govern is reachable's, below, and nowhere else.
+// govern is reachOf's, below, and nowhere else.
 type Policy struct {
 	ID             string         `json:"id"`
 	Name           string         `json:"name"`
@@ -366,22 +366,6 @@ func policiesGranting(ctx context.Context, q sqlx.ExtContext, roleID string) ([]
 	return names, nil
 }
 
-// Which resources a caller reaches.
-//
-// A resource without policies is reached as before policies existed: by the caller's
-// permissions alone. A resource with policies is reached, on top of those, only by
-//   - an admin: a user holding the built-in Admin role, or an admin organization key, and
-//     their tokens;
-//   - a user one of whose roles one of the resource's policies grants the action (read for
-//     reads and lists; write for changes and deletion), and that user's tokens.
-//
-// Nobody else: asker keys and asker tokens (whatever key minted them) and partner credentials
-// reach only resources without policies. What a caller may do is never widened by a policy:
-// the action must still be in the caller's permissions (its roles ∩ its key's and token's
-// scopes), which the operation requires first. Policies are read from the database with the
-// resource, at every request, so a change to a policy, to a resource's policies or to a
-// user's roles applies at once, and nothing of them is kept in a cached principal.
-
 // resourceKind is one kind of resource policies govern, as the queries of reach name it.
 type resourceKind struct {
 	table  string // the resource's table, with its alias in queries
@@ -398,20 +382,40 @@ var (
 	datasetPolicies    = resourceKind{"datasets", "datasets.id", "dataset_policies", "dataset_id", DatasetsRead, DatasetsWrite, "dataset"}
 )
 
-// reachesEveryResource reports whether p reaches resources whatever their policies: an admin
-// user's credentials and admin organization keys, with their tokens (an asker token not).
-func reachesEveryResource(p *Principal) bool {
-	return !p.IsAsker() && !p.IsPartner() && (p.LegacyRole == LegacyAdmin || p.OrgRole == OrgRoleAdmin)
+// reachOf is the rule of resource-level permissions: which resources with policies p reaches.
+//
+// A resource without policies is reached as before policies existed, by the caller's
+// permissions alone. One with policies is reached, on top of those, only by
+//   - an admin: a user holding the built-in Admin role, or an admin organization key, and
+//     their tokens (all true);
+//   - a user one of whose roles one of the resource's policies grants the action (read for
+//     reads and lists; write for changes and deletion), and that user's tokens (user).
+//
+// Nobody else: asker keys and asker tokens (whatever key minted them) and partner credentials
+// reach only resources without policies. A policy never widens what a caller may do: the
+// action must still be in the caller's permissions (its roles ∩ its key's and token's
+// scopes), which every operation requires first. Policies and the user's roles are read with
+// the resource, at every request, so a change to them applies at once, and nothing of them is
+// kept in a cached principal.
+func reachOf(p *Principal) (all bool, user string) {
+	switch {
+	case p.IsAsker() || p.IsPartner():
+		return false, ""
+	case p.LegacyRole == LegacyAdmin || p.OrgRole == OrgRoleAdmin:
+		return true, ""
+	}
+	return false, p.UserID
 }
 
 // reachable is an SQL condition, with its arguments, that holds for the resources of kind k
-// that p reaches for one of actions.
+// that p reaches (see reachOf) for one of actions.
 func (k resourceKind) reachable(p *Principal, actions ...Action) (string, []any) {
-	if reachesEveryResource(p) {
+	all, user := reachOf(p)
+	if all {
 		return `1 = 1`, nil
 	}
 	unrestricted := `NOT EXISTS (SELECT 1 FROM ` + k.links + ` rp WHERE rp.` + k.column + ` = ` + k.id + `)`
-	if p.IsAsker() || p.IsPartner() || p.UserID == "" {
+	if user == "" {
 		return unrestricted, nil
 	}
 	args := []any{}
@@ -421,7 +425,7 @@ func (k resourceKind) reachable(p *Principal, actions ...Action) (string, []any)
 	granted := `EXISTS (SELECT 1 FROM ` + k.links + ` rp JOIN policy_grants g ON g.policy_id = rp.policy_id
 		JOIN user_roles ur ON ur.role_id = g.role_id
 		WHERE rp.` + k.column + ` = ` + k.id + ` AND g.action IN (?` + strings.Repeat(", ?", len(actions)-1) + `) AND ur.user_id = ?)`
-	return `(` + unrestricted + ` OR ` + granted + `)`, append(args, p.UserID)
+	return `(` + unrestricted + ` OR ` + granted + `)`, append(args, user)
 }
 
 // reaching is the condition of reachable for reading a resource (write false) or for
@@ -436,10 +440,10 @@ func (k resourceKind) reaching(p *Principal, write bool) (string, []any) {
 // mayChange refuses p (403 permission_denied) a change to the resource of kind k with id,
 // one p has found by reaching (so one it sees), unless p reaches it for writing.
 func (k resourceKind) mayChange(ctx context.Context, q sqlx.ExtContext, p *Principal, id string) error {
-	cond, args := k.reachable(p, k.write)
-	if cond == `1 = 1` {
+	if all, _ := reachOf(p); all {
 		return nil
 	}
+	cond, args := k.reachable(p, k.write)
 	var n int
 	if err := sqlx.GetContext(ctx, q, &n, q.Rebind(`SELECT COUNT(*) FROM `+k.table+` WHERE `+k.id+` = ? AND `+cond),
 		append([]any{id}, args...)...); err != nil {
@@ -490,6 +494,24 @@ func (k resourceKind) policiesOf(ctx context.Context, q sqlx.ExtContext, ids ...
 		out[l.ResourceID] = append(out[l.ResourceID], l.PolicyID)
 	}
 	return out, nil
+}
+
+// withPolicies fills in the policies of rows, resources of kind k, with one query; field
+// gives a row's id and where its policies go.
+func withPolicies[T any](ctx context.Context, q sqlx.ExtContext, k resourceKind, rows []T, field func(*T) (string, *[]string)) error {
+	ids := make([]string, len(rows))
+	for i := range rows {
+		ids[i], _ = field(&rows[i])
+	}
+	policies, err := k.policiesOf(ctx, q, ids...)
+	if err != nil {
+		return err
+	}
+	for i := range rows {
+		id, dst := field(&rows[i])
+		*dst = policies[id]
+	}
+	return nil
 }
 
 // checkPolicies validates the policies asked for a resource of p's organization (given: nil
