@@ -56,6 +56,26 @@ var statusByKind = []struct {
 	{tenants.ErrConflict, http.StatusConflict},
 }
 
+// refusalBody is the body of a domain refusal (a *tenants.Error in err's chain); its Status is
+// 0 when the error is none or of no kind statusByKind knows.
+func refusalBody(err error) errorBody {
+	body := errorBody{Metadata: map[string]any{}}
+	var dom *tenants.Error
+	if !errors.As(err, &dom) {
+		return body
+	}
+	for _, m := range statusByKind {
+		if errors.Is(dom.Kind, m.kind) {
+			body.Status = m.status
+		}
+	}
+	body.Key, body.Message = dom.Key, dom.Message
+	if dom.Metadata != nil {
+		body.Metadata = dom.Metadata
+	}
+	return body
+}
+
 // writeError is the one place an error becomes a response. Anything it does not recognise is a
 // 500 that says nothing internal; the full error is logged with the request id.
 func (s *Server) writeError(c *gin.Context, err error) {
@@ -69,15 +89,7 @@ func (s *Server) writeError(c *gin.Context, err error) {
 			body.Metadata = api.Metadata
 		}
 	case errors.As(err, &dom):
-		for _, m := range statusByKind {
-			if errors.Is(dom.Kind, m.kind) {
-				body.Status = m.status
-			}
-		}
-		body.Key, body.Message = dom.Key, dom.Message
-		if dom.Metadata != nil {
-			body.Metadata = dom.Metadata
-		}
+		body = refusalBody(dom)
 	case errors.Is(err, migrations.ErrBusy):
 		// Nothing was written: the transaction never began, or rolled back.
 		c.Header("Retry-After", "1")

@@ -175,6 +175,11 @@ func matrixRoutes() map[string]matrixRoute {
 			n := w.next()
 			return map[string]any{"organization": map[string]any{"name": "prov-" + n}, "user": map[string]any{"email": "root" + n + "@p.test", "role": "admin"}}
 		}, partnerOwnList, ""},
+		"POST /api/provision/batch": {fixed("/api/provision/batch"), func(w *world) any {
+			n := w.next()
+			return map[string]any{"items": []any{map[string]any{"organization": map[string]any{"name": "batch-" + n},
+				"user": map[string]any{"email": "root" + n + "@b.test", "role": "admin"}}}}
+		}, partnerOwnList, ""},
 		"POST /api": {fixed("/api"), func(w *world) any {
 			return map[string]any{"command": "get_organization", "params": map[string]any{"id": w.orgA}}
 		}, partnerOnlyOnA, ""},
@@ -192,8 +197,10 @@ func matrixRoutes() map[string]matrixRoute {
 			func(*world) any { return map[string]any{"role": "user"} }, partnerOnlyOnA, legacy},
 		"PATCH /api/permissions/roles/:id": {func(w *world) string { return "/api/permissions/roles/" + w.roleA },
 			func(*world) any { return map[string]any{"name": "Reader"} }, expectations{404, 404, 200, 403, 403, 200, 403, 404, 403}, legacy},
-		"POST /api/auth/tokens":          {fixed("/api/auth/tokens"), nil, expectations{200, 200, 200, 200, 200, 200, 403, 200, 200}, ""},
-		"GET /.well-known/jwks.json":     {fixed("/.well-known/jwks.json"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200, 200}, ""},
+		"POST /api/auth/tokens":      {fixed("/api/auth/tokens"), nil, expectations{200, 200, 200, 200, 200, 200, 403, 200, 200}, ""},
+		"GET /.well-known/jwks.json": {fixed("/.well-known/jwks.json"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200, 200}, ""},
+		// The gateway check, for a service's route that needs users:read, which askers lack.
+		"GET /api/auth/check":            {fixed("/api/auth/check?require=users:read"), nil, expectations{403, 403, 200, 200, 403, 200, 200, 200, 200}, ""},
 		"GET /api/organizations":         {fixed("/api/organizations"), nil, partnerOwnList, ""},
 		"POST /api/organizations":        {fixed("/api/organizations"), func(w *world) any { return map[string]any{"name": "new-" + w.next()} }, partnerOwnList, ""},
 		"GET /api/organizations/:org_id": {func(w *world) string { return "/api/organizations/" + w.orgA }, nil, partnerOnlyOnA, ""},
@@ -362,8 +369,10 @@ func TestIsolationMatrix(t *testing.T) {
 				t.Errorf("%s as %s (%s): %d, want %d: %s", name, cred, path, r.Status, want, r.Body)
 				continue
 			}
-			// What the other tenant may never see: identifiers or data it did not send.
+			// What the other tenant may never see: identifiers or data it did not send, in the
+			// body or the headers (the gateway check answers in headers).
 			sent := path + fmt.Sprint(body)
+			answer := string(r.Body) + fmt.Sprint(r.Header)
 			foreign := w.idsA
 			switch {
 			case cred == "partnerA":
@@ -372,7 +381,7 @@ func TestIsolationMatrix(t *testing.T) {
 				foreign = append(append([]string{}, w.idsB...), w.idsBesideA1...)
 			}
 			for _, id := range foreign {
-				if strings.Contains(string(r.Body), id) && !strings.Contains(sent, id) {
+				if strings.Contains(answer, id) && !strings.Contains(sent, id) {
 					t.Errorf("%s as %s: the answer holds %q of the other tenant: %s", name, cred, id, r.Body)
 				}
 			}

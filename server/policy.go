@@ -33,6 +33,10 @@ var (
 	// orgKeys is the caller's organization's keys, for organization credentials.
 	orgKeys = policy{partner: partnerRefused,
 		refusal: "A partner key manages keys through /api/partner/keys and /api/organizations/{org_id}/keys."}
+	// gateway is GET /api/auth/check: the credentials a customer's programs call a service
+	// with. A partner key provisions organizations; it is not one of them.
+	gateway = policy{partner: partnerRefused, asker: true, refusal: "A partner key manages organizations and does not " +
+		"pass the gateway check; call the service with a key of one of its organizations (a user or organization key) or a token of one."}
 	// resources is a route on organization resources (connections, datasets).
 	resources = policy{partner: partnerRefused, refusal: "A partner key cannot work on an organization's " +
 		"resources; mint a key for a user of that organization (POST /api/organizations/{org_id}/users/{id}/keys) and call with it."}

@@ -269,6 +269,7 @@ func (s *Server) routes() []route {
 		{"POST", "/api", noCommand, forAnyone, s.runCommand},
 		{"POST", "/api/auth/tokens", cmd("create_token"), forAnyone.noTokens(), s.mintToken},
 		{"GET", "/.well-known/jwks.json", noCommand, public, s.getJWKS},
+		{"GET", "/api/auth/check", noCommand, gateway, s.checkGateway},
 
 		{"GET", "/api/organizations", cmd("list_organizations"), forPartners, s.listOrganizations},
 		{"POST", "/api/organizations", cmd("create_organization"), forPartners, s.createOrganization},
@@ -286,6 +287,7 @@ func (s *Server) routes() []route {
 		{"DELETE", "/api/organizations/:org_id/users/:id", cmd("delete_user"), forPartners, s.deleteUser(orgFromPath)},
 		{"POST", "/api/organizations/:org_id/users/:id/keys", cmd("create_user_key", "force"), forPartners.noTokens(), s.mintUserKey},
 		{"POST", "/api/provision", cmd("provision"), forPartners.noTokens(), s.provision},
+		{"POST", "/api/provision/batch", cmd("provision_batch"), forPartners.noTokens(), s.provisionBatch},
 		{"GET", "/api/organizations/:org_id/keys", noCommand, forPartners, s.listOrganizationKeys},
 		{"DELETE", "/api/organizations/:org_id/keys/:id", noCommand, forPartners, s.revokeOrganizationKey},
 

@@ -14,7 +14,8 @@ const (
 	defaultSweepInterval  = 10 * time.Minute
 )
 
-// sweeper deletes, every SweepInterval, idempotency records and events past their retention.
+// sweeper deletes, every SweepInterval, idempotency records and events past their retention,
+// and sends the expiry warnings that have come due.
 type sweeper struct {
 	stop chan struct{}
 	done chan struct{}
@@ -43,8 +44,18 @@ func (s *Server) stopSweeper() {
 	<-s.sweep.done
 }
 
-// Sweep deletes what has outlived its retention now, and logs how much.
+// Sweep deletes what has outlived its retention now, sends the expiry warnings due by now
+// (on the server's clock), and logs how much.
 func (s *Server) Sweep(ctx context.Context) {
+	now := time.Now()
+	if s.cfg.Clock != nil {
+		now = s.cfg.Clock()
+	}
+	if warned, err := s.keys.WarnExpiring(ctx, now); err != nil {
+		s.log.Warn("sending expiry warnings failed", "error", err.Error())
+	} else if warned > 0 {
+		s.log.Info("expiry warnings sent", "keys", warned)
+	}
 	swept, err := s.store.Sweep(ctx, tenants.Retention{IdempotencyKeys: s.cfg.IdempotencyTTL, Events: s.cfg.EventRetention})
 	if err != nil {
 		s.log.Warn("sweeping failed", "error", err.Error())

@@ -52,14 +52,9 @@ func Escalation(what string, missing Permissions) *Error {
 		return Errorf(ErrForbidden, "permission_escalation",
 			"You cannot %s: a credential never exceeds the one it derives from.", what)
 	}
-	acts := missing.Actions()
-	names := make([]string, len(acts))
-	for i, a := range acts {
-		names[i] = string(a)
-	}
 	return &Error{Kind: ErrForbidden, Key: "permission_escalation",
-		Message:  fmt.Sprintf("You cannot %s: it needs %s, which your credential does not have.", what, strings.Join(names, ", ")),
-		Metadata: map[string]any{"missing_actions": acts}}
+		Message:  fmt.Sprintf("You cannot %s: it needs %s, which your credential does not have.", what, missing.list()),
+		Metadata: map[string]any{"missing_actions": missing.Actions()}}
 }
 
 // FieldErrors collects validation problems, one message per field, in the order found.

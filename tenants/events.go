@@ -27,9 +27,12 @@ const (
 	EventAPIKeyCreated EventType = "api_key.created"
 	EventAPIKeyRotated EventType = "api_key.rotated"
 	EventAPIKeyRevoked EventType = "api_key.revoked"
+	// Expiring: a key's expires_at is 7 days or 1 day away (sent once per key and threshold).
+	EventAPIKeyExpiring EventType = "api_key.expiring"
 
-	EventPartnerKeyCreated EventType = "partner_key.created"
-	EventPartnerKeyRevoked EventType = "partner_key.revoked"
+	EventPartnerKeyCreated  EventType = "partner_key.created"
+	EventPartnerKeyRevoked  EventType = "partner_key.revoked"
+	EventPartnerKeyExpiring EventType = "partner_key.expiring"
 
 	EventRoleCreated EventType = "role.created"
 	EventRoleUpdated EventType = "role.updated"
@@ -59,8 +62,8 @@ const (
 var EventTypes = []EventType{
 	EventOrganizationCreated, EventOrganizationUpdated, EventOrganizationDeleted,
 	EventUserCreated, EventUserUpdated, EventUserDeleted,
-	EventAPIKeyCreated, EventAPIKeyRotated, EventAPIKeyRevoked,
-	EventPartnerKeyCreated, EventPartnerKeyRevoked,
+	EventAPIKeyCreated, EventAPIKeyRotated, EventAPIKeyRevoked, EventAPIKeyExpiring,
+	EventPartnerKeyCreated, EventPartnerKeyRevoked, EventPartnerKeyExpiring,
 	EventRoleCreated, EventRoleUpdated, EventRoleDeleted,
 	EventPolicyCreated, EventPolicyUpdated, EventPolicyDeleted,
 	EventConnectionCreated, EventConnectionUpdated, EventConnectionDeleted, EventConnectionShared,
@@ -108,6 +111,9 @@ type Actor struct {
 	UserID string `json:"user_id,omitempty"`
 }
 
+// systemActor is Tenantry itself, for what no caller did (an expiry warning).
+var systemActor = Actor{Kind: "system"}
+
 func actorOf(p *Principal) Actor {
 	if p == nil {
 		return Actor{Kind: "operator"}
@@ -119,6 +125,15 @@ func actorOf(p *Principal) Actor {
 // deliveries, in tx, the transaction of the change it records; once tx commits, the commit
 // hooks are told of the change (see Tx).
 func RecordEvent(ctx context.Context, tx *Tx, p *Principal, partnerID, orgID string, typ EventType, object any) error {
+	return recordEventBy(ctx, tx, actorOf(p), partnerID, orgID, typ, object)
+}
+
+// RecordSystemEvent is RecordEvent for what Tenantry itself did, its actor kind "system".
+func RecordSystemEvent(ctx context.Context, tx *Tx, partnerID, orgID string, typ EventType, object any) error {
+	return recordEventBy(ctx, tx, systemActor, partnerID, orgID, typ, object)
+}
+
+func recordEventBy(ctx context.Context, tx *Tx, actor Actor, partnerID, orgID string, typ EventType, object any) error {
 	q := tx
 	if !slices.Contains(EventTypes, typ) {
 		return fmt.Errorf("unknown event type %q", typ)
@@ -127,10 +142,10 @@ func RecordEvent(ctx context.Context, tx *Tx, p *Principal, partnerID, orgID str
 	if err != nil {
 		return fmt.Errorf("encode %s event: %w", typ, err)
 	}
-	e := Event{ID: NewID(), Type: typ, OrganizationID: orgID, CreatedAt: Now(), Actor: actorOf(p), Data: data}
-	actor, _ := json.Marshal(e.Actor)
+	e := Event{ID: NewID(), Type: typ, OrganizationID: orgID, CreatedAt: Now(), Actor: actor, Data: data}
+	actorJSON, _ := json.Marshal(e.Actor)
 	_, err = q.ExecContext(ctx, q.Rebind(`INSERT INTO events (id, type, partner_id, organization_id, actor, data, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`), e.ID, string(e.Type), partnerID, orgID, string(actor), string(data), e.CreatedAt)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`), e.ID, string(e.Type), partnerID, orgID, string(actorJSON), string(data), e.CreatedAt)
 	if err != nil {
 		return fmt.Errorf("insert event: %w", err)
 	}

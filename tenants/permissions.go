@@ -102,6 +102,9 @@ func (p Permissions) Actions() []Action {
 	return out
 }
 
+// list names p's actions for a message: "datasets:read, users:read".
+func (p Permissions) list() string { return strings.ReplaceAll(p.String(), " ", ", ") }
+
 // String is the stored form: actions separated by spaces, in catalogue order.
 func (p Permissions) String() string {
 	acts := p.Actions()
@@ -139,6 +142,12 @@ func CheckActions(list []string) (Permissions, string) {
 		p |= b
 	}
 	return p, ""
+}
+
+// CheckActionList validates actions written in one string, as a query parameter or a header
+// carries them: separated by commas, spaces or both ("datasets:read,connections:read").
+func CheckActionList(s string) (Permissions, string) {
+	return CheckActions(strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }))
 }
 
 func quote(s string) string { return `"` + s + `"` }

@@ -1,6 +1,9 @@
 package tenants
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // CredentialKind names what kind of credential a request authenticated with.
 type CredentialKind string
@@ -62,6 +65,23 @@ func (p *Principal) Require(a Action) error {
 	}
 	return Errorf(ErrForbidden, "permission_denied",
 		"This request needs the %s permission, which this credential does not have.", a)
+}
+
+// RequireAll refuses p (403 permission_denied, listing what it lacks in
+// metadata.missing_actions) unless it may perform every action of need in its organization:
+// Require for a set of actions, as a gateway asks for a service's route (GET /api/auth/check).
+func (p *Principal) RequireAll(need Permissions) error {
+	var held Permissions
+	if p != nil {
+		held = p.Permissions
+	}
+	missing := need &^ held
+	if missing == 0 {
+		return nil
+	}
+	return &Error{Kind: ErrForbidden, Key: "permission_denied",
+		Message:  fmt.Sprintf("This request needs %s, which this credential does not have.", missing.list()),
+		Metadata: map[string]any{"missing_actions": missing.Actions()}}
 }
 
 // RequirePartner refuses any credential but an unrestricted partner credential: a partner key,

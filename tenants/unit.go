@@ -2,6 +2,7 @@ package tenants
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jmoiron/sqlx"
@@ -54,6 +55,37 @@ func (u *Unit) Rollback() {
 		u.tx.Rollback()
 		u.tx = nil
 	}
+}
+
+// Part runs fn as a part of u that can fail alone: when fn fails, what it wrote is undone (to
+// a savepoint taken before it) and the rest of u stands, so a batch can refuse one item and
+// keep the others. Only a refusal (an *Error) is fn's alone: any other error (the database
+// failing, say) leaves u unusable and is returned for its owner to roll it back.
+func (u *Unit) Part(ctx context.Context, fn func() error) error {
+	tx, err := u.Tx(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT part`); err != nil {
+		return fmt.Errorf("savepoint: %w", err)
+	}
+	changes := len(tx.changes)
+	fnErr := fn()
+	var refusal *Error
+	if fnErr != nil && errors.As(fnErr, &refusal) {
+		if _, err := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT part`); err != nil {
+			return fmt.Errorf("roll back to savepoint: %w", err)
+		}
+		// What the part created is gone: forget it all (knowledge is only a shortcut) and
+		// the changes it would have announced.
+		tx.changes, tx.known = tx.changes[:changes], known{}
+	} else if fnErr != nil {
+		return fnErr
+	}
+	if _, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT part`); err != nil {
+		return fmt.Errorf("release savepoint: %w", err)
+	}
+	return fnErr
 }
 
 // Conn is where a store's or a service's statements run: its database, each write in a
