@@ -383,13 +383,15 @@ func (s *Service) RevokeKey(ctx context.Context, p *tenants.Principal, id string
 		if err != nil {
 			return err
 		}
-		out, err = revoke(ctx, tx, p, r)
+		out, err = revoke(ctx, tx, p, r, "")
 		return err
 	})
 	return out, err
 }
 
-func revoke(ctx context.Context, tx *tenants.Tx, p *tenants.Principal, r keyRecord) (Key, error) {
+// revoke revokes the key r now, for p, recording why when reason is not "" (a reported leak),
+// unless it is revoked already. Every revocation of a key comes through here.
+func revoke(ctx context.Context, tx *tenants.Tx, p *tenants.Principal, r keyRecord, reason string) (Key, error) {
 	if r.RevokedAt.Valid {
 		return r.key(), nil
 	}
@@ -402,7 +404,7 @@ func revoke(ctx context.Context, tx *tenants.Tx, p *tenants.Principal, r keyReco
 	if r.Kind == tenants.KindPartner {
 		typ = tenants.EventPartnerKeyRevoked
 	}
-	return r.key(), tenants.RecordEvent(ctx, tx, p, r.PartnerID, r.OrgID, typ, r.key())
+	return r.key(), tenants.RecordEvent(ctx, tx, p, r.PartnerID, r.OrgID, typ, revokedKey{Key: r.key(), Reason: reason})
 }
 
 // managedKey loads the key id that where (and args) finds, for p to do what to it: a key
@@ -505,7 +507,7 @@ func (s *Service) RevokeOrganizationKey(ctx context.Context, p *tenants.Principa
 		if err != nil {
 			return err
 		}
-		out, err = revoke(ctx, tx, p, r)
+		out, err = revoke(ctx, tx, p, r, "")
 		return err
 	})
 	return out, err
@@ -590,7 +592,7 @@ func (s *Service) RevokePartnerKey(ctx context.Context, p *tenants.Principal, id
 					"Revoking key %q would leave the partner without a key that lasts as long; create one with POST /api/partner/keys first.", r.ID)
 			}
 		}
-		out, err = revoke(ctx, tx, p, r)
+		out, err = revoke(ctx, tx, p, r, "")
 		return err
 	})
 	return out, err

@@ -2,7 +2,6 @@ package keys
 
 import (
 	"sync"
-	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -45,7 +44,8 @@ type cachedKey struct {
 	keyExpires    time.Time // zero: never
 	secretExpires time.Time // zero: not rotated out
 	seq           uint64    // the invalidation count before the query that filled it
-	usedAt        atomic.Int64
+	// tokensRevokedUntil: the key's tokens issued at or before it are revoked (zero: none).
+	tokensRevokedUntil time.Time
 }
 
 // cachedToken is a token whose signature, issuer, audience and shape were verified.

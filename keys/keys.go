@@ -50,14 +50,14 @@ type shared struct {
 func (s *Service) prepared() (byHash, byIDAndValue *sqlx.Stmt, err error) {
 	s.prepareOnce.Do(func() {
 		if s.byHash, s.prepareErr = s.DB.Preparex(s.DB.Rebind(`
-			SELECT ` + authColumns + `, sec.expires_at AS secret_expires_at
-			FROM (SELECT key_id, expires_at FROM api_key_secrets WHERE hash = ? LIMIT 1) sec
+			SELECT ` + authColumns + `, sec.expires_at AS secret_expires_at, sec.created_at AS secret_created_at
+			FROM (SELECT key_id, expires_at, created_at FROM api_key_secrets WHERE hash = ? LIMIT 1) sec
 			JOIN api_keys k ON k.id = sec.key_id ` + authJoins)); s.prepareErr != nil {
 			return
 		}
 		s.byIDAndValue, s.prepareErr = s.DB.Preparex(s.DB.Rebind(`
-			SELECT ` + authColumns + `, sec.expires_at AS secret_expires_at
-			FROM (SELECT key_id, expires_at FROM api_key_secrets WHERE hash = ? AND key_id = ? LIMIT 1) sec
+			SELECT ` + authColumns + `, sec.expires_at AS secret_expires_at, sec.created_at AS secret_created_at
+			FROM (SELECT key_id, expires_at, created_at FROM api_key_secrets WHERE hash = ? AND key_id = ? LIMIT 1) sec
 			JOIN api_keys k ON k.id = sec.key_id ` + authJoins))
 	})
 	return s.byHash, s.byIDAndValue, s.prepareErr
@@ -137,18 +137,20 @@ type keyRow struct {
 	Scopes        sql.NullString         `db:"scopes"`
 	ExpiresAt     sql.NullTime           `db:"expires_at"`
 	RevokedAt     sql.NullTime           `db:"revoked_at"`
-	LastUsedAt    sql.NullTime           `db:"last_used_at"`
 	SecretExpires sql.NullTime           `db:"secret_expires_at"`
-	RoleSystem    sql.NullBool           `db:"role_system"`
-	RoleName      sql.NullString         `db:"role_name"`
-	RoleActions   sql.NullString         `db:"role_actions"`
-	APIVersion    string                 `db:"api_version"`
-	OrgName       string                 `db:"org_name"`
-	UserEmail     string                 `db:"user_email"`
+	// Tokens of the key issued (iat) at or before it are revoked: one was reported leaked.
+	TokensRevokedUntil sql.NullTime   `db:"tokens_revoked_until"`
+	SecretCreated      sql.NullTime   `db:"secret_created_at"` // the value's issue time (authentication only)
+	RoleSystem         sql.NullBool   `db:"role_system"`
+	RoleName           sql.NullString `db:"role_name"`
+	RoleActions        sql.NullString `db:"role_actions"`
+	APIVersion         string         `db:"api_version"`
+	OrgName            string         `db:"org_name"`
+	UserEmail          string         `db:"user_email"`
 }
 
 const authColumns = `k.id, k.kind, k.partner_id, k.org_id, COALESCE(k.user_id, '') AS user_id, k.role, k.scopes,
-	k.expires_at, k.revoked_at, k.last_used_at, r.system AS role_system, r.name AS role_name, r.actions AS role_actions,
+	k.expires_at, k.revoked_at, k.tokens_revoked_until, r.system AS role_system, r.name AS role_name, r.actions AS role_actions,
 	o.api_version, o.name AS org_name, COALESCE(u.email, '') AS user_email`
 
 const authJoins = `JOIN organizations o ON o.id = k.org_id LEFT JOIN users u ON u.id = k.user_id
@@ -158,7 +160,18 @@ const authJoins = `JOIN organizations o ON o.id = k.org_id LEFT JOIN users u ON 
 // lookup by its hash; a token costs a signature check and one lookup of its parent key by id.
 // A malformed value is refused before the database is touched. It never writes: last_used_at
 // is recorded asynchronously, at most once a minute per key.
+//
+// Each success counts as one request of its key (a token's: of the key that minted it) in the
+// key's usage (usage.go), in memory.
 func (s *Service) Authenticate(ctx context.Context, value string) (*tenants.Principal, error) {
+	p, err := s.authenticate(ctx, value)
+	if err == nil {
+		s.usage.count(p.KeyID, s.now())
+	}
+	return p, err
+}
+
+func (s *Service) authenticate(ctx context.Context, value string) (*tenants.Principal, error) {
 	if value == "" {
 		return nil, ErrMissingToken
 	}
@@ -169,27 +182,25 @@ func (s *Service) Authenticate(ctx context.Context, value string) (*tenants.Prin
 		return nil, refused("malformed")
 	}
 	h := hash(value)
-	return s.lookUp(ctx, "h"+string(h), func(byHash, _ *sqlx.Stmt, rows *[]keyRow) (string, error) {
+	p, _, err := s.lookUp(ctx, "h"+string(h), func(byHash, _ *sqlx.Stmt, rows *[]keyRow) (string, error) {
 		return base64.RawURLEncoding.EncodeToString(h), byHash.SelectContext(ctx, rows, h)
 	})
+	return p, err
 }
 
-// lookUp returns the principal of a key value: from the cache when it is there and fresh,
-// else by query (and then cached). query also names the value (the base64 of its hash): only a
-// miss needs it, a cached principal has it.
-func (s *Service) lookUp(ctx context.Context, cacheKey string, query func(byHash, byIDAndValue *sqlx.Stmt, rows *[]keyRow) (secretID string, err error)) (*tenants.Principal, error) {
+// lookUp returns the principal of a key value, and until when the key's tokens are revoked
+// (zero: none are): from the cache when it is there and fresh, else by query (and then
+// cached). query also names the value (the base64 of its hash): only a miss needs it, a cached
+// principal has it.
+func (s *Service) lookUp(ctx context.Context, cacheKey string, query func(byHash, byIDAndValue *sqlx.Stmt, rows *[]keyRow) (secretID string, err error)) (*tenants.Principal, time.Time, error) {
 	now := s.now()
 	if s.cache != nil {
 		if e, ok := s.cache.key(cacheKey); ok {
 			if err := e.expiry(now); err != nil {
-				return nil, err
-			}
-			if used := e.usedAt.Load(); now.UnixNano()-used >= int64(UsageGranularity) {
-				e.usedAt.Store(now.UnixNano())
-				s.usage.touch(e.p.KeyID, sql.NullTime{}, now)
+				return nil, time.Time{}, err
 			}
 			p := e.p
-			return &p, nil
+			return &p, e.tokensRevokedUntil, nil
 		}
 	}
 	var seq uint64
@@ -198,26 +209,25 @@ func (s *Service) lookUp(ctx context.Context, cacheKey string, query func(byHash
 	}
 	byHash, byIDAndValue, err := s.prepared()
 	if err != nil {
-		return nil, fmt.Errorf("prepare authentication: %w", err)
+		return nil, time.Time{}, fmt.Errorf("prepare authentication: %w", err)
 	}
 	var rows []keyRow
 	secretID, err := query(byHash, byIDAndValue, &rows)
 	if err != nil {
-		return nil, fmt.Errorf("look up key: %w", err)
+		return nil, time.Time{}, fmt.Errorf("look up key: %w", err)
 	}
 	p, err := principalOf(rows, now)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	p.SecretID = secretID
-	s.usage.touch(rows[0].ID, rows[0].LastUsedAt, now)
+	tokensUntil := rows[0].TokensRevokedUntil.Time
 	if s.cache != nil {
-		e := &cachedKey{p: *p, seq: seq}
+		e := &cachedKey{p: *p, seq: seq, tokensRevokedUntil: tokensUntil}
 		e.keyExpires, e.secretExpires = rows[0].ExpiresAt.Time, rows[0].SecretExpires.Time
-		e.usedAt.Store(now.UnixNano())
 		s.cache.putKey(cacheKey, e)
 	}
-	return p, nil
+	return p, tokensUntil, nil
 }
 
 // principalOf checks that the key in rows is usable at now and computes its permissions.
@@ -255,9 +265,11 @@ func principalOf(rows []keyRow, now time.Time) (*tenants.Principal, error) {
 		}
 	}
 	if k.Scopes.Valid {
-		p.Permissions &= tenants.ParsePermissions(k.Scopes.String)
-		p.Narrowed = true
+		scopes := tenants.ParsePermissions(k.Scopes.String)
+		p.Permissions &= scopes
+		p.Scopes, p.Narrowed = &scopes, true
 	}
+	p.IssuedAt = k.SecretCreated.Time.UTC()
 	p.ExpiresAt = earliest(k.ExpiresAt, k.SecretExpires)
 	p.InGrace = k.SecretExpires.Valid
 	return p, nil
@@ -455,7 +467,7 @@ func (s *Service) MintUserKey(ctx context.Context, p *tenants.Principal, orgID, 
 				if err != nil {
 					return fmt.Errorf("select user key: %w", err)
 				}
-				if _, err := revoke(ctx, tx, p, r); err != nil {
+				if _, err := revoke(ctx, tx, p, r, ""); err != nil {
 					return err
 				}
 			}

@@ -148,13 +148,9 @@ func (s *Service) MintToken(ctx context.Context, p *tenants.Principal, in TokenI
 	if err != nil {
 		return Token{}, err
 	}
-	subject := p.UserID
-	if subject == "" {
-		subject = p.KeyID
-	}
 	claims := tokenClaims{
 		RegisteredClaims: jwt.RegisteredClaims{Issuer: TokenIssuer, Audience: jwt.ClaimStrings{TokenAudience},
-			Subject: subject, ID: tenants.NewID(), IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now),
+			Subject: p.Subject(), ID: tenants.NewID(), IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(exp)},
 		Org: p.OrgID, Partner: p.PartnerID, Parent: p.KeyID, ParentValue: p.SecretID, ParentKind: string(p.ParentKind),
 		Scope: scope, Role: role, RoleVars: in.RoleVars, UserProfile: in.UserProfile,
@@ -194,7 +190,7 @@ func (s *Service) authenticateToken(ctx context.Context, value string) (*tenants
 	}
 	// The parent key by id, and the value of it that minted the token: a token dies when that
 	// value is rotated out and its grace period ends, not only with the key.
-	parent, err := s.lookUp(ctx, "p"+claims.Parent+"/"+claims.ParentValue,
+	parent, tokensUntil, err := s.lookUp(ctx, "p"+claims.Parent+"/"+claims.ParentValue,
 		func(_, byIDAndValue *sqlx.Stmt, rows *[]keyRow) (string, error) {
 			return claims.ParentValue, byIDAndValue.SelectContext(ctx, rows, secret, claims.Parent)
 		})
@@ -204,17 +200,24 @@ func (s *Service) authenticateToken(ctx context.Context, value string) (*tenants
 	if parent.OrgID != claims.Org || parent.PartnerID != claims.Partner {
 		return nil, refused("bad_token")
 	}
+	if !tokensUntil.IsZero() && !claims.IssuedAt.Time.After(tokensUntil) {
+		return nil, refused("revoked") // one of the key's tokens was reported leaked: those until it end
+	}
 	p := *parent
 	p.Kind, p.TokenID, p.SecretID = tenants.KindToken, claims.ID, claims.ParentValue
 	if claims.Scope != nil {
-		p.Permissions &= tenants.ParsePermissions(*claims.Scope)
-		p.Narrowed = true
+		scopes := tenants.ParsePermissions(*claims.Scope)
+		if p.Scopes != nil {
+			scopes &= *p.Scopes
+		}
+		p.Permissions &= scopes
+		p.Scopes, p.Narrowed = &scopes, true
 	}
 	if claims.Role == tenants.OrgRoleAsker {
 		p.OrgRole, p.Permissions, p.Narrowed = tenants.OrgRoleAsker, p.Permissions&tenants.AskerPermissions, true
 	}
 	exp := claims.ExpiresAt.Time.UTC()
-	p.ExpiresAt = &exp
+	p.ExpiresAt, p.IssuedAt = &exp, claims.IssuedAt.Time.UTC()
 	return &p, nil
 }
 

@@ -26,6 +26,7 @@ var dumpTables = []struct{ name, order string }{
 	{"user_roles", "user_id, role_id"},
 	{"api_keys", "id"},
 	{"api_key_secrets", "key_id, created_at"},
+	{"api_key_usage", "key_id, hour"},
 	{"signing_keys", "id"},
 	{"connections", "CASE WHEN parent_id IS NULL THEN 0 ELSE 1 END, id"},
 	{"datasets", "id"},

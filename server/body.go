@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
+	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -71,7 +74,9 @@ func decodeOptionalJSON(c *gin.Context, dst any) error {
 	return unmarshalStrict(body, dst)
 }
 
-func readJSONBody(c *gin.Context) ([]byte, error) {
+// readBody reads the request body (413 past 1 MiB) and, when it is not empty, checks that its
+// Content-Type is one of accepted's (415 with refusal otherwise).
+func readBody(c *gin.Context, accepted func(mediaType string) bool, refusal string) ([]byte, error) {
 	if c.Request.ContentLength > maxBodyBytes {
 		return nil, errBodyTooLarge
 	}
@@ -84,17 +89,50 @@ func readJSONBody(c *gin.Context) ([]byte, error) {
 		return nil, newAPIError(http.StatusBadRequest, "unreadable_body", "The request body could not be read.")
 	}
 	if len(bytes.TrimSpace(body)) > 0 {
-		mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
-		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			return nil, newAPIError(http.StatusUnsupportedMediaType, "unsupported_media_type",
-				"Request bodies must be JSON: send 'Content-Type: application/json'.")
-		}
-		if !utf8.Valid(body) {
-			// encoding/json would silently turn invalid bytes into U+FFFD.
-			return nil, newAPIError(http.StatusBadRequest, "malformed_json", "The request body is not valid UTF-8.")
+		if mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || !accepted(mt) {
+			return nil, newAPIError(http.StatusUnsupportedMediaType, "unsupported_media_type", "%s", refusal)
 		}
 	}
 	return body, nil
+}
+
+// Request bodies are JSON, with one exception: OAuth's endpoints, whose RFCs define form
+// bodies (POST /oauth/introspect, RFC 7662 §2.1), read theirs with decodeForm, and only they.
+func readJSONBody(c *gin.Context) ([]byte, error) {
+	body, err := readBody(c, func(mt string) bool { return mt == "application/json" || strings.HasSuffix(mt, "+json") },
+		"Request bodies must be JSON: send 'Content-Type: application/json'.")
+	if err != nil {
+		return nil, err
+	}
+	if !utf8.Valid(body) {
+		// encoding/json would silently turn invalid bytes into U+FFFD.
+		return nil, newAPIError(http.StatusBadRequest, "malformed_json", "The request body is not valid UTF-8.")
+	}
+	return body, nil
+}
+
+// decodeForm reads an application/x-www-form-urlencoded body, the body of OAuth's endpoints
+// (the exception to JSON bodies). Parameters it does not know are left for the handler to
+// ignore, as OAuth's endpoints ignore unrecognized parameters (RFC 6749 §3.2), but none may be
+// given twice (§3.1: 400 duplicate_field).
+func decodeForm(c *gin.Context) (url.Values, error) {
+	body, err := readBody(c, func(mt string) bool { return mt == "application/x-www-form-urlencoded" },
+		"This endpoint takes a form, as OAuth clients send it: send 'Content-Type: application/x-www-form-urlencoded' and token=<credential>.")
+	if err != nil {
+		return nil, err
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, newAPIError(http.StatusBadRequest, "malformed_form",
+			"The request body is not a valid form (application/x-www-form-urlencoded): %s.", err.Error())
+	}
+	for _, name := range slices.Sorted(maps.Keys(form)) {
+		if len(form[name]) > 1 {
+			return nil, newAPIError(http.StatusBadRequest, "duplicate_field", "The request body gives parameter %q more than once.", name).
+				with("field", name)
+		}
+	}
+	return form, nil
 }
 
 func unmarshalStrict(body []byte, dst any) error {

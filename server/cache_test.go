@@ -2,20 +2,12 @@ package server_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
 	"github.com/tenantry/tenantry/keys"
-	"github.com/tenantry/tenantry/migrations"
-	"github.com/tenantry/tenantry/migrations/migrationstest"
-	"github.com/tenantry/tenantry/server"
 	"github.com/tenantry/tenantry/server/servertest"
 )
 
@@ -236,21 +228,8 @@ func rotateSigningKey(t *testing.T, e *env) {
 // SQLite by the polled credential epoch), for a key, a token, a role change and a deletion.
 func TestChangesReachAnotherReplica(t *testing.T) {
 	t.Parallel()
-	dsn := migrationstest.DSN(t)
-	open := func() *sqlx.DB {
-		db, err := migrations.OpenAndMigrate(context.Background(), dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db
-	}
-	a := newEnvWith(t, func(c *server.Config) { c.DB = open() })
-	b := server.New(server.Config{DB: open(), Log: slog.New(slog.NewJSONHandler(io.Discard, nil)), RatePerSecond: -1,
-		AuthFailuresPerSecond: -1, Sealer: a.sealer})
-	bServer := httptest.NewServer(b)
-	t.Cleanup(func() { bServer.Close(); b.Close() })
-	onB := func(c *servertest.Client) *servertest.Client { return servertest.New(t, bServer.URL).As(c.Key) }
+	a, b := twoServers(t)
+	onB := func(c *servertest.Client) *servertest.Client { return b.anon.As(c.Key) }
 	within := func(t *testing.T, what string, ok func() bool) {
 		t.Helper()
 		start := time.Now()

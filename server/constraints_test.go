@@ -189,6 +189,10 @@ func TestSpecConstraintsMatchServer(t *testing.T) {
 		op{"provision user", e.partner, "POST", at("/api/provision"), func(_ string, v any, n string) any {
 			return map[string]any{"organization": map[string]any{"name": "Provisioned " + n}, "user": roles("", v, n)}
 		}, nil, map[string]constrained{"roles": {"role_ids", []string{"both"}, []string{"role", "neither"}}}, "user."}, // no role ids exist before
+		op{"verify a key", o.admin, "POST", at("/api/keys/verify"), with(func(string) map[string]any { return map[string]any{"key": o.member.Key} }),
+			nil, map[string]constrained{
+				"key": {"key", []string{"", " ", "\t\r\n\f"}, []string{"x", " x{n} ", "\v", "\u00a0", "\u3000", o.member.Key}},
+			}, ""},
 		op{"mint token", o.admin, "POST", at("/api/auth/tokens"), func(_ string, v any, _ string) any {
 			return map[string]any{"role_vars": map[string]any{"region": v}}
 		}, nil, map[string]constrained{"role_vars": {"role_vars", rawTextBad, rawTextGood}}, ""},

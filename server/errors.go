@@ -117,10 +117,15 @@ func (s *Server) writeError(c *gin.Context, err error) {
 	}
 	if body.Status == http.StatusUnauthorized {
 		challenge := `Bearer realm="tenantry"`
-		if body.Key != "missing_token" {
+		if body.Key != "missing_token" && body.Key != "invalid_client" {
 			challenge += `, error="invalid_token"`
 		}
-		c.Header("WWW-Authenticate", challenge)
+		challenges := []string{challenge}
+		if r := s.matchedRoute(c); r != nil && r.policy.basic {
+			// A route that takes client credentials by HTTP Basic says so first (RFC 6749 §5.2).
+			challenges = []string{`Basic realm="tenantry", charset="UTF-8"`, challenge}
+		}
+		c.Writer.Header()["Www-Authenticate"] = challenges
 	}
 	c.Abort()
 	writeJSON(c, body.Status, body)

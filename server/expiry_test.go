@@ -3,20 +3,12 @@ package server_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"net/http/httptest"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
-	"github.com/tenantry/tenantry/migrations"
-	"github.com/tenantry/tenantry/migrations/migrationstest"
-	"github.com/tenantry/tenantry/server"
 	"github.com/tenantry/tenantry/server/servertest"
 )
 
@@ -25,23 +17,7 @@ import (
 // clock is the servers' own, moved on; nothing sleeps until a day has passed.
 func TestExpiryWarnings(t *testing.T) {
 	t.Parallel()
-	dsn := migrationstest.DSN(t)
-	open := func() *sqlx.DB {
-		db, err := migrations.OpenAndMigrate(context.Background(), dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db
-	}
-	a := newEnvWith(t, func(c *server.Config) { fastWebhooks(c); c.DB = open() })
-	// A second replica on the same database, on the same clock.
-	bCfg := server.Config{DB: open(), Log: slog.New(slog.NewJSONHandler(io.Discard, nil)), RatePerSecond: -1,
-		AuthFailuresPerSecond: -1, Sealer: a.sealer, Clock: a.clock.now}
-	fastWebhooks(&bCfg) // either replica may deliver what either queued
-	b := server.New(bCfg)
-	bServer := httptest.NewServer(b)
-	t.Cleanup(func() { bServer.Close(); b.Close() })
+	a, b := twoServers(t, fastWebhooks) // either replica may deliver what either queued
 
 	o := a.newOrg("Expiring")
 	rc := newReceiver(t, nil)
@@ -92,7 +68,7 @@ func TestExpiryWarnings(t *testing.T) {
 		var wg sync.WaitGroup
 		wg.Add(2)
 		go func() { defer wg.Done(); a.srv.Sweep(ctx) }()
-		go func() { defer wg.Done(); b.Sweep(ctx) }()
+		go func() { defer wg.Done(); b.srv.Sweep(ctx) }()
 		wg.Wait()
 	}
 

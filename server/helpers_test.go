@@ -13,6 +13,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/tenantry/tenantry/keys"
+	"github.com/tenantry/tenantry/migrations"
 	"github.com/tenantry/tenantry/migrations/migrationstest"
 	"github.com/tenantry/tenantry/server"
 	"github.com/tenantry/tenantry/server/servertest"
@@ -58,7 +59,7 @@ func newEnvWith(t testing.TB, configure func(*server.Config)) *env {
 	// No rate limits unless a test sets them: tests send many requests, fast, from one address.
 	// Secrets are sealed at rest, as with --secret-key-file (a test may set Sealer to nil).
 	clk := &clock{}
-	cfg := server.Config{DB: db, Log: slog.New(slog.NewJSONHandler(logs, nil)), RatePerSecond: -1, AuthFailuresPerSecond: -1,
+	cfg := server.Config{DB: db, Log: slog.New(slog.NewJSONHandler(logs, nil)), RatePerSecond: -1, AuthFailuresPerSecond: -1, ReportsPerSecond: -1,
 		Sealer: newSealer(t), Clock: clk.now}
 	configure(&cfg)
 	db = cfg.DB // a test may give it a database of its own
@@ -68,6 +69,40 @@ func newEnvWith(t testing.TB, configure func(*server.Config)) *env {
 	e := &env{t: t, db: db, srv: srv, url: ts.URL, logs: logs, anon: servertest.New(t, ts.URL), sealer: cfg.Sealer, clock: clk}
 	e.partner, e.ownerID = e.newPartner("Partner A")
 	return e
+}
+
+// twoServers is two servers, each with a connection pool of its own, on one database (on
+// PostgreSQL when the suite runs on it), on one clock: replicas. Both hold partner A's key;
+// configure, if any, sets up both.
+func twoServers(t *testing.T, configure ...func(*server.Config)) (a, b *env) {
+	t.Helper()
+	dsn := migrationstest.DSN(t)
+	open := func() *sqlx.DB {
+		db, err := migrations.OpenAndMigrate(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	dbA, dbB := open(), open()
+	setUp := func(c *server.Config) {
+		for _, f := range configure {
+			f(c)
+		}
+	}
+	a = newEnvWith(t, func(c *server.Config) { setUp(c); c.DB = dbA })
+	logs := &servertest.LogBuffer{}
+	cfg := server.Config{DB: dbB, Log: slog.New(slog.NewJSONHandler(logs, nil)), RatePerSecond: -1,
+		AuthFailuresPerSecond: -1, ReportsPerSecond: -1, Sealer: a.sealer, Clock: a.clock.now}
+	setUp(&cfg)
+	srv := server.New(cfg)
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() { ts.Close(); srv.Close() })
+	b = &env{t: t, db: dbB, srv: srv, url: ts.URL, logs: logs, anon: servertest.New(t, ts.URL), sealer: a.sealer, clock: a.clock,
+		ownerID: a.ownerID}
+	b.partner = b.anon.As(a.partner.Key)
+	return a, b
 }
 
 // newSealer is a sealer with a new secret key file of its own.

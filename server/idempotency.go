@@ -52,8 +52,8 @@ func (s *Server) idempotency(c *gin.Context) {
 		c.Next() // ignored on reads
 		return
 	}
-	if !sent || c.FullPath() == "" {
-		c.Next()
+	if r := s.matchedRoute(c); !sent || r == nil || r.policy.safe {
+		c.Next() // no key, no route (its 404 or 405 comes first), or a POST that changes nothing
 		return
 	}
 	if !validIdempotencyKey.MatchString(key) {

@@ -20,16 +20,25 @@ type keyRequest struct {
 	ExpiresAt *string                `json:"expires_at"`
 }
 
-// parseExpiry reads an optional RFC 3339 timestamp field.
-func parseExpiry(field string, v *string) (*time.Time, error) {
+// parseTime reads an optional RFC 3339 time field.
+func parseTime(field string, v *string) (*time.Time, error) {
+	var errs tenants.FieldErrors
+	t := readTime(&errs, field, v)
+	return t, errs.Err()
+}
+
+// readTime reads an optional RFC 3339 time (a body field, a query parameter), adding what is
+// wrong with it to errs.
+func readTime(errs *tenants.FieldErrors, field string, v *string) *time.Time {
 	if v == nil {
-		return nil, nil
+		return nil
 	}
 	t, err := time.Parse(time.RFC3339, *v)
 	if err != nil {
-		return nil, tenants.FieldError(field, "must be an RFC 3339 time such as 2030-01-02T15:04:05Z")
+		errs.Add(field, "must be an RFC 3339 time such as 2030-01-02T15:04:05Z")
+		return nil
 	}
-	return &t, nil
+	return &t
 }
 
 func (s *Server) createKey(c *gin.Context, p *tenants.Principal) error {
@@ -37,7 +46,7 @@ func (s *Server) createKey(c *gin.Context, p *tenants.Principal) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	exp, err := parseExpiry("expires_at", req.ExpiresAt)
+	exp, err := parseTime("expires_at", req.ExpiresAt)
 	if err != nil {
 		return err
 	}
@@ -137,7 +146,7 @@ func (s *Server) createPartnerKey(c *gin.Context, p *tenants.Principal) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	exp, err := parseExpiry("expires_at", req.ExpiresAt)
+	exp, err := parseTime("expires_at", req.ExpiresAt)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"fmt"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -268,9 +269,25 @@ func matrixRoutes() map[string]matrixRoute {
 		"DELETE /api/keys/:id": {func(w *world) string {
 			return "/api/keys/" + w.adminDo("POST", "/api/keys", map[string]any{"name": "d" + w.next(), "user_id": w.memberA})["id"].(string)
 		}, nil, expectations{403, 403, 200, 200, 403, 200, 403, 404, 403}, ""},
+		"GET /api/keys/:id/usage": {func(w *world) string { return "/api/keys/" + w.keyA + "/usage" }, nil,
+			expectations{403, 403, 200, 200, 403, 200, 200, 404, 200}, ""},
+		"GET /api/organizations/:org_id/usage": {func(w *world) string { return "/api/organizations/" + w.orgA + "/usage" }, nil, partnerOnlyOnA, ""},
+		// Anyone may report a leaked key, with any credential or none (it is ignored): each cell
+		// reports a fresh key of A1's, and every answer is the same.
+		"POST /api/credentials/revoke": {fixed("/api/credentials/revoke"), func(w *world) any {
+			return map[string]any{"credentials": []string{w.adminDo("POST", "/api/keys", map[string]any{"name": "leak" + w.next()})["value"].(string)}}
+		}, expectations{202, 202, 202, 202, 202, 202, 202, 202, 202}, ""},
 		"POST /api/keys/:id/rotate": {func(w *world) string {
 			return "/api/keys/" + w.adminDo("POST", "/api/keys", map[string]any{"name": "d" + w.next(), "user_id": w.memberA})["id"].(string) + "/rotate"
 		}, nil, expectations{403, 403, 200, 200, 403, 200, 403, 404, 403}, ""},
+
+		// Asking about A1's admin key: 200 for every caller that may ask at all (valid: false for
+		// another tenant's caller, as TestVerificationIsolation checks byte for byte), 403 for
+		// the asker, which lacks keys:read.
+		"POST /api/keys/verify": {fixed("/api/keys/verify"), func(w *world) any { return map[string]any{"key": w.creds["adminA"].Key} },
+			expectations{200, 200, 200, 200, 403, 200, 200, 200, 200}, ""},
+		"POST /oauth/introspect": {fixed("/oauth/introspect"), func(w *world) any { return url.Values{"token": {w.creds["adminA"].Key}} },
+			expectations{200, 200, 200, 200, 403, 200, 200, 200, 200}, ""},
 
 		"GET /api/connections": {fixed("/api/connections"), nil, expectations{403, 403, 200, 200, 200, 200, 200, 200, 200}, ""},
 		"POST /api/connections": {fixed("/api/connections"), func(w *world) any { return map[string]any{"name": "c" + w.next(), "type": "postgresql"} },
@@ -353,6 +370,8 @@ func TestIsolationMatrix(t *testing.T) {
 				want = route.expect[i-4]
 			} else if slices.Contains([]string{"GET /.well-known/jwks.json", "GET /api/versions", "GET /healthz", "GET /readyz", "GET /metrics", "GET /openapi.yaml", "GET /docs", "GET /docs/redoc.standalone.js", "GET /docs/openapi.json"}, name) {
 				want = 200
+			} else if name == "POST /api/credentials/revoke" {
+				want = 202 // public, and answered alike whatever is sent
 			}
 			path := route.path(w)
 			var body any
@@ -362,6 +381,9 @@ func TestIsolationMatrix(t *testing.T) {
 			var header []string
 			if route.version != "" {
 				header = []string{"X-Polytomic-Version", route.version}
+			}
+			if form, ok := body.(url.Values); ok { // a form body (OAuth's endpoints)
+				body, header = form.Encode(), append(header, "Content-Type", "application/x-www-form-urlencoded")
 			}
 			r := w.creds[cred].Do(method, path, body, header...)
 			cells++

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tenantry/tenantry/keys"
 	"github.com/tenantry/tenantry/migrations"
 	"github.com/tenantry/tenantry/tenants"
 )
@@ -30,6 +31,11 @@ type metrics struct {
 	replays     prometheus.Counter
 	rateLimited *prometheus.CounterVec
 	deliveries  *prometheus.CounterVec
+	reports     prometheus.Counter     // reports of leaked credentials
+	reportedBy  *prometheus.CounterVec // the values they carried, by what they turned out to be
+	// verifications counts answers about credentials (POST /api/keys/verify, POST
+	// /oauth/introspect) by outcome: the reasons the answers themselves never give.
+	verifications *prometheus.CounterVec
 }
 
 func newMetrics(s *Server) *metrics {
@@ -48,9 +54,17 @@ func newMetrics(s *Server) *metrics {
 			Help: "Requests refused with 429, by limit: per credential, or failed authentications per client address."}, []string{"limit"}),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tenantry_webhook_delivery_attempts_total",
 			Help: "Webhook delivery attempts by result: delivered or failed."}, []string{"result"}),
+		reports: prometheus.NewCounter(prometheus.CounterOpts{Name: "tenantry_credential_reports_total",
+			Help: "Reports of leaked credentials (POST /api/credentials/revoke) that were read."}),
+		reportedBy: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tenantry_reported_credentials_total",
+			Help: "Values reported leaked, by outcome: malformed (skipped without a lookup), unknown (nothing to end), " +
+				"revoked (a key revoked), tokens_revoked (a key's tokens ended), already_revoked."}, []string{"outcome"}),
+		verifications: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tenantry_credential_verifications_total",
+			Help: "Answers about credentials by endpoint (verify, introspect) and outcome: valid (active), missing_permissions, " +
+				"rate_limited, out_of_scope, or why authentication refused the credential."}, []string{"endpoint", "outcome"}),
 	}
 	m.authOK = m.auth.WithLabelValues("ok")
-	m.registry.MustRegister(m.requests, m.latency, m.auth, m.replays, m.rateLimited, m.deliveries,
+	m.registry.MustRegister(m.requests, m.latency, m.auth, m.replays, m.rateLimited, m.deliveries, m.reports, m.reportedBy, m.verifications,
 		collectors.NewDBStatsCollector(s.db.DB, "tenantry"), collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -79,6 +93,15 @@ func (m *metrics) observe(c *gin.Context, took time.Duration) {
 	r := series.(requestSeries)
 	r.count.Inc()
 	r.latency.Observe(took.Seconds())
+}
+
+// reported counts one report of leaked credentials and what its values were.
+func (m *metrics) reported(r keys.LeakReport) {
+	m.reports.Inc()
+	for outcome, n := range map[string]int{"malformed": r.Malformed, "unknown": r.Unknown, "revoked": r.Revoked,
+		"tokens_revoked": r.TokensRevoked, "already_revoked": r.AlreadyRevoked} {
+		m.reportedBy.WithLabelValues(outcome).Add(float64(n))
+	}
 }
 
 // seriesKey names a request's series; requestSeries holds them (WithLabelValues hashes its

@@ -1,10 +1,12 @@
 package server
 
 import (
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
+	"net/url"
 	"strings"
 	"time"
 
@@ -111,14 +113,16 @@ func (s *Server) accessLog(c *gin.Context) {
 	s.log.LogAttrs(c.Request.Context(), slog.LevelInfo, "request", attrs...)
 }
 
-// authenticate resolves the bearer credential, if any, into a Principal. It refuses nothing
+// authenticate resolves the credential, if any (bearer, or HTTP Basic client credentials where
+// the route takes them: presentedCredential), into a Principal. It refuses nothing
 // on its own (requireCredential answers 401, each route's policy 403), except by rate: a
 // credential over its limit, and any credential from a client address with too many failed
 // authentications, get 429. Public routes need no credential and skip it (GET /metrics's
 // Authorization header carries the metrics token), as does a request that matches no route
 // (its 404 or 405 costs no lookup).
 func (s *Server) authenticate(c *gin.Context) {
-	if r := s.matchedRoute(c); r == nil || r.policy.public {
+	r := s.matchedRoute(c)
+	if r == nil || r.policy.public {
 		c.Next()
 		return
 	}
@@ -131,10 +135,13 @@ func (s *Server) authenticate(c *gin.Context) {
 		s.writeError(c, errRateLimited(time.Second, "with credentials that failed authentication from this address"))
 		return
 	}
-	value, err := bearerCredential(c.Request.Header)
+	value, clientID, basic, err := presentedCredential(c.Request.Header, r.policy)
 	var p *tenants.Principal
 	if err == nil {
 		p, err = s.keys.Authenticate(c.Request.Context(), value)
+	}
+	if err == nil && basic && clientID != p.KeyID {
+		p, err = nil, errClientIDMismatch
 	}
 	switch {
 	case errors.Is(err, keys.ErrMissingToken):
@@ -142,12 +149,17 @@ func (s *Server) authenticate(c *gin.Context) {
 		c.Set(ctxAuthError, err)
 	case err != nil:
 		reason := keys.RefusalReason(err)
-		if reason == "" {
+		if err == errClientIDMismatch {
+			reason = "client_id_mismatch"
+		} else if reason == "" {
 			reason = "invalid"
 		}
 		s.metrics.auth.WithLabelValues(reason).Inc()
 		if s.authFailures != nil && errors.Is(err, tenants.ErrUnauthenticated) {
 			s.authFailures.take(ip, now)
+		}
+		if basic && errors.Is(err, tenants.ErrUnauthenticated) {
+			err = errInvalidClient // one answer for every refusal of client credentials
 		}
 		c.Set(ctxAuthError, err)
 	default:
@@ -156,11 +168,8 @@ func (s *Server) authenticate(c *gin.Context) {
 			ok, remaining, reset := s.perKey.take(p.KeyID, now)
 			s.perKey.setRateHeaders(c, remaining, reset)
 			if !ok {
-				wait := s.perKey.retryAfter()
-				s.metrics.rateLimited.WithLabelValues("credential").Inc()
-				c.Header("Retry-After", strconv.Itoa(int(wait.Seconds())))
 				c.Set(ctxPrincipal, p) // the 429 is served at the credential's version
-				s.writeError(c, errRateLimited(wait, "with this credential"))
+				s.writeError(c, s.rateLimited(c, s.perKey, "credential", "with this credential"))
 				return
 			}
 		}
@@ -200,6 +209,44 @@ var (
 	errMalformedAuthorization = tenants.Errorf(tenants.ErrUnauthenticated, "invalid_token",
 		"The Authorization header is malformed: send one, as 'Authorization: Bearer <key>', with one space between Bearer and the key.")
 )
+
+// The refusals of client credentials sent by HTTP Basic (routes whose policy takes them): one
+// message for any that fail, malformed or not, as for a bearer credential.
+var (
+	errInvalidClient = tenants.Errorf(tenants.ErrUnauthenticated, "invalid_client",
+		"The client credentials are invalid: send the key's id as client_id and the key (or a temporary token) as "+
+			"client_secret with HTTP Basic, or send the credential as 'Authorization: Bearer <credential>'.")
+	// errClientIDMismatch is a valid credential sent with a client_id other than its key's id
+	// (for the metrics); its caller sees errInvalidClient.
+	errClientIDMismatch = fmt.Errorf("client_id is not the id of the client_secret's key: %w", errInvalidClient)
+)
+
+// presentedCredential reads a request's credential: a bearer credential (bearerCredential) or,
+// where pol takes it, HTTP Basic (basic is then true): the credential is the client_secret and
+// clientID the client_id, each form-urlencoded before base64 as RFC 6749 §2.3.1 has OAuth
+// clients send them. A Basic header that is malformed, or whose client_secret is empty, is
+// errInvalidClient.
+func presentedCredential(h http.Header, pol policy) (value, clientID string, basic bool, err error) {
+	if values := h.Values("Authorization"); pol.basic && len(values) == 1 {
+		scheme, encoded, _ := strings.Cut(values[0], " ")
+		if strings.EqualFold(scheme, "Basic") {
+			raw, err := base64.StdEncoding.DecodeString(encoded)
+			id, secret, found := strings.Cut(string(raw), ":")
+			if err == nil && found {
+				id, err = url.QueryUnescape(id)
+			}
+			if err == nil && found {
+				secret, err = url.QueryUnescape(secret)
+			}
+			if err != nil || !found || secret == "" {
+				return "", "", true, errInvalidClient
+			}
+			return secret, id, true, nil
+		}
+	}
+	value, err = bearerCredential(h)
+	return value, "", false, err
+}
 
 // isToken reports whether s is an RFC 9110 token, as an auth scheme is.
 func isToken(s string) bool {

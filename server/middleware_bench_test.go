@@ -27,7 +27,7 @@ func BenchmarkMiddleware(b *testing.B) {
 	if _, err := keys.NewService(db).CreatePartner(context.Background(), "Bench", func(v string) error { key = v; return nil }); err != nil {
 		b.Fatal(err)
 	}
-	s.perKey = newLimiters(1e9, 1e9) // the limiter runs, refusing nothing
+	s.perKey = newLimiters("credential", 1e9, 1e9) // the limiter runs, refusing nothing
 	fixed := func(c *gin.Context) {
 		c.JSON(http.StatusOK, gin.H{"data": gin.H{"id": "01a2358f-2493-7df3-b7cb-626468e9d9d7", "kind": "partner"}})
 	}

@@ -12,6 +12,12 @@ type policy struct {
 	refusal string      // why a partner is refused, when partner is partnerRefused
 	asker   bool        // asker organization keys (and asker tokens) may call it
 	noToken bool        // temporary tokens may not call it (they cannot mint credentials)
+	// basic: the credential may also come by HTTP Basic, as OAuth clients send theirs (RFC 6749
+	// §2.3.1): client_id the key's id, client_secret the key or token (presentedCredential).
+	basic bool
+	// safe: a POST that asks and changes nothing (RFC 9110 §9.2.1), so Idempotency-Key is
+	// ignored, as on GET: a replayed answer about a credential would be stale.
+	safe bool
 }
 
 type partnerRule int
@@ -37,13 +43,19 @@ var (
 	// with. A partner key provisions organizations; it is not one of them.
 	gateway = policy{partner: partnerRefused, asker: true, refusal: "A partner key manages organizations and does not " +
 		"pass the gateway check; call the service with a key of one of its organizations (a user or organization key) or a token of one."}
+	// verifiers may ask whether a credential is valid (keys.VerifyCredential decides about
+	// which); introspectors the same, as OAuth clients.
+	verifiers     = forAnyone.safeToRepeat()
+	introspectors = verifiers.withBasic()
 	// resources is a route on organization resources (connections, datasets).
 	resources = policy{partner: partnerRefused, refusal: "A partner key cannot work on an organization's " +
 		"resources; mint a key for a user of that organization (POST /api/organizations/{org_id}/users/{id}/keys) and call with it."}
 )
 
-func (pol policy) withAskers() policy { pol.asker = true; return pol }
-func (pol policy) noTokens() policy   { pol.noToken = true; return pol }
+func (pol policy) withAskers() policy   { pol.asker = true; return pol }
+func (pol policy) noTokens() policy     { pol.noToken = true; return pol }
+func (pol policy) withBasic() policy    { pol.basic = true; return pol }
+func (pol policy) safeToRepeat() policy { pol.safe = true; return pol }
 
 // check decides 403 or go-ahead for an authenticated principal, by its kind alone.
 func (pol policy) check(p *tenants.Principal) error {

@@ -13,24 +13,28 @@ import (
 )
 
 // Rate limits are token buckets kept in each replica's memory: per credential (a key; a
-// token counts as its key), and for failed authentications per client address, so keys
-// cannot be guessed quickly. Behind N replicas the effective limits are N times these.
+// token counts as its key), for failed authentications per client address, so keys cannot be
+// guessed quickly, and for reports of leaked credentials per client address. Behind N
+// replicas the effective limits are N times these.
 const (
 	DefaultRatePerSecond     = 100 // requests per second per credential, sustained
 	DefaultRateBurst         = 200
 	DefaultAuthFailuresPerIP = 1.0 // failed authentications per second per client address
 	DefaultAuthFailureBurst  = 20
+	DefaultReportsPerIP      = 1.0 // reports of leaked credentials per second per client address
+	DefaultReportBurst       = 10
 )
 
 // limiters hands out one bucket per name and forgets buckets idle long enough to be full.
 type limiters struct {
-	mu      sync.Mutex
-	perSec  rate.Limit
-	burst   int
-	buckets map[string]*bucket
-	swept   time.Time
-	policy  []string // the RateLimit-Policy field, the same on every response (shared, never changed)
-	limit   []string // the RateLimit-Limit field, the burst (shared, never changed)
+	policyName string // what a bucket is per, in the RateLimit fields: "credential" or "address"
+	mu         sync.Mutex
+	perSec     rate.Limit
+	burst      int
+	buckets    map[string]*bucket
+	swept      time.Time
+	policy     []string // the RateLimit-Policy field, the same on every response (shared, never changed)
+	limit      []string // the RateLimit-Limit field, the burst (shared, never changed)
 }
 
 type bucket struct {
@@ -38,12 +42,12 @@ type bucket struct {
 	seen time.Time
 }
 
-func newLimiters(perSecond float64, burst int) *limiters {
+func newLimiters(policyName string, perSecond float64, burst int) *limiters {
 	if perSecond <= 0 {
 		return nil // no limit
 	}
-	return &limiters{perSec: rate.Limit(perSecond), burst: burst, buckets: map[string]*bucket{}, swept: time.Now(),
-		policy: []string{ratePolicy(perSecond, burst)}, limit: []string{strconv.Itoa(burst)}}
+	return &limiters{policyName: policyName, perSec: rate.Limit(perSecond), burst: burst, buckets: map[string]*bucket{},
+		swept: time.Now(), policy: []string{ratePolicy(policyName, perSecond, burst)}, limit: []string{strconv.Itoa(burst)}}
 }
 
 // The RateLimit-Policy and RateLimit fields follow draft-ietf-httpapi-ratelimit-headers-11
@@ -53,12 +57,12 @@ func newLimiters(perSecond float64, burst int) *limiters {
 // ratePolicy is the RateLimit-Policy of a token bucket: its rate as a quota q per window w of
 // whole seconds (100 a second: q=100;w=1; one every 4 s: q=1;w=4), and the bucket's size as
 // tenantry-burst (the draft's vendor-prefixed parameter), the requests that may come at once.
-func ratePolicy(perSecond float64, burst int) string {
+func ratePolicy(name string, perSecond float64, burst int) string {
 	q, w := int(math.Floor(perSecond)), 1
 	if perSecond < 1 {
 		q, w = 1, int(math.Ceil(1/perSecond))
 	}
-	return `"credential";q=` + strconv.Itoa(q) + ";w=" + strconv.Itoa(w) + ";tenantry-burst=" + strconv.Itoa(burst)
+	return `"` + name + `";q=` + strconv.Itoa(q) + ";w=" + strconv.Itoa(w) + ";tenantry-burst=" + strconv.Itoa(burst)
 }
 
 // maxBuckets bounds a limiter's memory: past it, idle buckets are swept at once.
@@ -105,7 +109,7 @@ func (l *limiters) exhausted(name string, now time.Time) bool {
 	return ok && b.lim.TokensAt(now) < 1
 }
 
-// setRateHeaders announces where a credential stands, in draft 11's fields and draft 06's:
+// setRateHeaders announces where a credential (or a client address) stands, in draft 11's fields and draft 06's:
 // RateLimit-Policy, and RateLimit with r, the requests it may make now, and t, the seconds
 // until its bucket is full again or, with none left, until the next request is allowed (the
 // 429's Retry-After: the draft wants Retry-After no earlier than the end of t). The draft-06
@@ -120,7 +124,7 @@ func (l *limiters) setRateHeaders(c *gin.Context, remaining int, reset time.Dura
 	// This runs on every request: the constant fields are shared, the others share one array.
 	r := strconv.Itoa(remaining)
 	var b [64]byte
-	rl := append(append(append(append(b[:0], `"credential";r=`...), r...), ";t="...), strconv.Itoa(window)...)
+	rl := append(append(append(append(append(append(b[:0], '"'), l.policyName...), `";r=`...), r...), ";t="...), strconv.Itoa(window)...)
 	vals := []string{string(rl), r, strconv.Itoa(t)}
 	h := c.Writer.Header()
 	h["Ratelimit-Policy"] = l.policy

@@ -46,6 +46,7 @@ type Server struct {
 	metrics      *metrics
 	perKey       *limiters // requests per credential
 	authFailures *limiters // failed authentications per client address
+	reports      *limiters // reports of leaked credentials per client address
 	// webhooks sends webhook deliveries from the outbox (package server/delivery).
 	webhooks *delivery.Worker
 	// stopWaking ends the commit hook that wakes the webhook worker.
@@ -77,6 +78,10 @@ type Config struct {
 	RateBurst             int
 	AuthFailuresPerSecond float64
 	AuthFailureBurst      int
+	// ReportsPerSecond and ReportBurst limit reports of leaked credentials (POST
+	// /api/credentials/revoke) per client address (defaults 1/s, burst 10; negative disables).
+	ReportsPerSecond float64
+	ReportBurst      int
 	// MetricsToken, when set, is the bearer token GET /metrics requires; when not, /metrics
 	// answers loopback clients only.
 	MetricsToken string
@@ -110,6 +115,10 @@ func (c Config) WithDefaults() Config {
 	if c.AuthFailuresPerSecond == 0 {
 		c.AuthFailuresPerSecond = DefaultAuthFailuresPerIP
 	}
+	if c.ReportsPerSecond == 0 {
+		c.ReportsPerSecond = DefaultReportsPerIP
+	}
+	setDefault(&c.ReportBurst, DefaultReportBurst)
 	setDefault(&c.RateBurst, DefaultRateBurst)
 	setDefault(&c.AuthFailureBurst, DefaultAuthFailureBurst)
 	if c.CachedKeys == 0 {
@@ -147,8 +156,9 @@ func New(cfg Config) *Server {
 	}
 	s.startSweeper()
 	s.metrics = newMetrics(s)
-	s.perKey = newLimiters(cfg.RatePerSecond, cfg.RateBurst)
-	s.authFailures = newLimiters(cfg.AuthFailuresPerSecond, cfg.AuthFailureBurst)
+	s.perKey = newLimiters("credential", cfg.RatePerSecond, cfg.RateBurst)
+	s.authFailures = newLimiters("address", cfg.AuthFailuresPerSecond, cfg.AuthFailureBurst)
+	s.reports = newLimiters("address", cfg.ReportsPerSecond, cfg.ReportBurst)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	e.RedirectTrailingSlash = false
@@ -290,6 +300,7 @@ func (s *Server) routes() []route {
 		{"POST", "/api/provision/batch", cmd("provision_batch"), forPartners.noTokens(), s.provisionBatch},
 		{"GET", "/api/organizations/:org_id/keys", noCommand, forPartners, s.listOrganizationKeys},
 		{"DELETE", "/api/organizations/:org_id/keys/:id", noCommand, forPartners, s.revokeOrganizationKey},
+		{"GET", "/api/organizations/:org_id/usage", noCommand, forPartners, s.getOrganizationUsage},
 
 		{"GET", "/api/partner/keys", noCommand, forPartners, s.listPartnerKeys},
 		{"POST", "/api/partner/keys", noCommand, forPartners.noTokens(), s.createPartnerKey},
@@ -320,6 +331,16 @@ func (s *Server) routes() []route {
 		{"GET", "/api/keys/:id", cmd("get_key"), orgKeys, s.getKey},
 		{"DELETE", "/api/keys/:id", cmd("revoke_key"), orgKeys, s.revokeKey},
 		{"POST", "/api/keys/:id/rotate", cmd("rotate_key"), orgKeys.noTokens(), s.rotateKey},
+		{"GET", "/api/keys/:id/usage", noCommand, orgKeys, s.getKeyUsage},
+
+		// Leaked credentials, reported by anyone who finds one: no credential is needed (whoever
+		// holds a value may end it), and each client address has a rate limit of its own.
+		{"POST", "/api/credentials/revoke", noCommand, public, s.revokeReported},
+
+		// Whether a credential is valid, for the partner's own services: the domain decides
+		// about which credentials a caller may ask (keys.VerifyCredential).
+		{"POST", "/api/keys/verify", noCommand, verifiers, s.verifyKey},
+		{"POST", "/oauth/introspect", noCommand, introspectors, s.introspect},
 	}
 	r = append(r, s.policyRoutes()...)
 	r = append(r, s.resourceRoutes()...)

@@ -61,6 +61,7 @@ func (s *Server) Sweep(ctx context.Context) {
 		s.log.Warn("sweeping failed", "error", err.Error())
 	}
 	if swept != (tenants.Swept{}) {
-		s.log.Info("swept", "idempotency_keys", swept.IdempotencyKeys, "webhook_deliveries", swept.Deliveries, "events", swept.Events)
+		s.log.Info("swept", "idempotency_keys", swept.IdempotencyKeys, "webhook_deliveries", swept.Deliveries, "events", swept.Events,
+			"key_usage_hours", swept.Usage)
 	}
 }

@@ -27,6 +27,9 @@ const (
 	EventAPIKeyCreated EventType = "api_key.created"
 	EventAPIKeyRotated EventType = "api_key.rotated"
 	EventAPIKeyRevoked EventType = "api_key.revoked"
+	// EventAPIKeyTokensRevoked: the temporary tokens a key issued until then were ended (one
+	// of them was reported leaked); the key itself works on.
+	EventAPIKeyTokensRevoked EventType = "api_key.tokens_revoked"
 	// Expiring: a key's expires_at is 7 days or 1 day away (sent once per key and threshold).
 	EventAPIKeyExpiring EventType = "api_key.expiring"
 
@@ -62,7 +65,7 @@ const (
 var EventTypes = []EventType{
 	EventOrganizationCreated, EventOrganizationUpdated, EventOrganizationDeleted,
 	EventUserCreated, EventUserUpdated, EventUserDeleted,
-	EventAPIKeyCreated, EventAPIKeyRotated, EventAPIKeyRevoked, EventAPIKeyExpiring,
+	EventAPIKeyCreated, EventAPIKeyRotated, EventAPIKeyRevoked, EventAPIKeyTokensRevoked, EventAPIKeyExpiring,
 	EventPartnerKeyCreated, EventPartnerKeyRevoked, EventPartnerKeyExpiring,
 	EventRoleCreated, EventRoleUpdated, EventRoleDeleted,
 	EventPolicyCreated, EventPolicyUpdated, EventPolicyDeleted,

@@ -13,7 +13,17 @@ const (
 	KindUser         CredentialKind = "user"         // acts as one user in one organization
 	KindOrganization CredentialKind = "organization" // org-wide, not tied to a user: role admin or asker
 	KindToken        CredentialKind = "token"        // a short-lived JWT minted from one of the above
+	// KindReporter is no credential: whoever reports leaked credentials, unauthenticated
+	// (POST /api/credentials/revoke). See Reporter.
+	KindReporter CredentialKind = "reporter"
 )
+
+// Reporter is the actor of the revocations a report of leaked credentials causes, so that
+// their events say who made them. It holds no permission and acts in no organization: nothing
+// it is passed to can let it do anything. The domain method that serves reports
+// (keys.Service.RevokeReported) takes no Principal at all: holding a credential's value is
+// the authority to end it, as with GitHub's credential revocation API.
+func Reporter() *Principal { return &Principal{Kind: KindReporter, ParentKind: KindReporter} }
 
 // Organization key roles.
 const (
@@ -33,6 +43,8 @@ type Principal struct {
 	UserID      string         // the user it acts as (user keys and their tokens)
 	OrgRole     string         // OrgRoleAdmin or OrgRoleAsker, for organization keys and their tokens
 	Permissions Permissions    // what it may do in OrgID: roles ∩ scopes ∩ parent
+	Scopes      *Permissions   // the scopes narrowing it (a key's ∩ a token's); nil: none
+	IssuedAt    time.Time      // when the value it presented was issued (a key value's creation, a token's iat)
 	ExpiresAt   *time.Time     // when it stops working, if ever
 	APIVersion  string         // its organization's pinned API version
 	SecretID    string         // which value of the key it presented (a hash; tokens: their parent's)
@@ -43,6 +55,14 @@ type Principal struct {
 	OrgName    string // its organization's name
 	Email      string // its user's email (user keys and their tokens)
 	LegacyRole string // its user's Polytomic role: "admin" or "user"
+}
+
+// Subject is who p stands for, as a token's sub claim names it: its user, else its key.
+func (p *Principal) Subject() string {
+	if p.UserID != "" {
+		return p.UserID
+	}
+	return p.KeyID
 }
 
 // IsPartner reports whether p is a partner key or a token minted from one.

@@ -10,11 +10,11 @@ import (
 // Retention is how long what the server keeps for a while is kept.
 type Retention struct {
 	IdempotencyKeys time.Duration // Idempotency-Key records
-	Events          time.Duration // events, and the webhook deliveries that carried them
+	Events          time.Duration // events, the webhook deliveries that carried them, and key usage
 }
 
 // Swept counts what Sweep deleted.
-type Swept struct{ IdempotencyKeys, Deliveries, Events int64 }
+type Swept struct{ IdempotencyKeys, Deliveries, Events, Usage int64 }
 
 // Sweep deletes what has outlived its retention. It goes on past a failed step, and returns
 // every step's error.
@@ -34,5 +34,8 @@ func (s *Store) Sweep(ctx context.Context, r Retention) (Swept, error) {
 	// Finished deliveries (and their attempts, by cascade) go with the events they carried.
 	sweep("webhook deliveries", &out.Deliveries, `DELETE FROM webhook_deliveries WHERE state <> 'pending' AND created_at < ?`, now.Add(-r.Events))
 	sweep("events", &out.Events, `DELETE FROM events WHERE created_at < ?`, now.Add(-r.Events))
+	// Key usage is what partners bill on, and is kept as long as the audit log: the hours that
+	// ended before the events' horizon go.
+	sweep("key usage", &out.Usage, `DELETE FROM api_key_usage WHERE hour < ?`, now.Add(-r.Events-time.Hour))
 	return out, errors.Join(errs...)
 }

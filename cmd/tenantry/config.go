@@ -73,6 +73,10 @@ func (c *config) declare(cl *commandLine, groups group) {
 		"failed authentications per second allowed from one client address; negative: no limit")
 	cl.integer(&s.AuthFailureBurst, "auth-failure-burst", server.DefaultAuthFailureBurst,
 		"failed authentications one client address may make at once")
+	cl.float(&s.ReportsPerSecond, "leak-report-limit", server.DefaultReportsPerIP,
+		"reports of leaked credentials (POST /api/credentials/revoke) per second allowed from one client address; negative: no limit")
+	cl.integer(&s.ReportBurst, "leak-report-burst", server.DefaultReportBurst,
+		"reports of leaked credentials one client address may make at once")
 	cl.string(&s.MetricsToken, "metrics-token", "",
 		"bearer token GET /metrics requires; without one, /metrics answers loopback clients only")
 	cl.integer(&s.CachedKeys, "cached-keys", keys.DefaultCachedKeys,

@@ -69,11 +69,11 @@ func Reference(spec []byte) ([]byte, error) {
 			if sec := lookup(op, "security"); sec != nil {
 				opPublic = isPublic(sec)
 			}
-			body, err := bodyExample(root, lookup(op, "requestBody"))
+			body, form, err := bodyExample(root, lookup(op, "requestBody"))
 			if err != nil {
 				return nil, fmt.Errorf("docs: %s %s: %w", strings.ToUpper(method), path, err)
 			}
-			sample := CurlSample(strings.ToUpper(method), path, !opPublic, body)
+			sample := CurlSample(strings.ToUpper(method), path, !opPublic, body, form)
 			addCodeSample(op, sample)
 		}
 	}
@@ -86,9 +86,10 @@ func Reference(spec []byte) ([]byte, error) {
 
 // CurlSample is the curl command of one operation: its method, its path under $TENANTRY_URL
 // with each {param} the shell variable $PARAM, the bearer header unless public, and body (the
-// request body's example, JSON; nil for none) with its content type. Everything it quotes in
-// single quotes is shell-quoted (shellQuote), so the command runs as shown.
-func CurlSample(method, path string, authenticated bool, body []byte) string {
+// request body's example, JSON; nil for none) with its content type: sent as JSON or, when
+// form is set, as a form of its members (--data-urlencode, one a member). Everything it quotes
+// in single quotes is shell-quoted (shellQuote), so the command runs as shown.
+func CurlSample(method, path string, authenticated bool, body []byte, form bool) string {
 	var b strings.Builder
 	b.WriteString("curl")
 	if method != "GET" {
@@ -98,7 +99,11 @@ func CurlSample(method, path string, authenticated bool, body []byte) string {
 	if authenticated {
 		b.WriteString(" \\\n  -H \"Authorization: Bearer $TENANTRY_KEY\"")
 	}
-	if body != nil {
+	if body != nil && form {
+		for _, field := range formFields(body) {
+			b.WriteString(" \\\n  --data-urlencode " + shellQuote(field))
+		}
+	} else if body != nil {
 		var pretty bytes.Buffer
 		if err := json.Indent(&pretty, body, "  ", "  "); err != nil {
 			pretty.Reset()
@@ -108,6 +113,29 @@ func CurlSample(method, path string, authenticated bool, body []byte) string {
 		b.WriteString(" \\\n  -d " + shellQuote(pretty.String()))
 	}
 	return b.String()
+}
+
+// formFields are the members of a JSON object as name=value, in order (a value that is no
+// string as JSON writes it).
+func formFields(object []byte) []string {
+	dec := json.NewDecoder(bytes.NewReader(object))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil
+	}
+	var out []string
+	for dec.More() {
+		name, err := dec.Token()
+		var value json.RawMessage
+		if err != nil || dec.Decode(&value) != nil {
+			return out
+		}
+		var text string
+		if json.Unmarshal(value, &text) != nil {
+			text = string(value)
+		}
+		out = append(out, fmt.Sprint(name)+"="+text)
+	}
+	return out
 }
 
 var pathParam = regexp.MustCompile(`\{[A-Za-z_][A-Za-z0-9_]*\}`)
@@ -141,22 +169,31 @@ func isPublic(sec *yaml.Node) bool {
 	return sec != nil && sec.Kind == yaml.SequenceNode && len(sec.Content) == 0
 }
 
-// bodyExample is the JSON example of a request body (nil when it has no application/json
-// content): the media type's example, else its first examples entry's value, else its
-// schema's example. A body with JSON content but no example is an error: its sample would not
-// run.
-func bodyExample(root, body *yaml.Node) ([]byte, error) {
+// bodyExample is the example of a request body, as JSON, and whether it is sent as a form (nil
+// when the body is neither application/json nor application/x-www-form-urlencoded): the media
+// type's example, else its first examples entry's value, else its schema's example. A body
+// with such content but no example is an error: its sample would not run.
+func bodyExample(root, body *yaml.Node) (example []byte, form bool, err error) {
 	if body == nil {
-		return nil, nil
+		return nil, false, nil
 	}
-	body, err := resolve(root, body)
-	if err != nil {
-		return nil, err
+	if body, err = resolve(root, body); err != nil {
+		return nil, false, err
 	}
 	media := lookup(lookup(body, "content"), "application/json")
 	if media == nil {
-		return nil, nil
+		media, form = lookup(lookup(body, "content"), "application/x-www-form-urlencoded"), true
 	}
+	if media == nil {
+		return nil, false, nil
+	}
+	b, err := mediaExample(root, media)
+	return b, form, err
+}
+
+// mediaExample is the example of a media type object, as JSON.
+func mediaExample(root, media *yaml.Node) ([]byte, error) {
+	var err error
 	example := lookup(media, "example")
 	if example == nil {
 		if examples := lookup(media, "examples"); examples != nil && len(examples.Content) >= 2 {
@@ -176,7 +213,7 @@ func bodyExample(root, body *yaml.Node) ([]byte, error) {
 		}
 	}
 	if example == nil {
-		return nil, errors.New("the JSON request body has no example (example, examples or its schema's example)")
+		return nil, errors.New("the request body has no example (example, examples or its schema's example)")
 	}
 	var b bytes.Buffer
 	if err := writeJSON(&b, example); err != nil {

@@ -112,6 +112,11 @@ func TestCurlSamples(t *testing.T) {
 		{"POST", "/api/organizations/{org_id}/users/{id}/keys", "curl -X POST \"$TENANTRY_URL/api/organizations/$ORG_ID/users/$ID/keys\" \\\n" +
 			"  -H \"Authorization: Bearer $TENANTRY_KEY\""},
 		{"GET", "/healthz", `curl "$TENANTRY_URL/healthz"`},
+		// A form body (RFC 7662's) is sent as a form, a parameter a line.
+		{"POST", "/oauth/introspect", "curl -X POST \"$TENANTRY_URL/oauth/introspect\" \\\n" +
+			"  -H \"Authorization: Bearer $TENANTRY_KEY\" \\\n" +
+			"  --data-urlencode 'token=tuk_3kTMd9Qv0yX7bN2pL8sR4wZ6cF1hJ5gA0eU9iO3mK7q1a2B3c' \\\n" +
+			"  --data-urlencode 'token_type_hint=access_token'"},
 	} {
 		if got := sampleOf(t, doc, c.method, c.path); got != c.want {
 			t.Errorf("%s %s:\n%s\nwant:\n%s", c.method, c.path, got, c.want)
@@ -150,7 +155,7 @@ func TestCurlSampleQuoting(t *testing.T) {
 		t.Skip("no bash")
 	}
 	body := []byte(`{"name":"O'Brien's \"$HOME\" ` + "`id`" + ` \\ co","n":1}`)
-	sample := CurlSample("POST", "/api/things/{thing_id}/{id}x", true, body)
+	sample := CurlSample("POST", "/api/things/{thing_id}/{id}x", true, body, false)
 	script := `curl() { for a in "$@"; do printf '%s\0' "$a"; done; }` + "\nTENANTRY_URL=http://127.0.0.1:1 TENANTRY_KEY=k THING_ID=t1 ID=i2\n" + sample
 	out, err := exec.Command(bash, "-c", script).Output()
 	if err != nil {
