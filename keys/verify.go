@@ -175,9 +175,11 @@ func mayVerify(p *tenants.Principal) error {
 
 // askedAbout authenticates value as a request with it would be, and returns its principal when
 // p may ask about it; otherwise nil, and the outcome saying why (an error only when the
-// credential could not be checked, the database being down, say).
+// credential could not be checked, the database being down, say). Only a credential p may ask
+// about counts the question in its usage: another tenant's probes never add to what a key is
+// billed for.
 func (s *Service) askedAbout(ctx context.Context, p *tenants.Principal, value string) (*tenants.Principal, string, error) {
-	c, err := s.Authenticate(ctx, value)
+	c, err := s.authenticate(ctx, value)
 	switch {
 	case errors.Is(err, tenants.ErrUnauthenticated):
 		reason := RefusalReason(err)
@@ -190,6 +192,7 @@ func (s *Service) askedAbout(ctx context.Context, p *tenants.Principal, value st
 	case !inScope(p, c):
 		return nil, "out_of_scope", nil
 	}
+	s.usage.count(c.KeyID, s.now())
 	return c, "", nil
 }
 

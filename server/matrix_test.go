@@ -202,6 +202,10 @@ func matrixRoutes() map[string]matrixRoute {
 		"GET /.well-known/jwks.json": {fixed("/.well-known/jwks.json"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200, 200}, ""},
 		// The gateway check, for a service's route that needs users:read, which askers lack.
 		"GET /api/auth/check":            {fixed("/api/auth/check?require=users:read"), nil, expectations{403, 403, 200, 200, 403, 200, 200, 200, 200}, ""},
+		"POST /api/auth/check":           {fixed("/api/auth/check?require=users:read"), nil, expectations{403, 403, 200, 200, 403, 200, 200, 200, 200}, ""},
+		"PUT /api/auth/check":            {fixed("/api/auth/check?require=users:read"), nil, expectations{403, 403, 200, 200, 403, 200, 200, 200, 200}, ""},
+		"PATCH /api/auth/check":          {fixed("/api/auth/check?require=users:read"), nil, expectations{403, 403, 200, 200, 403, 200, 200, 200, 200}, ""},
+		"DELETE /api/auth/check":         {fixed("/api/auth/check?require=users:read"), nil, expectations{403, 403, 200, 200, 403, 200, 200, 200, 200}, ""},
 		"GET /api/organizations":         {fixed("/api/organizations"), nil, partnerOwnList, ""},
 		"POST /api/organizations":        {fixed("/api/organizations"), func(w *world) any { return map[string]any{"name": "new-" + w.next()} }, partnerOwnList, ""},
 		"GET /api/organizations/:org_id": {func(w *world) string { return "/api/organizations/" + w.orgA }, nil, partnerOnlyOnA, ""},

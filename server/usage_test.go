@@ -232,3 +232,42 @@ func TestUsageIsKeptAsLongAsEvents(t *testing.T) {
 		t.Fatalf("after the sweep: %v", hours)
 	}
 }
+
+// A verification spends the verified key's usage only when the caller may ask about it:
+// another partner's probes (answered valid:false) never add to what a key is billed for.
+func TestVerificationCountsOnlyInScope(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	org, key, keyID := meteredKey(e)
+	midHour(e)
+	before := func() float64 { // the key's requests so far, as its partner sees them
+		e.srv.FlushUsage(context.Background())
+		r := e.partner.Do("GET", "/api/organizations/"+org+"/usage", nil)
+		expect(t, r, 200, "")
+		for _, k := range r.List() {
+			if k["key_id"] == keyID {
+				return k["requests"].(float64)
+			}
+		}
+		return 0
+	}
+	start := before()
+	partnerB, _ := e.newPartner("Partner B")
+	for range 5 {
+		r := partnerB.Do("POST", "/api/keys/verify", map[string]any{"key": key.Key})
+		if r.Status != 200 || r.Data()["valid"] != false {
+			t.Fatalf("another partner's verification: %d %s", r.Status, r.Body)
+		}
+	}
+	if got := before(); got != start {
+		t.Fatalf("another partner's 5 verifications counted %v requests of the key", got-start)
+	}
+	for range 3 {
+		if r := e.partner.Do("POST", "/api/keys/verify", map[string]any{"key": key.Key}); r.Data()["valid"] != true {
+			t.Fatalf("its partner's verification: %s", r.Body)
+		}
+	}
+	if got := before(); got != start+3 {
+		t.Fatalf("its partner's 3 verifications counted %v requests of the key, want 3", got-start)
+	}
+}

@@ -12,6 +12,8 @@
 //
 //	go test -tags bench -run '^TestBench$' -count=1 -v -timeout 15m ./cmd/tenantry/
 //
+// POST /api/keys/verify and GET /api/auth/check (issue 13) run on the 10,000-key server.
+//
 // Knobs (environment, for quicker runs while working on it): BENCH_DURATION (default 5s per
 // wrk run), BENCH_ROUNDS (5), BENCH_BIG_ORGS (100000 organizations of 10 users with one key
 // each: 1,000,000 keys), BENCH_SERVER_BINARY (a prebuilt tenantry instead of building one),
@@ -90,9 +92,9 @@ func init() {
 	os.Exit(1)
 }
 
-// getScript rotates through the credentials in the file args[1] (one per line), with the
-// requests formatted once in init so that wrk spends as little CPU as it can; done prints the
-// figures as one JSON line.
+// getScript rotates through the credentials in the file args[1] (one per line) as bearers of
+// GET args[2] (default /api/me), with the requests formatted once in init so that wrk spends
+// as little CPU as it can; done prints the figures as one JSON line.
 const getScript = `
 local reqs, n, i = {}, 0, 0
 local threads = 0
@@ -101,13 +103,42 @@ function setup(thread)
   threads = threads + 1
 end
 function init(args)
+  local path = args[2] or "/api/me"
   for line in io.lines(args[1]) do
     if #line > 0 then
       n = n + 1
-      reqs[n] = wrk.format("GET", "/api/me", {["Authorization"] = "Bearer " .. line})
+      reqs[n] = wrk.format("GET", path, {["Authorization"] = "Bearer " .. line})
     end
   end
   assert(n > 0, "no credentials in " .. args[1])
+  i = (tid or 0) * math.floor(n / 2)
+end
+function request()
+  i = i % n + 1
+  return reqs[i]
+end
+` + doneScript
+
+// verifyScript asks POST /api/keys/verify about each credential in the file args[2] in turn,
+// as the partner whose key is in the file args[1].
+const verifyScript = `
+local reqs, n, i = {}, 0, 0
+local threads = 0
+function setup(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
+function init(args)
+  local f = assert(io.open(args[1]))
+  local headers = {["Authorization"] = "Bearer " .. f:read("*l"), ["Content-Type"] = "application/json"}
+  f:close()
+  for line in io.lines(args[2]) do
+    if #line > 0 then
+      n = n + 1
+      reqs[n] = wrk.format("POST", "/api/keys/verify", headers, '{"key":"' .. line .. '"}')
+    end
+  end
+  assert(n > 0, "no credentials in " .. args[2])
   i = (tid or 0) * math.floor(n / 2)
 end
 function request()
@@ -456,6 +487,28 @@ func call(client *http.Client, method, url, credential, body string, out any) er
 		Data any `json:"data"`
 	}{Data: out}
 	return json.Unmarshal(raw, &env)
+}
+
+// checkGateway checks that the verification and gateway scenarios measure what they claim:
+// the partner's verify call finds a sample key valid, and the key passes GET /api/auth/check.
+func (b *bench) checkGateway(srv *proc, partnerKeyFile, key string) {
+	b.t.Helper()
+	client := &http.Client{Timeout: 15 * time.Second}
+	base := "http://" + srv.addr
+	raw, err := os.ReadFile(partnerKeyFile)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	var verdict struct {
+		Valid bool `json:"valid"`
+	}
+	body, _ := json.Marshal(map[string]string{"key": key})
+	if err := call(client, "POST", base+"/api/keys/verify", strings.TrimSpace(string(raw)), string(body), &verdict); err != nil || !verdict.Valid {
+		b.t.Fatalf("POST /api/keys/verify of a sample key: valid %v, %v", verdict.Valid, err)
+	}
+	if err := call(client, "GET", base+"/api/auth/check", key, "", nil); err != nil {
+		b.t.Fatalf("GET /api/auth/check with a sample key: %v", err)
+	}
 }
 
 // parallel runs f(i) for i in [0, n) on 8 goroutines and returns the first error.
@@ -1019,6 +1072,7 @@ func TestBench(t *testing.T) {
 		return path
 	}
 	getLua := writeScript("get.lua", getScript)
+	verifyLua := writeScript("verify.lua", verifyScript)
 	provisionLua := writeScript("provision.lua", provisionScript)
 
 	// Two databases: 10,000 keys seeded through the domain functions, 1,000,000 in bulk.
@@ -1061,6 +1115,7 @@ func TestBench(t *testing.T) {
 	smallKeys, smallTokens := b.prepare(small, "small", smallSample)
 	bigKeys, bigTokens := b.prepare(big, "big", bigSample)
 	pgKeys, pgTokens := b.prepare(pg, "pg", pgSample)
+	b.checkGateway(small, smallKeyFile, smallSample[0])
 	get := func(name string, srv *proc, credentials string) *scenario {
 		return &scenario{name: name, server: srv, url: "http://" + srv.addr + "/api/me", script: getLua, args: []string{credentials}}
 	}
@@ -1076,10 +1131,12 @@ func TestBench(t *testing.T) {
 		bigTokCold:   get("token, 1M, cold", bigCold, bigTokens),
 		pgKey:        get("user key, PostgreSQL", pg, pgKeys),
 		pgTok:        get("token, PostgreSQL", pg, pgTokens),
+		verify:       &scenario{name: "POST /api/keys/verify", server: small, url: "http://" + small.addr, script: verifyLua, args: []string{smallKeyFile, smallKeys}},
+		check:        &scenario{name: "GET /api/auth/check", server: small, url: "http://" + small.addr, script: getLua, args: []string{smallKeys, "/api/auth/check"}},
 		prov:         &scenario{name: "POST /api/provision", server: small, url: "http://" + small.addr, script: provisionLua},
 		smallSeed:    smallSeed, bigSeed: bigSeed, pgSeed: pgSeed, bigRows: bigRows, bigSize: bigSize, bigKeys: bigOrgs * usersPerOrg,
 	}
-	gets := []*scenario{r.bare, r.smallKey, r.smallTok, r.bigKey, r.bigTok, r.smallKeyCold, r.smallTokCold, r.bigKeyCold, r.bigTokCold, r.pgKey, r.pgTok}
+	gets := []*scenario{r.bare, r.smallKey, r.smallTok, r.bigKey, r.bigTok, r.smallKeyCold, r.smallTokCold, r.bigKeyCold, r.bigTokCold, r.pgKey, r.pgTok, r.verify, r.check}
 	b.measure(gets...)
 	r.bigPeak, _ = big.memory()
 	big.stop()
@@ -1113,6 +1170,7 @@ type report struct {
 	bare, smallKey, smallTok, bigKey, bigTok, prov     *scenario
 	smallKeyCold, smallTokCold, bigKeyCold, bigTokCold *scenario
 	pgKey, pgTok                                       *scenario
+	verify, check                                      *scenario    // issue 13: keys in front of a partner's services
 	revoked                                            []revocation // SQLite, PostgreSQL
 	smallPeak, bigPeak, barePeak                       int64
 	smallSeed, bigSeed, pgSeed                         time.Duration
@@ -1162,13 +1220,15 @@ func (b *bench) report(r report) {
 	row("GET /api/me, temporary token, "+big+" keys"+cold, r.bigTokCold)
 	row("GET /api/me, user key, PostgreSQL, 10,000 keys", r.pgKey)
 	row("GET /api/me, temporary token, PostgreSQL, 10,000 keys", r.pgTok)
+	row("POST /api/keys/verify, a partner verifying user keys, 10,000 keys", r.verify)
+	row("GET /api/auth/check, user key, 10,000 keys", r.check)
 	provRate := r.prov.med(wrkResult.okPerSec)
 	fmt.Fprintf(&w, "| POST /api/provision, tenants/s (2xx only) | %s | %s | %s | – | – | %.0f µs | %.0f |\n",
 		thousands(provRate), ms(r.prov.p50()), ms(r.prov.p99()), r.prov.cpuPerReq(), r.prov.sum(func(x wrkResult) float64 { return x.Status + x.socketErrs() }))
 	fmt.Fprintf(&w, "\nPeak RSS (VmHWM): tenantry with 10,000 keys %s (after its reads and the provisioning runs), with %s keys %s; the bare handler %s.\n",
 		mb(r.smallPeak), big, mb(r.bigPeak), mb(r.barePeak))
 	var others []float64
-	for _, s := range []*scenario{r.bare, r.smallKey, r.smallTok, r.bigKey, r.bigTok, r.smallKeyCold, r.smallTokCold, r.bigKeyCold, r.bigTokCold, r.pgKey, r.pgTok, r.prov} {
+	for _, s := range []*scenario{r.bare, r.smallKey, r.smallTok, r.bigKey, r.bigTok, r.smallKeyCold, r.smallTokCold, r.bigKeyCold, r.bigTokCold, r.pgKey, r.pgTok, r.verify, r.check, r.prov} {
 		for _, x := range s.runs {
 			others = append(others, x.other)
 		}
@@ -1218,6 +1278,8 @@ func (b *bench) report(r report) {
 	after := r.revoked[0].after200 + r.revoked[1].after200
 	fmt.Fprintf(&w, "| revocation under load: requests answered 200 after the revoke's response = 0 (SQLite, PostgreSQL) | %d, %d | %s |\n",
 		r.revoked[0].after200, r.revoked[1].after200, verdict(after == 0))
+	verify, check := r.verify.rps()/r.bare.rps(), r.check.rps()/r.bare.rps()
+	fmt.Fprintf(&w, "| POST /api/keys/verify and GET /api/auth/check: req/s ≥ 0.5× bare (issue 13) | %.2f×, %.2f× | %s |\n", verify, check, by(min(verify, check) >= 0.5, min(verify, check), 0.5, "×"))
 	fmt.Fprintf(&w, "\nThe load benchmark took %.0f s.\n", time.Since(b.start).Seconds())
 	fmt.Print("\n" + w.String())
 }
