@@ -61,7 +61,7 @@ func TestGatewayCheckPrincipal(t *testing.T) {
 		user, key, kind, permissions string
 	}{
 		{"admin's user key", o.admin, o.adminID, admin["key_id"].(string), "user",
-			"users:read users:write keys:read keys:write roles:read roles:write connections:read connections:write datasets:read datasets:write events:read webhooks:read webhooks:write"},
+			"users:read users:write keys:read keys:write roles:read roles:write policies:read policies:write connections:read connections:write datasets:read datasets:write events:read webhooks:read webhooks:write"},
 		{"member's key narrowed by scopes", scopedKey, o.memberID, scoped.Data()["id"].(string), "user", "connections:read datasets:read"},
 		{"asker organization key", e.anon.As(asker.Data()["value"].(string)), "", asker.Data()["id"].(string), "organization", "connections:read datasets:read"},
 		{"token of the scoped key, narrowed again", e.anon.As(tok.Data()["token"].(string)), o.memberID, scoped.Data()["id"].(string), "token", "datasets:read"},

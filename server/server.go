@@ -347,6 +347,7 @@ func (s *Server) routes() []route {
 		{"POST", "/api/keys/verify", noCommand, verifiers, s.verifyKey},
 		{"POST", "/oauth/introspect", noCommand, introspectors, s.introspect},
 	}
+	r = append(r, s.policyRoutes()...)
 	r = append(r, s.resourceRoutes()...)
 	return append(r, s.webhookRoutes()...)
 }
