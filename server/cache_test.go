@@ -124,6 +124,39 @@ func TestPrincipalCacheInvalidation(t *testing.T) {
 			}
 		}
 	})
+	t.Run("policy changed", func(t *testing.T) {
+		// Policies are read with the resource, never cached: a change applies to the next
+		// request of cached credentials, and invalidates nothing (the epoch stays).
+		o := e.newOrg("Policy")
+		pol := o.admin.Do("POST", "/api/permissions/policies", map[string]any{"name": "Admins only"}).Data()["id"].(string)
+		conn := o.admin.Do("POST", "/api/connections", map[string]any{"name": "Ledger", "type": "mysql", "policies": []string{pol}}).Data()["id"].(string)
+		tok := token(t, o.member)
+		warm(t, o.member, tok)
+		for _, c := range []*servertest.Client{o.member, tok} {
+			expect(t, c.Do("GET", "/api/connections/"+conn, nil), 404, "connection_not_found")
+		}
+		epoch := func() (n int64) {
+			t.Helper()
+			if err := e.db.Get(&n, `SELECT n FROM credential_epoch`); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		before := epoch()
+		member := roleID(t, o.admin, "Member")
+		expect(t, o.admin.Do("PUT", "/api/permissions/policies/"+pol, map[string]any{"name": "Members too",
+			"policy_actions": []map[string]any{{"action": "connections:read", "role_ids": []string{member}}}}), 200, "")
+		for _, c := range []*servertest.Client{o.member, tok} {
+			expect(t, c.Do("GET", "/api/connections/"+conn, nil), 200, "")
+		}
+		expect(t, o.admin.Do("PUT", "/api/permissions/policies/"+pol, map[string]any{"name": "Admins only"}), 200, "")
+		expect(t, o.member.Do("GET", "/api/connections/"+conn, nil), 404, "connection_not_found")
+		expect(t, o.admin.Do("PUT", "/api/connections/"+conn, map[string]any{"name": "Ledger", "type": "mysql", "policies": []string{}}), 200, "")
+		expect(t, tok.Do("GET", "/api/connections/"+conn, nil), 200, "")
+		if after := epoch(); after != before {
+			t.Fatalf("policy changes moved the credential epoch from %d to %d: they invalidate nothing", before, after)
+		}
+	})
 	t.Run("user's email and organization's name and version changed", func(t *testing.T) {
 		o := e.newOrg("Rename")
 		tok := token(t, o.member)

@@ -17,6 +17,8 @@ func TestCommandsMatchREST(t *testing.T) {
 	conn := o.admin.Do("POST", "/api/connections", map[string]any{"name": "DB", "type": "postgresql"}).Data()["id"].(string)
 	data := o.admin.Do("POST", "/api/datasets", map[string]any{"name": "Orders", "slug": "orders"}).Data()["id"].(string)
 	role := o.admin.Do("POST", "/api/permissions/roles", map[string]any{"name": "R", "actions": []string{}}).Data()["id"].(string)
+	policy := o.admin.Do("POST", "/api/permissions/policies", map[string]any{"name": "P",
+		"policy_actions": []map[string]any{{"action": "datasets:read", "role_ids": []string{role}}}}).Data()["id"].(string)
 	keyID := o.admin.Do("GET", "/api/me", nil).Data()["key_id"].(string)
 
 	type twin struct {
@@ -32,6 +34,8 @@ func TestCommandsMatchREST(t *testing.T) {
 		{"get_current_organization", nil, "GET", "/api/organization", nil},
 		{"list_roles", nil, "GET", "/api/permissions/roles", nil},
 		{"get_role", map[string]any{"id": role}, "GET", "/api/permissions/roles/" + role, nil},
+		{"list_policies", nil, "GET", "/api/permissions/policies", nil},
+		{"get_policy", map[string]any{"id": policy}, "GET", "/api/permissions/policies/" + policy, nil},
 		{"list_keys", map[string]any{"limit": 2}, "GET", "/api/keys?limit=2", nil},
 		{"get_key", map[string]any{"id": keyID}, "GET", "/api/keys/" + keyID, nil},
 		{"list_connections", nil, "GET", "/api/connections", nil},
@@ -74,6 +78,10 @@ func TestCommandsMatchREST(t *testing.T) {
 		{"create_connection", map[string]any{"name": "c1", "type": "mysql"}, "POST", "/api/connections", map[string]any{"name": "c2", "type": "mysql"}},
 		{"create_dataset", map[string]any{"name": "d", "slug": "d1"}, "POST", "/api/datasets", map[string]any{"name": "d", "slug": "d2"}},
 		{"create_role", map[string]any{"name": "r1", "actions": []string{"users:read"}}, "POST", "/api/permissions/roles", map[string]any{"name": "r2", "actions": []string{"users:read"}}},
+		{"create_policy", map[string]any{"name": "p1", "policy_actions": []map[string]any{{"action": "connections:read", "role_ids": []string{role}}}},
+			"POST", "/api/permissions/policies", map[string]any{"name": "p2", "policy_actions": []map[string]any{{"action": "connections:read", "role_ids": []string{role}}}}},
+		{"create_policy", map[string]any{"name": "p3", "policy_actions": []map[string]any{{"action": "users:read"}}},
+			"POST", "/api/permissions/policies", map[string]any{"name": "p3", "policy_actions": []map[string]any{{"action": "users:read"}}}},
 		{"create_key", map[string]any{"name": "k1"}, "POST", "/api/keys", map[string]any{"name": "k2"}},
 		{"create_dataset", map[string]any{"name": "d", "slug": "BAD SLUG"}, "POST", "/api/datasets", map[string]any{"name": "d", "slug": "BAD SLUG"}},
 	}
@@ -86,7 +94,8 @@ func TestCommandsMatchREST(t *testing.T) {
 		command string
 		params  map[string]any
 	}{
-		{"update_connection", map[string]any{"id": conn, "name": "DB", "type": "postgresql"}},
+		{"update_connection", map[string]any{"id": conn, "name": "DB", "type": "postgresql", "policies": []string{policy}}},
+		{"update_policy", map[string]any{"id": policy, "name": "Renamed"}},
 		{"delete_dataset", map[string]any{"id": data}},
 		{"create_token", map[string]any{"token_ttl": 60}},
 	} {
@@ -94,6 +103,11 @@ func TestCommandsMatchREST(t *testing.T) {
 			t.Errorf("%s: %d %s", w.command, c.Status, c.Body)
 		}
 	}
+	// A refusal is the same either way: the policy governs conn now.
+	c := o.admin.Do("POST", "/api", map[string]any{"command": "delete_policy", "params": map[string]any{"id": policy}})
+	r := o.admin.Do("DELETE", "/api/permissions/policies/"+policy, nil)
+	check("delete_policy", c.Body, r.Body, c.Status, r.Status)
+	expect(t, c, 409, "policy_in_use")
 	if c := e.partner.Do("POST", "/api", map[string]any{"command": "create_organization", "params": map[string]any{"name": "ViaCommand"}}); c.Status != 200 {
 		t.Errorf("create_organization: %d %s", c.Status, c.Body)
 	}

@@ -318,9 +318,10 @@ func TestNginxGateway(t *testing.T) {
 	readerID, reader := key(map[string]any{"name": "reader", "user_id": o.memberID, "scopes": []string{"datasets:read"}})
 	askerID, asker := key(map[string]any{"name": "widget", "kind": "organization", "role": "asker"})
 	token := o.member.Do("POST", "/api/auth/tokens", nil).Data()["token"].(string)
-	const allActions = "users:read users:write keys:read keys:write roles:read roles:write connections:read connections:write " +
-		"datasets:read datasets:write events:read webhooks:read webhooks:write"
-	const memberActions = "users:read keys:read roles:read connections:read connections:write datasets:read datasets:write events:read webhooks:read"
+	const allActions = "users:read users:write keys:read keys:write roles:read roles:write policies:read policies:write " +
+		"connections:read connections:write datasets:read datasets:write events:read webhooks:read webhooks:write"
+	const memberActions = "users:read keys:read roles:read policies:read connections:read connections:write datasets:read datasets:write " +
+		"events:read webhooks:read"
 	// What a client might send to pass for someone else.
 	spoof := []string{"X-Tenantry-Organization-Id", "someone-else", "X-Tenantry-User-Id", "someone-else",
 		"X-Tenantry-Permissions", allActions, "X-Tenantry-Credential-Kind", "partner"}

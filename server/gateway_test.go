@@ -61,7 +61,7 @@ func TestGatewayCheckPrincipal(t *testing.T) {
 		user, key, kind, permissions string
 	}{
 		{"admin's user key", o.admin, o.adminID, admin["key_id"].(string), "user",
-			"users:read users:write keys:read keys:write roles:read roles:write connections:read connections:write datasets:read datasets:write events:read webhooks:read webhooks:write"},
+			"users:read users:write keys:read keys:write roles:read roles:write policies:read policies:write connections:read connections:write datasets:read datasets:write events:read webhooks:read webhooks:write"},
 		{"member's key narrowed by scopes", scopedKey, o.memberID, scoped.Data()["id"].(string), "user", "connections:read datasets:read"},
 		{"asker organization key", e.anon.As(asker.Data()["value"].(string)), "", asker.Data()["id"].(string), "organization", "connections:read datasets:read"},
 		{"token of the scoped key, narrowed again", e.anon.As(tok.Data()["token"].(string)), o.memberID, scoped.Data()["id"].(string), "token", "datasets:read"},
@@ -218,4 +218,26 @@ func TestGatewayCheckRateLimit(t *testing.T) {
 	}
 	expect(t, o.member.Do("GET", "/api/me", nil), 429, "rate_limited")
 	expect(t, o.admin.Do("GET", "/api/auth/check", nil), 200, "") // another key, another bucket
+}
+
+// Envoy's HTTP ext_authz asks with its client's method: every method answers as GET does, a
+// body is not read, and an Idempotency-Key records nothing (a repeat is checked afresh, so a
+// key revoked meanwhile is refused, not replayed 200).
+func TestGatewayCheckAnyMethod(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	o := e.newOrg("Envoy")
+	want := principalOf(t, o.member.Do("GET", "/api/auth/check", nil).Header)
+	for _, method := range []string{"POST", "PUT", "PATCH", "DELETE"} {
+		r := o.member.Do(method, "/api/auth/check?require=datasets:read", map[string]any{"the": "client's body"}, "Idempotency-Key", "envoy-check-"+method)
+		expect(t, r, 200, "")
+		if got := principalOf(t, r.Header); fmt.Sprint(got) != fmt.Sprint(want) || r.Header.Get("Idempotent-Replayed") != "" {
+			t.Fatalf("%s: %v, want %v as GET answers", method, got, want)
+		}
+		expect(t, o.member.Do(method, "/api/auth/check?require=users:write", nil), 403, "permission_denied")
+	}
+	keyID := o.member.Do("GET", "/api/me", nil).Data()["key_id"].(string)
+	expect(t, e.partner.Do("DELETE", "/api/organizations/"+o.id+"/keys/"+keyID, nil), 200, "")
+	r := o.member.Do("POST", "/api/auth/check?require=datasets:read", map[string]any{"the": "client's body"}, "Idempotency-Key", "envoy-check-POST")
+	expect(t, r, 401, "invalid_token")
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/tenantry/tenantry/server/servertest"
+	"github.com/tenantry/tenantry/tenants"
 )
 
 // introspector is a resource server as zitadel/oidc's RFC 7662 client (pkg/client/rs) makes
@@ -56,7 +57,7 @@ func TestIntrospectionWithAnOAuthClient(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 		if !got.Active || got.ClientID != adminKeyID || got.Subject != o.adminID || got.TokenType != "Bearer" ||
-			got.Issuer != "tenantry" || len(got.Audience) != 1 || got.Audience[0] != "tenantry-api" || len(got.Scope) != 13 ||
+			got.Issuer != "tenantry" || len(got.Audience) != 1 || got.Audience[0] != "tenantry-api" || len(got.Scope) != len(tenants.Catalogue) ||
 			!got.Expiration.AsTime().IsZero() || time.Since(got.IssuedAt.AsTime()) > time.Minute ||
 			got.Claims["organization_id"] != o.id || got.Claims["user_id"] != o.adminID || got.Claims["key_id"] != adminKeyID ||
 			got.Claims["kind"] != "user" {

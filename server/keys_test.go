@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tenantry/tenantry/server/servertest"
+	"github.com/tenantry/tenantry/tenants"
 )
 
 // org is an organization with an admin and a member, each holding a partner-issued key.
@@ -234,7 +235,7 @@ func TestOrganizationKeys(t *testing.T) {
 	}
 	backend := e.anon.As(r.Data()["value"].(string))
 	me := backend.Do("GET", "/api/me", nil).Data()
-	if me["is_organization"] != true || me["kind"] != "organization" || me["id"] != nil || len(me["permissions"].([]any)) != 13 {
+	if me["is_organization"] != true || me["kind"] != "organization" || me["id"] != nil || len(me["permissions"].([]any)) != len(tenants.Catalogue) {
 		t.Fatalf("admin organization key identity: %v", me)
 	}
 	expect(t, backend.Do("POST", "/api/organization/users", map[string]any{"email": "new@acme.test"}), 200, "")
@@ -532,14 +533,14 @@ func TestEscalationNamesWhatTheCallerLacks(t *testing.T) {
 	expect(t, r, 200, "")
 	ci := e.anon.As(r.Data()["value"].(string))
 	escalation(ci.Do("POST", "/api/keys", map[string]any{"name": "ci2", "scopes": []string{"datasets:read", "datasets:write"}}), "datasets:write")
-	escalation(ci.Do("POST", "/api/keys", map[string]any{"name": "ci3"}), "users:read", "keys:read", "roles:read",
+	escalation(ci.Do("POST", "/api/keys", map[string]any{"name": "ci3"}), "users:read", "keys:read", "roles:read", "policies:read",
 		"connections:read", "connections:write", "datasets:write", "events:read", "webhooks:read")
 	escalation(o.member.Do("POST", "/api", map[string]any{"command": "create_key", "params": map[string]any{"name": "cmd", "scopes": []string{"users:write"}}}), "users:write")
 
 	// Tokens: scopes the key lacks, and the admin role from a key without every permission.
 	escalation(o.member.Do("POST", "/api/auth/tokens", map[string]any{"scopes": []string{"datasets:read", "users:write", "roles:write"}}), "users:write", "roles:write")
 	escalation(ci.Do("POST", "/api/auth/tokens", map[string]any{"scopes": []string{"datasets:write"}}), "datasets:write")
-	escalation(o.member.Do("POST", "/api/auth/tokens", map[string]any{"role": "admin"}), "users:write", "keys:write", "roles:write", "webhooks:write")
+	escalation(o.member.Do("POST", "/api/auth/tokens", map[string]any{"role": "admin"}), "users:write", "keys:write", "roles:write", "policies:write", "webhooks:write")
 
 	// Rotation: keys:write alone does not hand over a value that can do more.
 	keyAdmin := o.admin.Do("POST", "/api/permissions/roles", map[string]any{"name": "KeyAdmin",
@@ -558,7 +559,7 @@ func TestEscalationNamesWhatTheCallerLacks(t *testing.T) {
 	expect(t, o.admin.Do("PUT", "/api/organization/users/"+mgrID, map[string]any{"email": "mgr@acme.test", "role_ids": []string{manager}}), 200, "")
 	mgr := e.anon.As(e.mintKey(e.partner, o.id, mgrID))
 	escalation(mgr.Do("PUT", "/api/organization/users/"+o.memberID, map[string]any{"email": "member@acme.test", "role": "admin"}),
-		"keys:read", "keys:write", "roles:read", "roles:write", "connections:read", "connections:write", "datasets:read",
+		"keys:read", "keys:write", "roles:read", "roles:write", "policies:read", "policies:write", "connections:read", "connections:write", "datasets:read",
 		"datasets:write", "events:read", "webhooks:read", "webhooks:write")
 }
 

@@ -16,7 +16,7 @@ import (
 
 // The credentials of the isolation matrix, in column order.
 var matrixCredentials = []string{"none", "malformed", "expired", "revoked",
-	"partnerA", "partnerB", "adminA", "memberA", "askerA", "orgAdminA", "tokenMemberA", "userB"}
+	"partnerA", "partnerB", "adminA", "memberA", "askerA", "orgAdminA", "tokenMemberA", "userB", "grantedA"}
 
 // world is partner A with a child organization full of objects, and partner B beside it.
 type world struct {
@@ -28,6 +28,8 @@ type world struct {
 	memberA string
 	spareA  string // a user nobody deletes
 	roleA   string
+	grantA  string // a role that policyA grants everything on resources
+	policyA string // the policy of connA and dataA
 	keyA    string // the admin's personal key (id)
 	connA   string
 	ownConn string // a connection of A's owner organization, for shares
@@ -71,10 +73,25 @@ func buildWorld(t *testing.T) *world {
 	admin.Do("DELETE", "/api/keys/"+revokedID, nil)
 	token := member.Do("POST", "/api/auth/tokens", nil).Data()["token"].(string)
 	w.roleA = admin.Do("POST", "/api/permissions/roles", map[string]any{"name": "Reader", "actions": []string{"users:read"}}).Data()["id"].(string)
+	// A member granted what policyA governs, through a role of no actions of its own.
+	w.grantA = admin.Do("POST", "/api/permissions/roles", map[string]any{"name": "Granted", "actions": []string{}}).Data()["id"].(string)
+	w.policyA = admin.Do("POST", "/api/permissions/policies", w.policyBody("Restricted")).Data()["id"].(string)
+	var memberRole string
+	for _, r := range admin.Do("GET", "/api/permissions/roles", nil).List() {
+		if r["name"] == "Member" {
+			memberRole = r["id"].(string)
+		}
+	}
+	grantedID := e.createUser(pA, w.orgA, "granted@a1.test", "user")
+	if r := pA.Do("PUT", "/api/organizations/"+w.orgA+"/users/"+grantedID, map[string]any{"email": "granted@a1.test",
+		"role_ids": []string{memberRole, w.grantA}}); r.Status != 200 {
+		t.Fatalf("give the granted member its roles: %d %s", r.Status, r.Body)
+	}
+	granted := e.anon.As(e.mintKey(pA, w.orgA, grantedID))
 	w.connA = admin.Do("POST", "/api/connections", map[string]any{"name": "Warehouse", "type": "postgresql",
-		"configuration": map[string]any{"host": "db.a1.test", "password": "pw-a1"}}).Data()["id"].(string)
+		"configuration": map[string]any{"host": "db.a1.test", "password": "pw-a1"}, "policies": []string{w.policyA}}).Data()["id"].(string)
 	w.hookA = admin.Do("POST", "/api/webhooks", map[string]any{"endpoint": "https://93.184.215.14/a1"}).Data()["id"].(string)
-	w.dataA = admin.Do("POST", "/api/datasets", map[string]any{"name": "Orders", "slug": "orders"}).Data()["id"].(string)
+	w.dataA = admin.Do("POST", "/api/datasets", map[string]any{"name": "Orders", "slug": "orders", "policies": []string{w.policyA}}).Data()["id"].(string)
 	ownerAdmin := e.createUser(pA, w.ownerA, "staff@partner-a.test", "admin")
 	ownerKey := e.anon.As(e.mintKey(pA, w.ownerA, ownerAdmin))
 	w.ownConn = ownerKey.Do("POST", "/api/connections", map[string]any{"name": "Shared", "type": "postgresql"}).Data()["id"].(string)
@@ -97,20 +114,24 @@ func buildWorld(t *testing.T) *world {
 	w.creds = map[string]*servertest.Client{
 		"none": e.anon, "malformed": e.anon.As("tuk_not-a-key"), "expired": e.anon.As(expiredKey), "revoked": e.anon.As(revokedKey),
 		"partnerA": pA, "partnerB": pB, "adminA": admin, "memberA": member, "askerA": e.anon.As(askerKey),
-		"orgAdminA": e.anon.As(orgAdminKey), "tokenMemberA": e.anon.As(token), "userB": userB,
+		"orgAdminA": e.anon.As(orgAdminKey), "tokenMemberA": e.anon.As(token), "userB": userB, "grantedA": granted,
 	}
-	w.idsA = []string{w.ownerA, w.orgA, w.adminA, w.memberA, w.spareA, w.roleA, w.keyA, w.connA, w.ownConn, w.dataA, w.hookA,
-		pA.Key, admin.Key, member.Key, askerKey, orgAdminKey, "pw-a1", "db.a1.test"}
+	w.idsA = []string{w.ownerA, w.orgA, w.adminA, w.memberA, w.spareA, w.roleA, w.grantA, w.policyA, grantedID, w.keyA, w.connA, w.ownConn,
+		w.dataA, w.hookA, pA.Key, admin.Key, member.Key, granted.Key, askerKey, orgAdminKey, "pw-a1", "db.a1.test"}
 	return w
 }
 
-// cell expectations for partnerA, partnerB, adminA, memberA, askerA, orgAdminA, tokenMemberA, userB;
-// none, malformed, expired and revoked always get 401 (or 200 on a public route).
-type expectations [8]int
+// cell expectations for partnerA, partnerB, adminA, memberA, askerA, orgAdminA, tokenMemberA, userB,
+// grantedA; none, malformed, expired and revoked always get 401 (or 200 on a public route).
+//
+// connA and dataA, and the connections and datasets the DELETE cells delete, have a policy
+// (policyA) granting their read and write to the role grantA: grantedA is a member holding it,
+// memberA (and its token) a member without it, for whom they are not there.
+type expectations [9]int
 
 var (
-	partnerOnlyOnA = expectations{200, 404, 403, 403, 403, 403, 403, 403} // partner routes on A's objects
-	partnerOwnList = expectations{200, 200, 403, 403, 403, 403, 403, 403} // partner routes on the caller's own things
+	partnerOnlyOnA = expectations{200, 404, 403, 403, 403, 403, 403, 403, 403} // partner routes on A's objects
+	partnerOwnList = expectations{200, 200, 403, 403, 403, 403, 403, 403, 403} // partner routes on the caller's own things
 )
 
 type matrixRoute struct {
@@ -136,12 +157,21 @@ func (w *world) adminDo(method, path string, body any) map[string]any {
 }
 func fixed(p string) func(*world) string { return func(*world) string { return p } }
 
+// policyBody is policyA as a request: every action on resources granted to grantA.
+func (w *world) policyBody(name string) map[string]any {
+	var actions []map[string]any
+	for _, a := range []string{"connections:read", "connections:write", "datasets:read", "datasets:write"} {
+		actions = append(actions, map[string]any{"action": a, "role_ids": []string{w.grantA}})
+	}
+	return map[string]any{"name": name, "policy_actions": actions}
+}
+
 func matrixRoutes() map[string]matrixRoute {
 	orgUsers := func(w *world) string { return "/api/organizations/" + w.orgA + "/users" }
 	return map[string]matrixRoute{
-		"GET /api/me":           {fixed("/api/me"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
-		"GET /api/events":       {fixed("/api/events"), nil, expectations{200, 200, 200, 200, 403, 200, 200, 200}, ""},
-		"GET /api/events_types": {fixed("/api/events_types"), nil, expectations{200, 200, 200, 200, 403, 200, 200, 200}, ""},
+		"GET /api/me":           {fixed("/api/me"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200, 200}, ""},
+		"GET /api/events":       {fixed("/api/events"), nil, expectations{200, 200, 200, 200, 403, 200, 200, 200, 200}, ""},
+		"GET /api/events_types": {fixed("/api/events_types"), nil, expectations{200, 200, 200, 200, 403, 200, 200, 200, 200}, ""},
 		"POST /api/provision": {fixed("/api/provision"), func(w *world) any {
 			n := w.next()
 			return map[string]any{"organization": map[string]any{"name": "prov-" + n}, "user": map[string]any{"email": "root" + n + "@p.test", "role": "admin"}}
@@ -154,39 +184,43 @@ func matrixRoutes() map[string]matrixRoute {
 		"POST /api": {fixed("/api"), func(w *world) any {
 			return map[string]any{"command": "get_organization", "params": map[string]any{"id": w.orgA}}
 		}, partnerOnlyOnA, ""},
-		"GET /healthz":                  {fixed("/healthz"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
-		"GET /readyz":                   {fixed("/readyz"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
-		"GET /metrics":                  {fixed("/metrics"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
-		"GET /openapi.yaml":             {fixed("/openapi.yaml"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
-		"GET /docs":                     {fixed("/docs"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
-		"GET /docs/redoc.standalone.js": {fixed("/docs/redoc.standalone.js"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
-		"GET /docs/openapi.json":        {fixed("/docs/openapi.json"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
-		"GET /api/versions":             {fixed("/api/versions"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
+		"GET /healthz":                  {fixed("/healthz"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200, 200}, ""},
+		"GET /readyz":                   {fixed("/readyz"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200, 200}, ""},
+		"GET /metrics":                  {fixed("/metrics"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200, 200}, ""},
+		"GET /openapi.yaml":             {fixed("/openapi.yaml"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200, 200}, ""},
+		"GET /docs":                     {fixed("/docs"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200, 200}, ""},
+		"GET /docs/redoc.standalone.js": {fixed("/docs/redoc.standalone.js"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200, 200}, ""},
+		"GET /docs/openapi.json":        {fixed("/docs/openapi.json"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200, 200}, ""},
+		"GET /api/versions":             {fixed("/api/versions"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200, 200}, ""},
 		"PATCH /api/organizations/:org_id": {func(w *world) string { return "/api/organizations/" + w.orgA },
 			func(*world) any { return map[string]any{"sso_org_id": "x"} }, partnerOnlyOnA, legacy},
 		"PATCH /api/organizations/:org_id/users/:id": {func(w *world) string { return "/api/organizations/" + w.orgA + "/users/" + w.spareA },
 			func(*world) any { return map[string]any{"role": "user"} }, partnerOnlyOnA, legacy},
 		"PATCH /api/permissions/roles/:id": {func(w *world) string { return "/api/permissions/roles/" + w.roleA },
-			func(*world) any { return map[string]any{"name": "Reader"} }, expectations{404, 404, 200, 403, 403, 200, 403, 404}, legacy},
-		"POST /api/auth/tokens":      {fixed("/api/auth/tokens"), nil, expectations{200, 200, 200, 200, 200, 200, 403, 200}, ""},
-		"GET /.well-known/jwks.json": {fixed("/.well-known/jwks.json"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200}, ""},
+			func(*world) any { return map[string]any{"name": "Reader"} }, expectations{404, 404, 200, 403, 403, 200, 403, 404, 403}, legacy},
+		"POST /api/auth/tokens":      {fixed("/api/auth/tokens"), nil, expectations{200, 200, 200, 200, 200, 200, 403, 200, 200}, ""},
+		"GET /.well-known/jwks.json": {fixed("/.well-known/jwks.json"), nil, expectations{200, 200, 200, 200, 200, 200, 200, 200, 200}, ""},
 		// The gateway check, for a service's route that needs users:read, which askers lack.
-		"GET /api/auth/check":            {fixed("/api/auth/check?require=users:read"), nil, expectations{403, 403, 200, 200, 403, 200, 200, 200}, ""},
+		"GET /api/auth/check":            {fixed("/api/auth/check?require=users:read"), nil, expectations{403, 403, 200, 200, 403, 200, 200, 200, 200}, ""},
+		"POST /api/auth/check":           {fixed("/api/auth/check?require=users:read"), nil, expectations{403, 403, 200, 200, 403, 200, 200, 200, 200}, ""},
+		"PUT /api/auth/check":            {fixed("/api/auth/check?require=users:read"), nil, expectations{403, 403, 200, 200, 403, 200, 200, 200, 200}, ""},
+		"PATCH /api/auth/check":          {fixed("/api/auth/check?require=users:read"), nil, expectations{403, 403, 200, 200, 403, 200, 200, 200, 200}, ""},
+		"DELETE /api/auth/check":         {fixed("/api/auth/check?require=users:read"), nil, expectations{403, 403, 200, 200, 403, 200, 200, 200, 200}, ""},
 		"GET /api/organizations":         {fixed("/api/organizations"), nil, partnerOwnList, ""},
 		"POST /api/organizations":        {fixed("/api/organizations"), func(w *world) any { return map[string]any{"name": "new-" + w.next()} }, partnerOwnList, ""},
 		"GET /api/organizations/:org_id": {func(w *world) string { return "/api/organizations/" + w.orgA }, nil, partnerOnlyOnA, ""},
 		"PUT /api/organizations/:org_id": {func(w *world) string { return "/api/organizations/" + w.orgA },
 			func(*world) any { return map[string]any{"name": "A1"} }, partnerOnlyOnA, ""},
 		"DELETE /api/organizations/:org_id": {func(w *world) string { return "/api/organizations/" + w.disposableOrg() }, nil, partnerOnlyOnA, ""},
-		"GET /api/organization":             {fixed("/api/organization"), nil, expectations{200, 200, 200, 200, 403, 200, 200, 200}, ""},
+		"GET /api/organization":             {fixed("/api/organization"), nil, expectations{200, 200, 200, 200, 403, 200, 200, 200, 200}, ""},
 		// Key policies: the partner's for its organizations, the admins' for their own (a member,
 		// an asker and a token are refused). The body sets no networks, which would lock cells out.
 		"GET /api/organizations/:org_id/key_policy": {func(w *world) string { return "/api/organizations/" + w.orgA + "/key_policy" }, nil, partnerOnlyOnA, ""},
 		"PUT /api/organizations/:org_id/key_policy": {func(w *world) string { return "/api/organizations/" + w.orgA + "/key_policy" },
 			func(*world) any { return map[string]any{"max_lifetime_seconds": 0} }, partnerOnlyOnA, ""},
-		"GET /api/organization/key_policy": {fixed("/api/organization/key_policy"), nil, expectations{200, 200, 200, 403, 403, 200, 403, 200}, ""},
+		"GET /api/organization/key_policy": {fixed("/api/organization/key_policy"), nil, expectations{200, 200, 200, 403, 403, 200, 403, 200, 403}, ""},
 		"PUT /api/organization/key_policy": {fixed("/api/organization/key_policy"), func(*world) any { return map[string]any{"require_expiry": false} },
-			expectations{200, 200, 200, 403, 403, 200, 403, 200}, ""},
+			expectations{200, 200, 200, 403, 403, 200, 403, 200, 403}, ""},
 
 		"GET /api/organizations/:org_id/users":     {orgUsers, nil, partnerOnlyOnA, ""},
 		"POST /api/organizations/:org_id/users":    {orgUsers, func(w *world) any { return map[string]any{"email": "n" + w.next() + "@a1.test"} }, partnerOnlyOnA, ""},
@@ -206,64 +240,78 @@ func matrixRoutes() map[string]matrixRoute {
 			return "/api/partner/keys/" + w.e.partner.Do("POST", "/api/partner/keys", map[string]any{"name": "d" + w.next()}).Data()["id"].(string)
 		}, nil, partnerOnlyOnA, ""},
 
-		"GET /api/organization/users": {fixed("/api/organization/users"), nil, expectations{200, 200, 200, 200, 403, 200, 200, 200}, ""},
+		"GET /api/organization/users": {fixed("/api/organization/users"), nil, expectations{200, 200, 200, 200, 403, 200, 200, 200, 200}, ""},
 		"POST /api/organization/users": {fixed("/api/organization/users"), func(w *world) any { return map[string]any{"email": "o" + w.next() + "@x.test"} },
-			expectations{200, 200, 200, 403, 403, 200, 403, 200}, ""},
+			expectations{200, 200, 200, 403, 403, 200, 403, 200, 403}, ""},
 		"GET /api/organization/users/:id": {func(w *world) string { return "/api/organization/users/" + w.spareA }, nil,
-			expectations{404, 404, 200, 200, 403, 200, 200, 404}, ""},
+			expectations{404, 404, 200, 200, 403, 200, 200, 404, 200}, ""},
 		"PUT /api/organization/users/:id": {func(w *world) string { return "/api/organization/users/" + w.spareA },
-			func(*world) any { return map[string]any{"email": "spare@a1.test"} }, expectations{404, 404, 200, 403, 403, 200, 403, 404}, ""},
+			func(*world) any { return map[string]any{"email": "spare@a1.test"} }, expectations{404, 404, 200, 403, 403, 200, 403, 404, 403}, ""},
 		"DELETE /api/organization/users/:id": {func(w *world) string { return "/api/organization/users/" + w.disposableUser() }, nil,
-			expectations{404, 404, 200, 403, 403, 200, 403, 404}, ""},
+			expectations{404, 404, 200, 403, 403, 200, 403, 404, 403}, ""},
 
-		"GET /api/permissions/roles": {fixed("/api/permissions/roles"), nil, expectations{200, 200, 200, 200, 403, 200, 200, 200}, ""},
+		"GET /api/permissions/roles": {fixed("/api/permissions/roles"), nil, expectations{200, 200, 200, 200, 403, 200, 200, 200, 200}, ""},
 		"POST /api/permissions/roles": {fixed("/api/permissions/roles"), func(w *world) any { return map[string]any{"name": "r" + w.next(), "actions": []string{}} },
-			expectations{200, 200, 200, 403, 403, 200, 403, 200}, ""},
+			expectations{200, 200, 200, 403, 403, 200, 403, 200, 403}, ""},
 		"GET /api/permissions/roles/:id": {func(w *world) string { return "/api/permissions/roles/" + w.roleA }, nil,
-			expectations{404, 404, 200, 200, 403, 200, 200, 404}, ""},
+			expectations{404, 404, 200, 200, 403, 200, 200, 404, 200}, ""},
 		"PUT /api/permissions/roles/:id": {func(w *world) string { return "/api/permissions/roles/" + w.roleA },
-			func(*world) any { return map[string]any{"name": "Reader", "actions": []string{"users:read"}} }, expectations{404, 404, 200, 403, 403, 200, 403, 404}, ""},
+			func(*world) any { return map[string]any{"name": "Reader", "actions": []string{"users:read"}} }, expectations{404, 404, 200, 403, 403, 200, 403, 404, 403}, ""},
 		"DELETE /api/permissions/roles/:id": {func(w *world) string {
 			return "/api/permissions/roles/" + w.adminDo("POST", "/api/permissions/roles", map[string]any{"name": "d" + w.next(), "actions": []string{}})["id"].(string)
-		}, nil, expectations{404, 404, 200, 403, 403, 200, 403, 404}, ""},
+		}, nil, expectations{404, 404, 200, 403, 403, 200, 403, 404, 403}, ""},
 
-		"GET /api/keys": {fixed("/api/keys"), nil, expectations{403, 403, 200, 200, 403, 200, 200, 200}, ""},
+		"GET /api/permissions/policies": {fixed("/api/permissions/policies"), nil, expectations{200, 200, 200, 200, 403, 200, 200, 200, 200}, ""},
+		"POST /api/permissions/policies": {fixed("/api/permissions/policies"), func(w *world) any { return map[string]any{"name": "p" + w.next()} },
+			expectations{200, 200, 200, 403, 403, 200, 403, 200, 403}, ""},
+		"GET /api/permissions/policies/:id": {func(w *world) string { return "/api/permissions/policies/" + w.policyA }, nil,
+			expectations{404, 404, 200, 200, 403, 200, 200, 404, 200}, ""},
+		"PUT /api/permissions/policies/:id": {func(w *world) string { return "/api/permissions/policies/" + w.policyA },
+			func(w *world) any { return w.policyBody("Restricted") }, expectations{404, 404, 200, 403, 403, 200, 403, 404, 403}, ""},
+		"DELETE /api/permissions/policies/:id": {func(w *world) string {
+			return "/api/permissions/policies/" + w.adminDo("POST", "/api/permissions/policies", map[string]any{"name": "d" + w.next()})["id"].(string)
+		}, nil, expectations{404, 404, 200, 403, 403, 200, 403, 404, 403}, ""},
+
+		"GET /api/keys": {fixed("/api/keys"), nil, expectations{403, 403, 200, 200, 403, 200, 200, 200, 200}, ""},
 		"POST /api/keys": {fixed("/api/keys"), func(w *world) any { return map[string]any{"name": "k" + w.next(), "user_id": w.memberA} },
-			expectations{403, 403, 200, 200, 403, 200, 403, 404}, ""},
-		"GET /api/keys/:id": {func(w *world) string { return "/api/keys/" + w.keyA }, nil, expectations{403, 403, 200, 200, 403, 200, 200, 404}, ""},
-		// Keys of the member: the member's key manages its user's other keys, its token none.
+			expectations{403, 403, 200, 200, 403, 200, 403, 404, 403}, ""},
+		"GET /api/keys/:id": {func(w *world) string { return "/api/keys/" + w.keyA }, nil, expectations{403, 403, 200, 200, 403, 200, 200, 404, 200}, ""},
+		// Keys of the member: the member's key manages its user's other keys, its token none
+		// (and grantedA, another member, none).
 		"DELETE /api/keys/:id": {func(w *world) string {
 			return "/api/keys/" + w.adminDo("POST", "/api/keys", map[string]any{"name": "d" + w.next(), "user_id": w.memberA})["id"].(string)
-		}, nil, expectations{403, 403, 200, 200, 403, 200, 403, 404}, ""},
+		}, nil, expectations{403, 403, 200, 200, 403, 200, 403, 404, 403}, ""},
 		"GET /api/keys/:id/usage": {func(w *world) string { return "/api/keys/" + w.keyA + "/usage" }, nil,
-			expectations{403, 403, 200, 200, 403, 200, 200, 404}, ""},
+			expectations{403, 403, 200, 200, 403, 200, 200, 404, 200}, ""},
 		"GET /api/organizations/:org_id/usage": {func(w *world) string { return "/api/organizations/" + w.orgA + "/usage" }, nil, partnerOnlyOnA, ""},
 		// Anyone may report a leaked key, with any credential or none (it is ignored): each cell
 		// reports a fresh key of A1's, and every answer is the same.
 		"POST /api/credentials/revoke": {fixed("/api/credentials/revoke"), func(w *world) any {
 			return map[string]any{"credentials": []string{w.adminDo("POST", "/api/keys", map[string]any{"name": "leak" + w.next()})["value"].(string)}}
-		}, expectations{202, 202, 202, 202, 202, 202, 202, 202}, ""},
+		}, expectations{202, 202, 202, 202, 202, 202, 202, 202, 202}, ""},
 		"POST /api/keys/:id/rotate": {func(w *world) string {
 			return "/api/keys/" + w.adminDo("POST", "/api/keys", map[string]any{"name": "d" + w.next(), "user_id": w.memberA})["id"].(string) + "/rotate"
-		}, nil, expectations{403, 403, 200, 200, 403, 200, 403, 404}, ""},
+		}, nil, expectations{403, 403, 200, 200, 403, 200, 403, 404, 403}, ""},
 
 		// Asking about A1's admin key: 200 for every caller that may ask at all (valid: false for
 		// another tenant's caller, as TestVerificationIsolation checks byte for byte), 403 for
 		// the asker, which lacks keys:read.
 		"POST /api/keys/verify": {fixed("/api/keys/verify"), func(w *world) any { return map[string]any{"key": w.creds["adminA"].Key} },
-			expectations{200, 200, 200, 200, 403, 200, 200, 200}, ""},
+			expectations{200, 200, 200, 200, 403, 200, 200, 200, 200}, ""},
 		"POST /oauth/introspect": {fixed("/oauth/introspect"), func(w *world) any { return url.Values{"token": {w.creds["adminA"].Key}} },
-			expectations{200, 200, 200, 200, 403, 200, 200, 200}, ""},
+			expectations{200, 200, 200, 200, 403, 200, 200, 200, 200}, ""},
 
-		"GET /api/connections": {fixed("/api/connections"), nil, expectations{403, 403, 200, 200, 200, 200, 200, 200}, ""},
+		"GET /api/connections": {fixed("/api/connections"), nil, expectations{403, 403, 200, 200, 200, 200, 200, 200, 200}, ""},
 		"POST /api/connections": {fixed("/api/connections"), func(w *world) any { return map[string]any{"name": "c" + w.next(), "type": "postgresql"} },
-			expectations{403, 403, 200, 200, 403, 200, 200, 200}, ""},
-		"GET /api/connections/:id": {func(w *world) string { return "/api/connections/" + w.connA }, nil, expectations{403, 403, 200, 200, 200, 200, 200, 404}, ""},
+			expectations{403, 403, 200, 200, 403, 200, 200, 200, 200}, ""},
+		// connA has policyA: for memberA, its token and the asker key it is not there.
+		"GET /api/connections/:id": {func(w *world) string { return "/api/connections/" + w.connA }, nil, expectations{403, 403, 200, 404, 404, 200, 404, 404, 200}, ""},
 		"PUT /api/connections/:id": {func(w *world) string { return "/api/connections/" + w.connA },
-			func(*world) any { return map[string]any{"name": "Warehouse", "type": "postgresql"} }, expectations{403, 403, 200, 200, 403, 200, 200, 404}, ""},
+			func(*world) any { return map[string]any{"name": "Warehouse", "type": "postgresql"} }, expectations{403, 403, 200, 404, 403, 200, 404, 404, 200}, ""},
 		"DELETE /api/connections/:id": {func(w *world) string {
-			return "/api/connections/" + w.adminDo("POST", "/api/connections", map[string]any{"name": "d" + w.next(), "type": "mysql"})["id"].(string)
-		}, nil, expectations{403, 403, 200, 200, 403, 200, 200, 404}, ""},
+			return "/api/connections/" + w.adminDo("POST", "/api/connections", map[string]any{"name": "d" + w.next(), "type": "mysql",
+				"policies": []string{w.policyA}})["id"].(string)
+		}, nil, expectations{403, 403, 200, 404, 403, 200, 404, 404, 200}, ""},
 		"GET /api/organizations/:org_id/connections/:connection_id/shared": {func(w *world) string {
 			return "/api/organizations/" + w.ownerA + "/connections/" + w.ownConn + "/shared"
 		}, nil, partnerOnlyOnA, ""},
@@ -271,32 +319,33 @@ func matrixRoutes() map[string]matrixRoute {
 			return "/api/organizations/" + w.ownerA + "/connections/" + w.ownConn + "/shared"
 		}, func(w *world) any { return map[string]any{"child_organization_id": w.disposableOrg()} }, partnerOnlyOnA, ""},
 
-		"GET /api/datasets": {fixed("/api/datasets"), nil, expectations{403, 403, 200, 200, 200, 200, 200, 200}, ""},
+		"GET /api/datasets": {fixed("/api/datasets"), nil, expectations{403, 403, 200, 200, 200, 200, 200, 200, 200}, ""},
 		"POST /api/datasets": {fixed("/api/datasets"), func(w *world) any { n := w.next(); return map[string]any{"name": "d" + n, "slug": "d" + n} },
-			expectations{403, 403, 200, 200, 403, 200, 200, 200}, ""},
-		"GET /api/datasets/:id": {func(w *world) string { return "/api/datasets/" + w.dataA }, nil, expectations{403, 403, 200, 200, 200, 200, 200, 404}, ""},
+			expectations{403, 403, 200, 200, 403, 200, 200, 200, 200}, ""},
+		"GET /api/datasets/:id": {func(w *world) string { return "/api/datasets/" + w.dataA }, nil, expectations{403, 403, 200, 404, 404, 200, 404, 404, 200}, ""},
 		"PUT /api/datasets/:id": {func(w *world) string { return "/api/datasets/" + w.dataA },
-			func(*world) any { return map[string]any{"name": "Orders", "slug": "orders"} }, expectations{403, 403, 200, 200, 403, 200, 200, 404}, ""},
+			func(*world) any { return map[string]any{"name": "Orders", "slug": "orders"} }, expectations{403, 403, 200, 404, 403, 200, 404, 404, 200}, ""},
 		"DELETE /api/datasets/:id": {func(w *world) string {
 			n := w.next()
-			return "/api/datasets/" + w.adminDo("POST", "/api/datasets", map[string]any{"name": "d" + n, "slug": "d" + n})["id"].(string)
-		}, nil, expectations{403, 403, 200, 200, 403, 200, 200, 404}, ""},
+			return "/api/datasets/" + w.adminDo("POST", "/api/datasets", map[string]any{"name": "d" + n, "slug": "d" + n,
+				"policies": []string{w.policyA}})["id"].(string)
+		}, nil, expectations{403, 403, 200, 404, 403, 200, 404, 404, 200}, ""},
 
-		"GET /api/webhooks": {fixed("/api/webhooks"), nil, expectations{200, 200, 200, 200, 403, 200, 200, 200}, ""},
+		"GET /api/webhooks": {fixed("/api/webhooks"), nil, expectations{200, 200, 200, 200, 403, 200, 200, 200, 200}, ""},
 		"POST /api/webhooks": {fixed("/api/webhooks"), func(*world) any { return map[string]any{"endpoint": "https://93.184.215.14/new"} },
-			expectations{200, 200, 200, 403, 403, 200, 403, 200}, ""},
-		"GET /api/webhooks/:id": {func(w *world) string { return "/api/webhooks/" + w.hookA }, nil, expectations{404, 404, 200, 200, 403, 200, 200, 404}, ""},
+			expectations{200, 200, 200, 403, 403, 200, 403, 200, 403}, ""},
+		"GET /api/webhooks/:id": {func(w *world) string { return "/api/webhooks/" + w.hookA }, nil, expectations{404, 404, 200, 200, 403, 200, 200, 404, 200}, ""},
 		"PUT /api/webhooks/:id": {func(w *world) string { return "/api/webhooks/" + w.hookA },
-			func(*world) any { return map[string]any{"endpoint": "https://93.184.215.14/a1"} }, expectations{404, 404, 200, 403, 403, 200, 403, 404}, ""},
+			func(*world) any { return map[string]any{"endpoint": "https://93.184.215.14/a1"} }, expectations{404, 404, 200, 403, 403, 200, 403, 404, 403}, ""},
 		"DELETE /api/webhooks/:id": {func(w *world) string {
 			return "/api/webhooks/" + w.adminDo("POST", "/api/webhooks", map[string]any{"endpoint": "https://93.184.215.14/d"})["id"].(string)
-		}, nil, expectations{404, 404, 200, 403, 403, 200, 403, 404}, ""},
+		}, nil, expectations{404, 404, 200, 403, 403, 200, 403, 404, 403}, ""},
 		"POST /api/webhooks/:id/disable": {func(w *world) string { return "/api/webhooks/" + w.hookA + "/disable" }, nil,
-			expectations{404, 404, 200, 403, 403, 200, 403, 404}, ""},
+			expectations{404, 404, 200, 403, 403, 200, 403, 404, 403}, ""},
 		"POST /api/webhooks/:id/enable": {func(w *world) string { return "/api/webhooks/" + w.hookA + "/enable" }, nil,
-			expectations{404, 404, 200, 403, 403, 200, 403, 404}, ""},
+			expectations{404, 404, 200, 403, 403, 200, 403, 404, 403}, ""},
 		"GET /api/webhooks/:id/deliveries": {func(w *world) string { return "/api/webhooks/" + w.hookA + "/deliveries" }, nil,
-			expectations{404, 404, 200, 200, 403, 200, 200, 404}, ""},
+			expectations{404, 404, 200, 200, 403, 200, 200, 404, 200}, ""},
 	}
 }
 

@@ -134,3 +134,14 @@ func (s *Server) deleteOrganization(c *gin.Context, p *tenants.Principal) error 
 	}
 	return writeData(c, http.StatusOK, org)
 }
+
+// ownOrganization refuses an organization_id in a body (what Polytomic's clients send) other
+// than the caller's, where the objects (what, such as "Webhooks") are made anyway: 404, as for
+// any organization the caller cannot reach. "" is the caller's.
+func ownOrganization(p *tenants.Principal, orgID, what string) error {
+	if orgID != "" && orgID != p.OrgID {
+		return tenants.Errorf(tenants.ErrNotFound, "organization_not_found",
+			"%s are made in the caller's own organization; organization_id %q is not it.", what, orgID)
+	}
+	return nil
+}

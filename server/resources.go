@@ -36,10 +36,11 @@ type connectionRequest struct {
 	Name          string          `json:"name"`
 	Type          string          `json:"type"`
 	Configuration json.RawMessage `json:"configuration"`
+	Policies      *[]string       `json:"policies"` // null or left out: kept as they are
 }
 
 func (r connectionRequest) input() tenants.ConnectionInput {
-	return tenants.ConnectionInput{Name: r.Name, Type: r.Type, Configuration: r.Configuration}
+	return tenants.ConnectionInput{Name: r.Name, Type: r.Type, Configuration: r.Configuration, Policies: r.Policies}
 }
 
 func (s *Server) listConnections(c *gin.Context, p *tenants.Principal) error {
@@ -127,15 +128,17 @@ func (s *Server) listConnectionShares(c *gin.Context, p *tenants.Principal) erro
 
 // datasetRequest is the body of POST and PUT on datasets.
 type datasetRequest struct {
-	Name         string `json:"name"`
-	Slug         string `json:"slug"`
-	Description  string `json:"description"`
-	Source       string `json:"source"`
-	ConnectionID string `json:"connection_id"` // null or "" for none
+	Name         string    `json:"name"`
+	Slug         string    `json:"slug"`
+	Description  string    `json:"description"`
+	Source       string    `json:"source"`
+	ConnectionID string    `json:"connection_id"` // null or "" for none
+	Policies     *[]string `json:"policies"`      // null or left out: kept as they are
 }
 
 func (r datasetRequest) input() tenants.DatasetInput {
-	return tenants.DatasetInput{Name: r.Name, Slug: r.Slug, Description: r.Description, Source: r.Source, ConnectionID: r.ConnectionID}
+	return tenants.DatasetInput{Name: r.Name, Slug: r.Slug, Description: r.Description, Source: r.Source, ConnectionID: r.ConnectionID,
+		Policies: r.Policies}
 }
 
 func (s *Server) listDatasets(c *gin.Context, p *tenants.Principal) error {

@@ -280,6 +280,11 @@ func (s *Server) routes() []route {
 		{"POST", "/api/auth/tokens", cmd("create_token"), forAnyone.noTokens(), s.mintToken},
 		{"GET", "/.well-known/jwks.json", noCommand, public, s.getJWKS},
 		{"GET", "/api/auth/check", noCommand, gateway, s.checkGateway},
+		// The same check with the client's method, as Envoy's HTTP ext_authz asks it.
+		{"POST", "/api/auth/check", noCommand, gateway.safeToRepeat(), s.checkGateway},
+		{"PUT", "/api/auth/check", noCommand, gateway.safeToRepeat(), s.checkGateway},
+		{"PATCH", "/api/auth/check", noCommand, gateway.safeToRepeat(), s.checkGateway},
+		{"DELETE", "/api/auth/check", noCommand, gateway.safeToRepeat(), s.checkGateway},
 
 		{"GET", "/api/organizations", cmd("list_organizations"), forPartners, s.listOrganizations},
 		{"POST", "/api/organizations", cmd("create_organization"), forPartners, s.createOrganization},
@@ -348,6 +353,7 @@ func (s *Server) routes() []route {
 		{"POST", "/api/keys/verify", noCommand, verifiers, s.verifyKey},
 		{"POST", "/oauth/introspect", noCommand, introspectors, s.introspect},
 	}
+	r = append(r, s.policyRoutes()...)
 	r = append(r, s.resourceRoutes()...)
 	return append(r, s.webhookRoutes()...)
 }

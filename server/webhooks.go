@@ -33,16 +33,6 @@ type webhookRequest struct {
 	OrganizationID string `json:"organization_id"`
 }
 
-// checkOrganization refuses an organization_id other than the caller's (404, as for any
-// organization the caller cannot reach).
-func (r webhookRequest) checkOrganization(p *tenants.Principal) error {
-	if r.OrganizationID != "" && r.OrganizationID != p.OrgID {
-		return tenants.Errorf(tenants.ErrNotFound, "organization_not_found",
-			"Webhooks are made in the caller's own organization; organization_id %q is not it.", r.OrganizationID)
-	}
-	return nil
-}
-
 func (r webhookRequest) input() tenants.WebhookInput {
 	return tenants.WebhookInput{Endpoint: r.Endpoint, Secret: r.Secret, EventTypes: r.EventTypes}
 }
@@ -70,7 +60,7 @@ func (s *Server) createWebhook(c *gin.Context, p *tenants.Principal) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	if err := req.checkOrganization(p); err != nil {
+	if err := ownOrganization(p, req.OrganizationID, "Webhooks"); err != nil {
 		return err
 	}
 	hook, err := s.storeOf(c).CreateWebhook(c.Request.Context(), p, req.input(), s.checkEndpoint())
@@ -93,7 +83,7 @@ func (s *Server) updateWebhook(c *gin.Context, p *tenants.Principal) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	if err := req.checkOrganization(p); err != nil {
+	if err := ownOrganization(p, req.OrganizationID, "Webhooks"); err != nil {
 		return err
 	}
 	hook, err := s.storeOf(c).UpdateWebhook(c.Request.Context(), p, c.Param("id"), req.input(), s.checkEndpoint())

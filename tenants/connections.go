@@ -25,7 +25,8 @@ import (
 // holds a secret field: those are stored, stripped from every Connection built for a caller,
 // and named in SecretFields instead. A share (ParentID set) is a connection of the partner's
 // owner organization made visible in a child organization: read-only there, with the parent's
-// type and configuration.
+// type and configuration. Policies lists the policies that govern who reaches it (see
+// reachable); a share has none.
 type Connection struct {
 	ID             string         `json:"id"`
 	Name           string         `json:"name"`
@@ -34,6 +35,7 @@ type Connection struct {
 	SecretFields   []string       `json:"secret_fields"`
 	OrganizationID string         `json:"organization_id"`
 	ParentID       *string        `json:"parent_id"`
+	Policies       []string       `json:"policies"`
 	CreatedAt      time.Time      `json:"created_at"`
 	UpdatedAt      time.Time      `json:"updated_at"`
 }
@@ -41,11 +43,13 @@ type Connection struct {
 // ConnectionInput is the body of a create or a full-replacement update. Configuration is a
 // JSON object; nil or null means {}. On update, a secret field the new configuration leaves
 // out keeps its stored value (callers never see secrets, so they cannot send them back); a
-// secret field given as null is removed.
+// secret field given as null is removed. Policies nil keeps the connection's policies (none
+// on a create); an empty list removes them.
 type ConnectionInput struct {
 	Name          string
 	Type          string
 	Configuration json.RawMessage
+	Policies      *[]string
 }
 
 // ShareInput is the body of a share: the child organization to share into and the share's
@@ -141,6 +145,7 @@ type connectionRow struct {
 	CreatedAt       time.Time      `db:"created_at"`
 	UpdatedAt       time.Time      `db:"updated_at"`
 	ParentUpdatedAt sql.NullTime   `db:"parent_updated_at"`
+	Policies        []string       `db:"-"`
 }
 
 // connectionSelect reads connections with a share's type and configuration from its parent.
@@ -220,7 +225,7 @@ func (r connectionRow) connection(sealer *Sealer) (Connection, error) {
 	}
 	sort.Strings(names)
 	c := Connection{ID: r.ID, Name: r.Name, Type: r.Type, Configuration: cfg, SecretFields: names,
-		OrganizationID: r.OrgID, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
+		OrganizationID: r.OrgID, Policies: nonNil(r.Policies), CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
 	if r.ParentID.Valid {
 		c.ParentID = &r.ParentID.String
 		if r.ParentUpdatedAt.Valid && r.ParentUpdatedAt.Time.After(r.UpdatedAt) {
@@ -418,9 +423,31 @@ func errSharedReadOnly(id string) error {
 		"Connection %q is shared into this organization by its partner and is read-only here; the partner changes or deletes it in its owner organization.", id)
 }
 
-// findConnection loads a connection of orgID (its own or a share into it).
+// findConnection loads a connection of orgID (its own or a share into it), whatever its
+// policies: for partner operations.
 func findConnection(ctx context.Context, q sqlx.ExtContext, orgID, id string) (connectionRow, error) {
-	return getOne[connectionRow](ctx, q, id, errConnectionNotFound(id), connectionSelect+` WHERE c.id = ? AND c.org_id = ?`, id, orgID)
+	return selectConnection(ctx, q, orgID, id, `1 = 1`, nil)
+}
+
+// reachConnection loads a connection of p's organization that p reaches, for reading (write
+// false) or for a change (see reach).
+func reachConnection(ctx context.Context, q sqlx.ExtContext, p *Principal, id string, write bool) (connectionRow, error) {
+	return reach(ctx, q, p, connectionPolicies, id, write, func(cond string, args []any) (connectionRow, error) {
+		return selectConnection(ctx, q, p.OrgID, id, cond, args)
+	})
+}
+
+// selectConnection loads a connection of orgID for which cond (with args) holds, with its
+// policies.
+func selectConnection(ctx context.Context, q sqlx.ExtContext, orgID, id, cond string, args []any) (connectionRow, error) {
+	r, err := getOne[connectionRow](ctx, q, id, errConnectionNotFound(id), connectionSelect+` WHERE c.id = ? AND c.org_id = ? AND `+cond,
+		append([]any{id, orgID}, args...)...)
+	if err != nil {
+		return r, err
+	}
+	policies, err := connectionPolicies.policiesOf(ctx, q, r.ID)
+	r.Policies = policies[r.ID]
+	return r, err
 }
 
 // listConnections pages through connections matching where (a condition on c, without
@@ -437,12 +464,16 @@ func (s *Store) listConnections(ctx context.Context, q sqlx.ExtContext, page Pag
 		return Page[Connection]{}, fmt.Errorf("list connections: %w", err)
 	}
 	rows, next := TrimPage(rows, page.Limit, func(r connectionRow) string { return r.ID })
+	err = withPolicies(ctx, q, connectionPolicies, rows, func(r *connectionRow) (string, *[]string) { return r.ID, &r.Policies })
+	if err != nil {
+		return Page[Connection]{}, err
+	}
 	out, err := connectionsOf(rows, s.Sealer)
 	return Page[Connection]{Items: out, Next: next}, err
 }
 
-// ListConnections pages through the caller's organization's connections, shares into it
-// included, in order of creation.
+// ListConnections pages through the caller's organization's connections that it reaches
+// (see reachable), shares into it included, in order of creation.
 func (s *Store) ListConnections(ctx context.Context, p *Principal, page PageQuery) (Page[Connection], error) {
 	if err := p.Require(ConnectionsRead); err != nil {
 		return Page[Connection]{}, err
@@ -451,10 +482,12 @@ func (s *Store) ListConnections(ctx context.Context, p *Principal, page PageQuer
 	if err != nil {
 		return Page[Connection]{}, err
 	}
-	return s.listConnections(ctx, q, page, `c.org_id = ?`, p.OrgID)
+	cond, args := connectionPolicies.reaching(p, false)
+	return s.listConnections(ctx, q, page, `c.org_id = ? AND `+cond, append([]any{p.OrgID}, args...)...)
 }
 
-// GetConnection returns one connection of the caller's organization.
+// GetConnection returns one connection of the caller's organization that it reaches; any
+// other is ErrNotFound.
 func (s *Store) GetConnection(ctx context.Context, p *Principal, id string) (Connection, error) {
 	if err := p.Require(ConnectionsRead); err != nil {
 		return Connection{}, err
@@ -463,7 +496,7 @@ func (s *Store) GetConnection(ctx context.Context, p *Principal, id string) (Con
 	if err != nil {
 		return Connection{}, err
 	}
-	r, err := findConnection(ctx, q, p.OrgID, id)
+	r, err := reachConnection(ctx, q, p, id, false)
 	if err != nil {
 		return Connection{}, err
 	}
@@ -471,7 +504,7 @@ func (s *Store) GetConnection(ctx context.Context, p *Principal, id string) (Con
 }
 
 // CreateConnection adds a connection to the caller's organization. A name already used there
-// (ignoring case) is ErrConflict.
+// (ignoring case) is ErrConflict; giving it policies needs policies:write.
 func (s *Store) CreateConnection(ctx context.Context, p *Principal, in ConnectionInput) (Connection, error) {
 	if err := p.Require(ConnectionsWrite); err != nil {
 		return Connection{}, err
@@ -488,6 +521,9 @@ func (s *Store) CreateConnection(ctx context.Context, p *Principal, in Connectio
 	r.Secrets.Valid = true
 	var c Connection
 	err = s.Write(ctx, func(tx *Tx) error {
+		if r.Policies, err = checkPolicies(ctx, tx, p, in.Policies, nil); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO connections (id, org_id, name, name_key, type, configuration, secrets, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`), r.ID, r.OrgID, r.Name, strings.ToLower(r.Name), r.Type, r.Config, r.Secrets, now, now)
 		if IsUniqueViolation(err) {
@@ -495,6 +531,9 @@ func (s *Store) CreateConnection(ctx context.Context, p *Principal, in Connectio
 		}
 		if err != nil {
 			return fmt.Errorf("insert connection: %w", err)
+		}
+		if err := connectionPolicies.setPolicies(ctx, tx, r.ID, r.Policies); err != nil {
+			return err
 		}
 		if c, err = r.connection(s.Sealer); err != nil {
 			return err
@@ -504,12 +543,16 @@ func (s *Store) CreateConnection(ctx context.Context, p *Principal, in Connectio
 	return c, err
 }
 
-// UpdateConnection replaces a connection's name, type and configuration; secret fields the
-// new configuration leaves out keep their stored values. A share is read-only (ErrForbidden).
+// UpdateConnection replaces a connection's name, type and configuration, and its policies when
+// given (changing them needs policies:write); secret fields the new configuration leaves out
+// keep their stored values. A share is read-only (ErrForbidden).
 func (s *Store) UpdateConnection(ctx context.Context, p *Principal, id string, in ConnectionInput) (Connection, error) {
-	r, err := changeRow(ctx, s, p.Require(ConnectionsWrite), p.OrgID, id, findConnection, func(tx *Tx, r *connectionRow) (err error) {
+	r, err := changeRow(ctx, s, p.Require(ConnectionsWrite), p.OrgID, id, writableConnection(p), func(tx *Tx, r *connectionRow) (err error) {
 		if r.ParentID.Valid {
 			return errSharedReadOnly(r.ID)
+		}
+		if r.Policies, err = checkPolicies(ctx, tx, p, in.Policies, r.Policies); err != nil {
+			return err
 		}
 		_, prev, err := r.split(s.Sealer)
 		if err != nil {
@@ -532,6 +575,9 @@ func (s *Store) UpdateConnection(ctx context.Context, p *Principal, id string, i
 		if err != nil {
 			return fmt.Errorf("update connection: %w", err)
 		}
+		if err := connectionPolicies.setPolicies(ctx, tx, r.ID, r.Policies); err != nil {
+			return err
+		}
 		return s.connectionEvent(ctx, tx, p, *r, EventConnectionUpdated)
 	})
 	if err != nil {
@@ -544,7 +590,7 @@ func (s *Store) UpdateConnection(ctx context.Context, p *Principal, id string, i
 // was. Its shares in child organizations go with it; datasets using it (or its shares) are
 // left without a connection. A share is read-only (ErrForbidden).
 func (s *Store) DeleteConnection(ctx context.Context, p *Principal, id string) (Connection, error) {
-	r, err := changeRow(ctx, s, p.Require(ConnectionsWrite), p.OrgID, id, findConnection, func(tx *Tx, r *connectionRow) (err error) {
+	r, err := changeRow(ctx, s, p.Require(ConnectionsWrite), p.OrgID, id, writableConnection(p), func(tx *Tx, r *connectionRow) (err error) {
 		if r.ParentID.Valid {
 			return errSharedReadOnly(r.ID)
 		}
@@ -558,6 +604,14 @@ func (s *Store) DeleteConnection(ctx context.Context, p *Principal, id string) (
 		return Connection{}, err
 	}
 	return r.connection(s.Sealer)
+}
+
+// writableConnection is changeRow's find for a change by p: a connection of p's organization
+// that p reaches for a change.
+func writableConnection(p *Principal) func(context.Context, sqlx.ExtContext, string, string) (connectionRow, error) {
+	return func(ctx context.Context, q sqlx.ExtContext, _, id string) (connectionRow, error) {
+		return reachConnection(ctx, q, p, id, true)
+	}
 }
 
 // connectionEvent records an event about r as callers see it (without its secrets).

@@ -13,7 +13,8 @@ import (
 )
 
 // Dataset is a named, slugged set of data of one organization, optionally read through one of
-// its connections (its own or a share into it).
+// its connections (its own or a share into it). Policies lists the policies that govern who
+// reaches it (see reachable).
 type Dataset struct {
 	ID             string    `json:"id" db:"id"`
 	Name           string    `json:"name" db:"name"`
@@ -22,18 +23,21 @@ type Dataset struct {
 	Source         string    `json:"source" db:"source"`
 	ConnectionID   *string   `json:"connection_id" db:"connection_id"`
 	OrganizationID string    `json:"organization_id" db:"org_id"`
+	Policies       []string  `json:"policies" db:"-"`
 	CreatedAt      time.Time `json:"created_at" db:"created_at"`
 	UpdatedAt      time.Time `json:"updated_at" db:"updated_at"`
 }
 
 // DatasetInput is the body of a create or a full-replacement update: a field left out is
-// stored empty. ConnectionID "" means none.
+// stored empty, but for Policies, which nil keeps (none on a create; an empty list removes
+// them). ConnectionID "" means none.
 type DatasetInput struct {
 	Name         string
 	Slug         string
 	Description  string
 	Source       string
 	ConnectionID string
+	Policies     *[]string
 }
 
 const datasetColumns = `id, name, slug, description, source, connection_id, org_id, created_at, updated_at`
@@ -53,10 +57,11 @@ func checkDescription(s string, max int) string {
 	}, s), max)
 }
 
-// normalize validates in; connection_id must name a connection of orgID, looked up in q (the
-// transaction that then writes, so the connection cannot move in between: connections never
-// change organization, and the foreign key catches one deleted meanwhile).
-func (in *DatasetInput) normalize(ctx context.Context, q sqlx.ExtContext, orgID string) error {
+// normalize validates in for p; connection_id must name a connection of p's organization that
+// p reaches (see reachable), unless it is the dataset's connection already (prev), looked up in
+// q (the transaction that then writes, so the connection cannot move in between: connections
+// never change organization, and the foreign key catches one deleted meanwhile).
+func (in *DatasetInput) normalize(ctx context.Context, q sqlx.ExtContext, p *Principal, prev *string) error {
 	in.Name = strings.TrimSpace(in.Name)
 	in.Slug = strings.TrimSpace(in.Slug)
 	in.Source = strings.TrimSpace(in.Source)
@@ -75,8 +80,8 @@ func (in *DatasetInput) normalize(ctx context.Context, q sqlx.ExtContext, orgID 
 			errs.Add("source", "must be an absolute http or https URL such as https://data.example.com/events.csv")
 		}
 	}
-	if in.ConnectionID != "" {
-		if _, err := findConnection(ctx, q, orgID, in.ConnectionID); errors.Is(err, ErrNotFound) {
+	if in.ConnectionID != "" && (prev == nil || *prev != in.ConnectionID) {
+		if _, err := reachConnection(ctx, q, p, in.ConnectionID, false); errors.Is(err, ErrNotFound) {
 			errs.Add("connection_id", errNoSuchConnection(in.ConnectionID))
 		} else if err != nil {
 			return err
@@ -114,9 +119,26 @@ func writeDatasetError(err error, d Dataset, what string) error {
 	return fmt.Errorf("%s dataset: %w", what, err)
 }
 
-func findDataset(ctx context.Context, q sqlx.ExtContext, orgID, id string) (Dataset, error) {
-	d, err := getOne[Dataset](ctx, q, id, errDatasetNotFound(id), `SELECT `+datasetColumns+` FROM datasets WHERE id = ? AND org_id = ?`, id, orgID)
-	return d.utc(), err
+// reachDataset loads a dataset of p's organization that p reaches, for reading (write false)
+// or for a change (see reach), with its policies.
+func reachDataset(ctx context.Context, q sqlx.ExtContext, p *Principal, id string, write bool) (Dataset, error) {
+	return reach(ctx, q, p, datasetPolicies, id, write, func(cond string, args []any) (Dataset, error) {
+		d, err := getOne[Dataset](ctx, q, id, errDatasetNotFound(id), `SELECT `+datasetColumns+` FROM datasets
+			WHERE id = ? AND org_id = ? AND `+cond, append([]any{id, p.OrgID}, args...)...)
+		if err != nil {
+			return d, err
+		}
+		policies, err := datasetPolicies.policiesOf(ctx, q, d.ID)
+		d.Policies = policies[d.ID]
+		return d.utc(), err
+	})
+}
+
+// writableDataset is changeRow's find for a change by p (see reachDataset).
+func writableDataset(p *Principal) func(context.Context, sqlx.ExtContext, string, string) (Dataset, error) {
+	return func(ctx context.Context, q sqlx.ExtContext, _, id string) (Dataset, error) {
+		return reachDataset(ctx, q, p, id, true)
+	}
 }
 
 func (d Dataset) utc() Dataset {
@@ -132,7 +154,8 @@ func (d *Dataset) apply(in DatasetInput) {
 	}
 }
 
-// ListDatasets pages through the caller's organization's datasets in order of creation.
+// ListDatasets pages through the caller's organization's datasets that it reaches (see
+// reachable) in order of creation.
 func (s *Store) ListDatasets(ctx context.Context, p *Principal, page PageQuery) (Page[Dataset], error) {
 	if err := p.Require(DatasetsRead); err != nil {
 		return Page[Dataset]{}, err
@@ -141,7 +164,8 @@ func (s *Store) ListDatasets(ctx context.Context, p *Principal, page PageQuery) 
 	if err != nil {
 		return Page[Dataset]{}, err
 	}
-	where, args := `org_id = ?`, []any{p.OrgID}
+	cond, args := datasetPolicies.reaching(p, false)
+	where, args := `org_id = ? AND `+cond, append([]any{p.OrgID}, args...)
 	if page.After != "" {
 		where += ` AND id > ?`
 		args = append(args, page.After)
@@ -153,13 +177,17 @@ func (s *Store) ListDatasets(ctx context.Context, p *Principal, page PageQuery) 
 		return Page[Dataset]{}, fmt.Errorf("list datasets: %w", err)
 	}
 	rows, next := TrimPage(rows, page.Limit, func(d Dataset) string { return d.ID })
+	if err := withPolicies(ctx, q, datasetPolicies, rows, func(d *Dataset) (string, *[]string) { return d.ID, &d.Policies }); err != nil {
+		return Page[Dataset]{}, err
+	}
 	for i := range rows {
 		rows[i] = rows[i].utc()
 	}
 	return Page[Dataset]{Items: rows, Next: next}, nil
 }
 
-// GetDataset returns one dataset of the caller's organization.
+// GetDataset returns one dataset of the caller's organization that it reaches; any other is
+// ErrNotFound.
 func (s *Store) GetDataset(ctx context.Context, p *Principal, id string) (Dataset, error) {
 	if err := p.Require(DatasetsRead); err != nil {
 		return Dataset{}, err
@@ -168,26 +196,34 @@ func (s *Store) GetDataset(ctx context.Context, p *Principal, id string) (Datase
 	if err != nil {
 		return Dataset{}, err
 	}
-	return findDataset(ctx, q, p.OrgID, id)
+	return reachDataset(ctx, q, p, id, false)
 }
 
 // CreateDataset adds a dataset to the caller's organization. A slug already used there is
-// ErrConflict; a connection_id that names no connection of the organization is ErrInvalid.
+// ErrConflict; a connection_id that names no connection of the organization the caller
+// reaches is ErrInvalid; giving it policies needs policies:write.
 func (s *Store) CreateDataset(ctx context.Context, p *Principal, in DatasetInput) (Dataset, error) {
 	if err := p.Require(DatasetsWrite); err != nil {
 		return Dataset{}, err
 	}
 	var d Dataset
 	err := s.Write(ctx, func(tx *Tx) error {
-		if err := in.normalize(ctx, tx, p.OrgID); err != nil {
+		if err := in.normalize(ctx, tx, p, nil); err != nil {
 			return err
 		}
 		now := Now()
 		d = Dataset{ID: NewID(), OrganizationID: p.OrgID, CreatedAt: now, UpdatedAt: now}
 		d.apply(in)
-		_, err := tx.ExecContext(ctx, tx.Rebind(`INSERT INTO datasets (id, org_id, connection_id, name, slug, description, source, created_at, updated_at)
+		var err error
+		if d.Policies, err = checkPolicies(ctx, tx, p, in.Policies, nil); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, tx.Rebind(`INSERT INTO datasets (id, org_id, connection_id, name, slug, description, source, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`), d.ID, d.OrganizationID, d.ConnectionID, d.Name, d.Slug, d.Description, d.Source, now, now)
 		if err := writeDatasetError(err, d, "insert"); err != nil {
+			return err
+		}
+		if err := datasetPolicies.setPolicies(ctx, tx, d.ID, d.Policies); err != nil {
 			return err
 		}
 		return recordEvent(ctx, tx, p, d.OrganizationID, EventDatasetCreated, d)
@@ -195,10 +231,14 @@ func (s *Store) CreateDataset(ctx context.Context, p *Principal, in DatasetInput
 	return d, err
 }
 
-// UpdateDataset replaces a dataset's fields in full.
+// UpdateDataset replaces a dataset's fields in full, and its policies when given (changing
+// them needs policies:write).
 func (s *Store) UpdateDataset(ctx context.Context, p *Principal, id string, in DatasetInput) (Dataset, error) {
-	d, err := changeRow(ctx, s, p.Require(DatasetsWrite), p.OrgID, id, findDataset, func(tx *Tx, d *Dataset) (err error) {
-		if err := in.normalize(ctx, tx, p.OrgID); err != nil {
+	d, err := changeRow(ctx, s, p.Require(DatasetsWrite), p.OrgID, id, writableDataset(p), func(tx *Tx, d *Dataset) (err error) {
+		if err := in.normalize(ctx, tx, p, d.ConnectionID); err != nil {
+			return err
+		}
+		if d.Policies, err = checkPolicies(ctx, tx, p, in.Policies, d.Policies); err != nil {
 			return err
 		}
 		d.apply(in)
@@ -208,6 +248,9 @@ func (s *Store) UpdateDataset(ctx context.Context, p *Principal, id string, in D
 		if err := writeDatasetError(err, *d, "update"); err != nil {
 			return err
 		}
+		if err := datasetPolicies.setPolicies(ctx, tx, d.ID, d.Policies); err != nil {
+			return err
+		}
 		return recordEvent(ctx, tx, p, d.OrganizationID, EventDatasetUpdated, d)
 	})
 	return d, err
@@ -215,7 +258,7 @@ func (s *Store) UpdateDataset(ctx context.Context, p *Principal, id string, in D
 
 // DeleteDataset deletes a dataset of the caller's organization and returns it as it was.
 func (s *Store) DeleteDataset(ctx context.Context, p *Principal, id string) (Dataset, error) {
-	d, err := changeRow(ctx, s, p.Require(DatasetsWrite), p.OrgID, id, findDataset, func(tx *Tx, d *Dataset) (err error) {
+	d, err := changeRow(ctx, s, p.Require(DatasetsWrite), p.OrgID, id, writableDataset(p), func(tx *Tx, d *Dataset) (err error) {
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM datasets WHERE id = ? AND org_id = ?`), d.ID, d.OrganizationID); err != nil {
 			return fmt.Errorf("delete dataset: %w", err)
 		}

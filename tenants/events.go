@@ -45,6 +45,10 @@ const (
 	EventRoleUpdated EventType = "role.updated"
 	EventRoleDeleted EventType = "role.deleted"
 
+	EventPolicyCreated EventType = "policy.created"
+	EventPolicyUpdated EventType = "policy.updated"
+	EventPolicyDeleted EventType = "policy.deleted"
+
 	EventConnectionCreated EventType = "connection.created"
 	EventConnectionUpdated EventType = "connection.updated"
 	EventConnectionDeleted EventType = "connection.deleted"
@@ -68,6 +72,7 @@ var EventTypes = []EventType{
 	EventAPIKeyCreated, EventAPIKeyRotated, EventAPIKeyRevoked, EventAPIKeyTokensRevoked, EventAPIKeyExpiring,
 	EventPartnerKeyCreated, EventPartnerKeyRevoked, EventPartnerKeyExpiring,
 	EventRoleCreated, EventRoleUpdated, EventRoleDeleted,
+	EventPolicyCreated, EventPolicyUpdated, EventPolicyDeleted,
 	EventConnectionCreated, EventConnectionUpdated, EventConnectionDeleted, EventConnectionShared,
 	EventDatasetCreated, EventDatasetUpdated, EventDatasetDeleted,
 	EventWebhookCreated, EventWebhookUpdated, EventWebhookDeleted, EventWebhookEnabled, EventWebhookDisabled,

@@ -227,10 +227,15 @@ func (s *Store) DeleteOrganization(ctx context.Context, p *Principal, id string)
 			return err
 		}
 		tx.known.forgetOrganization(o.ID)
-		// Users first (their role links and keys cascade), then the organization (its roles and
-		// remaining keys cascade): role links restrict role deletion, so they must go before roles.
+		// Users first (their role links and keys cascade), then the links of resources to
+		// policies and the policies (their actions and grants cascade), then the organization
+		// (its roles, resources and remaining keys cascade): role links and grants restrict role
+		// deletion, and resources' links policy deletion, so they must go first.
 		for _, stmt := range []string{
 			`DELETE FROM users WHERE org_id = ?`,
+			`DELETE FROM connection_policies WHERE policy_id IN (SELECT id FROM policies WHERE org_id = ?)`,
+			`DELETE FROM dataset_policies WHERE policy_id IN (SELECT id FROM policies WHERE org_id = ?)`,
+			`DELETE FROM policies WHERE org_id = ?`,
 			`DELETE FROM organizations WHERE id = ?`,
 		} {
 			if _, err := tx.ExecContext(ctx, tx.Rebind(stmt), o.ID); err != nil {

@@ -16,6 +16,8 @@ const (
 	KeysWrite        Action = "keys:write"
 	RolesRead        Action = "roles:read"
 	RolesWrite       Action = "roles:write"
+	PoliciesRead     Action = "policies:read"
+	PoliciesWrite    Action = "policies:write"
 	ConnectionsRead  Action = "connections:read"
 	ConnectionsWrite Action = "connections:write"
 	DatasetsRead     Action = "datasets:read"
@@ -36,6 +38,8 @@ var Catalogue = []struct {
 	{KeysWrite, "issue keys for other users and organization keys; revoke and rotate any key of the organization"},
 	{RolesRead, "list and read roles"},
 	{RolesWrite, "create, change and delete custom roles"},
+	{PoliciesRead, "list and read policies (resource-level permissions)"},
+	{PoliciesWrite, "create, change and delete policies, and change which policies a connection or dataset has"},
 	{ConnectionsRead, "list and read connections (secret configuration is never returned)"},
 	{ConnectionsWrite, "create, change and delete connections"},
 	{DatasetsRead, "list and read datasets"},
@@ -66,7 +70,7 @@ var (
 		return p
 	}()
 	// MemberPermissions reads everything and writes connections and datasets.
-	MemberPermissions = PermissionsOf(UsersRead, KeysRead, RolesRead, ConnectionsRead, ConnectionsWrite,
+	MemberPermissions = PermissionsOf(UsersRead, KeysRead, RolesRead, PoliciesRead, ConnectionsRead, ConnectionsWrite,
 		DatasetsRead, DatasetsWrite, EventsRead, WebhooksRead)
 	// AskerPermissions is what an asker organization key may do: read connections and datasets.
 	AskerPermissions = PermissionsOf(ConnectionsRead, DatasetsRead)

@@ -259,7 +259,8 @@ func errSystemRole(name string) error {
 	return Errorf(ErrConflict, "system_role_immutable", "The built-in role %s cannot be changed or deleted.", name)
 }
 
-// DeleteRole deletes a custom role nobody holds (409 role_in_use otherwise) and returns it.
+// DeleteRole deletes a custom role that nobody holds and no policy grants (409 role_in_use
+// otherwise) and returns it.
 func (s *Store) DeleteRole(ctx context.Context, p *Principal, id string) (Role, error) {
 	r, err := changeRow(ctx, s, p.Require(RolesWrite), p.OrgID, id, findRole, func(tx *Tx, r *roleRow) (err error) {
 		tx.known.forgetRoles(r.OrgID)
@@ -269,12 +270,24 @@ func (s *Store) DeleteRole(ctx context.Context, p *Principal, id string) (Role, 
 		if missing := r.permissions() &^ p.Permissions; missing != 0 {
 			return Escalation("delete this role", missing)
 		}
-		// The foreign key from user_roles (ON DELETE RESTRICT) is what guarantees a role in use
-		// is never deleted; it fails the statement if any user holds the role.
+		// Asked first, to name them: a failed statement may leave the transaction unable to
+		// answer (PostgreSQL).
+		policies, err := policiesGranting(ctx, tx, r.ID)
+		if err != nil {
+			return err
+		}
+		if len(policies) > 0 {
+			return &Error{Kind: ErrConflict, Key: "role_in_use", Metadata: map[string]any{"policies": policies},
+				Message: fmt.Sprintf("Role %q is granted actions by these policies: %s. Take it out of them first (PUT each policy without it).",
+					r.Name, strings.Join(policies, ", "))}
+		}
+		// The foreign keys from user_roles and policy_grants (ON DELETE RESTRICT) are what
+		// guarantee a role in use is never deleted; they fail the statement if any user holds
+		// the role, or a policy granted it meanwhile.
 		_, err = tx.ExecContext(ctx, tx.Rebind(`DELETE FROM roles WHERE id = ? AND org_id = ?`), r.ID, r.OrgID)
 		if IsForeignKeyViolation(err) {
 			return Errorf(ErrConflict, "role_in_use",
-				"Role %q is held by at least one user; give those users other roles first.", r.Name)
+				"Role %q is held by at least one user or granted by a policy; give those users other roles, and take it out of those policies, first.", r.Name)
 		}
 		if err != nil {
 			return fmt.Errorf("delete role: %w", err)

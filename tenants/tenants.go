@@ -66,12 +66,14 @@ type Change struct {
 }
 
 // ChangesCredentials reports whether a change of this type can alter what an existing
-// credential authenticates as or may do: anything but a creation, an expiry warning and the
-// organization resources (connections, datasets, webhooks). A new event type counts until it is listed
-// here, so forgetting it costs a cache refill, never a stale answer.
+// credential authenticates as or may do: anything but a creation, an expiry warning, the
+// organization resources (connections, datasets, webhooks) and policies, which are read where
+// a resource is, at each request, never kept in a principal. A new event type counts until it
+// is listed here, so forgetting it costs a cache refill, never a stale answer.
 func (c Change) ChangesCredentials() bool {
 	switch t := string(c.Type); {
-	case strings.HasSuffix(t, ".created"), strings.HasSuffix(t, ".expiring"), strings.HasPrefix(t, "connection."), strings.HasPrefix(t, "dataset."), strings.HasPrefix(t, "webhook."):
+	case strings.HasSuffix(t, ".created"), strings.HasSuffix(t, ".expiring"), strings.HasPrefix(t, "connection."), strings.HasPrefix(t, "dataset."),
+		strings.HasPrefix(t, "webhook."), strings.HasPrefix(t, "policy."):
 		return false
 	}
 	return true

@@ -92,8 +92,9 @@ func TestTypeScriptClient(t *testing.T) {
 }
 
 // Polytomic's official TypeScript SDK (npm polytomic, pinned) drives the partner workflow:
-// an organization, its root user, the user's key and /api/me with it, the user updated and
-// removed (its key then 401), the organization removed.
+// an organization, its root user, the user's key and /api/me with it, a policy created, listed,
+// replaced, put on a connection and removed, the user updated and removed (its key then 401),
+// the organization removed.
 func TestPolytomicTypeScriptSDK(t *testing.T) {
 	t.Parallel()
 	if out := runTypeScript(t, "dist/polytomic-sdk.js"); !strings.Contains(out, "polytomic SDK: partner workflow passed") {

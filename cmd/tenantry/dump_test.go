@@ -28,9 +28,20 @@ func TestExportImport(t *testing.T) {
 	user := servertest.New(t, "http://"+m.Addr()).As(prov["key"].(map[string]any)["value"].(string))
 	conn := user.Do("POST", "/api/connections", map[string]any{"name": "DB", "type": "postgresql",
 		"configuration": map[string]any{"host": "db", "password": "kept"}}).Data()["id"].(string)
-	user.Do("POST", "/api/datasets", map[string]any{"name": "Orders", "slug": "orders", "connection_id": conn})
+	role := user.Do("POST", "/api/permissions/roles", map[string]any{"name": "Finance", "actions": []string{}}).Data()["id"].(string)
+	policy := user.Do("POST", "/api/permissions/policies", map[string]any{"name": "Finance only",
+		"policy_actions": []map[string]any{{"action": "connections:read", "role_ids": []string{role}}, {"action": "datasets:write"}}}).Data()["id"].(string)
+	for _, r := range []*servertest.Response{
+		user.Do("PUT", "/api/connections/"+conn, map[string]any{"name": "DB", "type": "postgresql", "policies": []string{policy}}),
+		user.Do("POST", "/api/datasets", map[string]any{"name": "Orders", "slug": "orders", "connection_id": conn, "policies": []string{policy}}),
+	} {
+		if r.Status != 200 {
+			t.Fatalf("a resource with a policy: %d %s", r.Status, r.Body)
+		}
+	}
 	token := user.Do("POST", "/api/auth/tokens", nil).Data()["token"].(string)
-	paths := []string{"/api/me", "/api/organization", "/api/connections", "/api/datasets", "/api/keys", "/api/permissions/roles", "/api/events?limit=100"}
+	paths := []string{"/api/me", "/api/organization", "/api/connections", "/api/datasets", "/api/keys", "/api/permissions/roles",
+		"/api/permissions/policies", "/api/events?limit=100"}
 	before := map[string][]byte{}
 	for _, p := range paths {
 		before[p] = user.Do("GET", p, nil).Body

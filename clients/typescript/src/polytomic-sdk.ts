@@ -34,6 +34,42 @@ check(userKey !== undefined && userKey.startsWith("tuk_"), "mint the user's key"
 const who = await client(userKey).identity.get();
 check(who.data?.email === "root@sdk.test" && who.data.organization_id === orgId && who.data.is_user === true, "user identity", who);
 
+// Policies, as the root admin: Polytomic's permissions.policies, and policies on a connection.
+const admin = client(userKey);
+const roles = await admin.permissions.roles.list();
+const memberRole = roles.data?.find((r) => r.name === "Member" && r.system === true)?.id;
+check(memberRole !== undefined, "list roles", roles);
+const policy = await admin.permissions.policies.create({
+  name: "SDK policy",
+  organization_id: orgId,
+  policy_actions: [{ action: "connections:read", role_ids: [memberRole] }],
+});
+const policyId = policy.data?.id;
+check(
+  policyId !== undefined && policy.data?.organization_id === orgId && policy.data.system === false &&
+    policy.data.policy_actions?.[0]?.action === "connections:read" && policy.data.policy_actions[0].role_ids?.[0] === memberRole,
+  "create policy",
+  policy,
+);
+const policies = await admin.permissions.policies.list();
+check(policies.data?.length === 1 && policies.data[0]?.id === policyId, "list policies", policies);
+const replaced = await admin.permissions.policies.update(policyId, { name: "SDK policy v2", policy_actions: [{ action: "datasets:read" }] });
+check(replaced.data?.name === "SDK policy v2" && replaced.data.policy_actions?.length === 1 && replaced.data.policy_actions[0]?.role_ids?.length === 0,
+  "update policy (a full replacement)", replaced);
+const governed = await admin.connections.create({ name: "SDK warehouse", type: "postgresql", configuration: { host: "db.sdk.test" }, policies: [policyId] });
+const governedId = governed.data?.id;
+check(governedId !== undefined && governed.data?.policies?.[0] === policyId, "create a connection with policies", governed);
+const fetchedConn = await admin.connections.get(governedId);
+check(fetchedConn.data?.policies?.length === 1 && fetchedConn.data.policies[0] === policyId, "get the connection's policies", fetchedConn);
+await admin.connections.remove(governedId);
+await admin.permissions.policies.remove(policyId);
+try {
+  await admin.permissions.policies.get(policyId, { maxRetries: 0 });
+  check(false, "the removed policy is still there");
+} catch (err) {
+  check(err instanceof polytomic.Polytomic.NotFoundError && err.statusCode === 404, "the removed policy: a 404", String(err));
+}
+
 const updated = await partner.users.update(userId, orgId, { email: "admin@sdk.test", role: "user" });
 check(updated.data?.email === "admin@sdk.test" && updated.data.role === "user", "update user", updated);
 const fetched = await partner.users.get(userId, orgId);
