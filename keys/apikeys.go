@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -29,34 +30,39 @@ type Key struct {
 	ExpiresAt      *time.Time             `json:"expires_at"`
 	LastUsedAt     *time.Time             `json:"last_used_at"`
 	RevokedAt      *time.Time             `json:"revoked_at"`
+	AllowedCIDRs   []string               `json:"allowed_cidrs"` // its own networks, within its organization's; []: any
 	Value          string                 `json:"value,omitempty"`
 }
 
 // keyRecord is a key as stored.
 type keyRecord struct {
-	ID         string                 `db:"id"`
-	Name       string                 `db:"name"`
-	Kind       tenants.CredentialKind `db:"kind"`
-	Hint       string                 `db:"hint"`
-	PartnerID  string                 `db:"partner_id"`
-	OrgID      string                 `db:"org_id"`
-	UserID     sql.NullString         `db:"user_id"`
-	Role       string                 `db:"role"`
-	Scopes     sql.NullString         `db:"scopes"`
-	CreatedAt  time.Time              `db:"created_at"`
-	CreatedBy  sql.NullString         `db:"created_by"`
-	ExpiresAt  sql.NullTime           `db:"expires_at"`
-	LastUsedAt sql.NullTime           `db:"last_used_at"`
-	RevokedAt  sql.NullTime           `db:"revoked_at"`
+	ID           string                 `db:"id"`
+	Name         string                 `db:"name"`
+	Kind         tenants.CredentialKind `db:"kind"`
+	Hint         string                 `db:"hint"`
+	PartnerID    string                 `db:"partner_id"`
+	OrgID        string                 `db:"org_id"`
+	UserID       sql.NullString         `db:"user_id"`
+	Role         string                 `db:"role"`
+	Scopes       sql.NullString         `db:"scopes"`
+	CreatedAt    time.Time              `db:"created_at"`
+	CreatedBy    sql.NullString         `db:"created_by"`
+	ExpiresAt    sql.NullTime           `db:"expires_at"`
+	LastUsedAt   sql.NullTime           `db:"last_used_at"`
+	RevokedAt    sql.NullTime           `db:"revoked_at"`
+	AllowedCIDRs string                 `db:"allowed_cidrs"`
 }
 
 const keyColumns = `id, name, kind, hint, partner_id, org_id, user_id, role, scopes, created_at, created_by,
-	expires_at, last_used_at, revoked_at`
+	expires_at, last_used_at, revoked_at, allowed_cidrs`
 
 func (r keyRecord) key() Key {
 	k := Key{ID: r.ID, Name: r.Name, Kind: r.Kind, Hint: r.Hint, OrganizationID: r.OrgID, CreatedAt: r.CreatedAt,
 		UserID: nullString(r.UserID), CreatedBy: nullString(r.CreatedBy), ExpiresAt: nullTime(r.ExpiresAt),
-		LastUsedAt: nullTime(r.LastUsedAt), RevokedAt: nullTime(r.RevokedAt)}
+		LastUsedAt: nullTime(r.LastUsedAt), RevokedAt: nullTime(r.RevokedAt), AllowedCIDRs: strings.Fields(r.AllowedCIDRs)}
+	if k.AllowedCIDRs == nil {
+		k.AllowedCIDRs = []string{}
+	}
 	if r.Role != "" {
 		k.Role = &r.Role
 	}
@@ -103,11 +109,14 @@ type KeyInput struct {
 	Role      string                 // organization keys: "admin" or "asker"
 	Scopes    []string
 	ExpiresAt *time.Time
+	// AllowedCIDRs narrows the networks the key may be used from, within its organization's
+	// key policy (nil: its creator's, if the creator is limited, else any).
+	AllowedCIDRs []string
 }
 
 // check normalizes in (the name trimmed, the kind user when not given) and returns its scopes
-// as permissions (nil: not narrowed), or what is wrong with it.
-func (in *KeyInput) check() (*tenants.Permissions, error) {
+// as permissions (nil: not narrowed) and its networks, or what is wrong with it.
+func (in *KeyInput) check() (*tenants.Permissions, []netip.Prefix, error) {
 	in.Name = strings.TrimSpace(in.Name)
 	if in.Kind == "" {
 		in.Kind = tenants.KindUser
@@ -144,7 +153,8 @@ func (in *KeyInput) check() (*tenants.Permissions, error) {
 	if in.ExpiresAt != nil && !in.ExpiresAt.After(time.Now()) {
 		errs.Add("expires_at", "must be in the future")
 	}
-	return scopes, errs.Err()
+	cidrs := checkNetworks(&errs, in.AllowedCIDRs)
+	return scopes, cidrs, errs.Err()
 }
 
 // CreateKey issues a user key (a personal access key of the caller, or of UserID when the
@@ -152,7 +162,7 @@ func (in *KeyInput) check() (*tenants.Permissions, error) {
 // The new key can never do more than the caller: its permissions must be covered by the
 // caller's, and a caller that expires cannot create a key that outlives it.
 func (s *Service) CreateKey(ctx context.Context, p *tenants.Principal, in KeyInput) (Key, error) {
-	scopes, err := in.check()
+	scopes, cidrs, err := in.check()
 	if err != nil {
 		return Key{}, err
 	}
@@ -163,11 +173,16 @@ func (s *Service) CreateKey(ctx context.Context, p *tenants.Principal, in KeyInp
 	if err != nil {
 		return Key{}, err
 	}
-	in.ExpiresAt = exp
+	if cidrs, err = boundCIDRs(p, cidrs); err != nil {
+		return Key{}, err
+	}
 	nk := newKey{Kind: in.Kind, Name: in.Name, PartnerID: p.PartnerID, OrgID: p.OrgID,
-		Role: in.Role, Scopes: scopes, CreatedBy: p.KeyID, ExpiresAt: in.ExpiresAt}
+		Role: in.Role, Scopes: scopes, CreatedBy: p.KeyID, AllowedCIDRs: cidrs}
 	var out Key
 	err = s.Write(ctx, func(tx *tenants.Tx) error {
+		if nk.ExpiresAt, err = applyKeyPolicy(ctx, tx, p.OrgID, exp, cidrs, s.now()); err != nil {
+			return err
+		}
 		var perms tenants.Permissions
 		if nk.Kind == tenants.KindOrganization {
 			if !p.Can(tenants.KeysWrite) {
@@ -430,7 +445,9 @@ const MaxRotationGrace = 7 * 24 * 60 * 60
 
 // RotateKey gives a key a new value, returned once. The old value keeps working for
 // graceSeconds (0 to 7 days), then stops. Whoever rotates receives a working credential, so the
-// key may not exceed the caller's permissions.
+// key may not exceed the caller's permissions, expiry or networks. Under a key policy with a
+// max_lifetime_seconds, the key's expires_at becomes the earlier of its own and now plus the
+// limit, as the answer shows: a rotation never outlives the policy.
 func (s *Service) RotateKey(ctx context.Context, p *tenants.Principal, id string, graceSeconds int64) (Key, error) {
 	if graceSeconds < 0 || graceSeconds > MaxRotationGrace {
 		return Key{}, tenants.FieldError("grace_seconds", "must be from 0 to 604800 (7 days)")
@@ -461,6 +478,22 @@ func (s *Service) RotateKey(ctx context.Context, p *tenants.Principal, id string
 		}
 		if p.ExpiresAt != nil && (!r.ExpiresAt.Valid || r.ExpiresAt.Time.After(*p.ExpiresAt)) {
 			return tenants.Escalation("rotate a key that outlives the key rotating it", 0)
+		}
+		if _, err := boundCIDRs(p, holder.KeyCIDRs); err != nil || (len(p.KeyCIDRs) > 0 && len(holder.KeyCIDRs) == 0) {
+			return tenants.Escalation("rotate a key usable from networks the key rotating it may not be used from", 0)
+		}
+		// The new value may not outlive the organization's key policy: the key's expiry becomes
+		// the earlier of its own and the latest the policy allows now.
+		pol, err := tenants.OrganizationKeyPolicy(ctx, tx, r.OrgID)
+		if err != nil {
+			return err
+		}
+		if exp, changed := rotationExpiry(pol, nullTime(r.ExpiresAt), s.now()); changed {
+			stored := exp.Truncate(time.Microsecond)
+			if _, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE api_keys SET expires_at = ? WHERE id = ?`), stored, r.ID); err != nil {
+				return fmt.Errorf("bound key expiry: %w", err)
+			}
+			r.ExpiresAt = sql.NullTime{Time: stored, Valid: true}
 		}
 		// Secrets already rotated out keep the earlier of their expiry and the new grace end.
 		end := now.Add(time.Duration(graceSeconds) * time.Second)

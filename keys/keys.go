@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -147,11 +148,14 @@ type keyRow struct {
 	APIVersion         string         `db:"api_version"`
 	OrgName            string         `db:"org_name"`
 	UserEmail          string         `db:"user_email"`
+	OrgCIDRs           string         `db:"org_allowed_cidrs"`
+	KeyCIDRs           string         `db:"key_allowed_cidrs"`
 }
 
 const authColumns = `k.id, k.kind, k.partner_id, k.org_id, COALESCE(k.user_id, '') AS user_id, k.role, k.scopes,
 	k.expires_at, k.revoked_at, k.tokens_revoked_until, r.system AS role_system, r.name AS role_name, r.actions AS role_actions,
-	o.api_version, o.name AS org_name, COALESCE(u.email, '') AS user_email`
+	o.api_version, o.name AS org_name, COALESCE(u.email, '') AS user_email,
+	o.key_allowed_cidrs AS org_allowed_cidrs, k.allowed_cidrs AS key_allowed_cidrs`
 
 const authJoins = `JOIN organizations o ON o.id = k.org_id LEFT JOIN users u ON u.id = k.user_id
 	LEFT JOIN user_roles ur ON ur.user_id = k.user_id LEFT JOIN roles r ON r.id = ur.role_id`
@@ -272,6 +276,17 @@ func principalOf(rows []keyRow, now time.Time) (*tenants.Principal, error) {
 	p.IssuedAt = k.SecretCreated.Time.UTC()
 	p.ExpiresAt = earliest(k.ExpiresAt, k.SecretExpires)
 	p.InGrace = k.SecretExpires.Valid
+	// The networks it may be used from, parsed once, here, and cached with the principal: a
+	// partner key is the partner's, outside its owner organization's key policy.
+	var err error
+	if p.Kind != tenants.KindPartner {
+		if p.OrgCIDRs, err = tenants.ParseStoredCIDRs(k.OrgCIDRs); err != nil {
+			return nil, err
+		}
+	}
+	if p.KeyCIDRs, err = tenants.ParseStoredCIDRs(k.KeyCIDRs); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -306,6 +321,7 @@ type newKey struct {
 	PartnerIssued bool
 	CreatedBy     string // the creating key's id; "" for the operator
 	ExpiresAt     *time.Time
+	AllowedCIDRs  []netip.Prefix // its own networks; none: any its organization allows
 }
 
 // insertKey stores a new key with one secret and returns the key's id and value: the only
@@ -332,10 +348,10 @@ func insertKey(ctx context.Context, tx *tenants.Tx, k newKey) (rec keyRecord, va
 	}
 	_, err = tx.ExecContext(ctx, tx.Rebind(`
 		INSERT INTO api_keys (id, kind, name, hint, partner_id, org_id, user_id, owner_id, role, scopes,
-			partner_issued, created_at, created_by, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			partner_issued, created_at, created_by, expires_at, allowed_cidrs)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		id, string(k.Kind), k.Name, hint(value), k.PartnerID, k.OrgID, user, owner, k.Role, scopes,
-		k.PartnerIssued, now, createdBy, expires)
+		k.PartnerIssued, now, createdBy, expires, tenants.FormatCIDRs(k.AllowedCIDRs))
 	if err != nil {
 		return keyRecord{}, "", err
 	}
@@ -345,7 +361,7 @@ func insertKey(ctx context.Context, tx *tenants.Tx, k newKey) (rec keyRecord, va
 	// The row as stored, without reading it back.
 	rec = keyRecord{ID: id, Name: k.Name, Kind: k.Kind, Hint: hint(value), PartnerID: k.PartnerID, OrgID: k.OrgID,
 		UserID: sql.NullString{String: k.UserID, Valid: k.UserID != ""}, Role: k.Role, CreatedAt: now,
-		CreatedBy: sql.NullString{String: k.CreatedBy, Valid: k.CreatedBy != ""}}
+		CreatedBy: sql.NullString{String: k.CreatedBy, Valid: k.CreatedBy != ""}, AllowedCIDRs: tenants.FormatCIDRs(k.AllowedCIDRs)}
 	if k.Scopes != nil {
 		rec.Scopes = sql.NullString{String: k.Scopes.String(), Valid: true}
 	}
@@ -437,18 +453,42 @@ func (s *Service) Bootstrap(ctx context.Context, name string, deliver func(value
 	return created && err == nil, err
 }
 
+// MintInput is what a partner may say of a user key it mints, all of it optional.
+type MintInput struct {
+	Force        bool       // revoke the user's partner-issued key, if it has one
+	ExpiresAt    *time.Time // an extension: Polytomic's endpoint takes no body
+	AllowedCIDRs []string   // an extension, as POST /api/keys takes it
+}
+
 // MintUserKey issues a key for a user of one of the partner's organizations (Polytomic's
 // POST /api/organizations/{org_id}/users/{id}/keys). A user holds at most one active key from
-// this endpoint: a second is ErrConflict unless force is set, in which case the old key is
-// revoked and the new one issued in the same transaction.
-func (s *Service) MintUserKey(ctx context.Context, p *tenants.Principal, orgID, userID string, force bool) (string, error) {
+// this endpoint: a second is ErrConflict unless in.Force is set, in which case the old key is
+// revoked and the new one issued in the same transaction. The organization's key policy
+// governs it as every key of the organization (applyKeyPolicy).
+func (s *Service) MintUserKey(ctx context.Context, p *tenants.Principal, orgID, userID string, in MintInput) (string, error) {
 	if err := p.RequirePartner(); err != nil {
 		return "", err
 	}
+	var errs tenants.FieldErrors
+	if in.ExpiresAt != nil && !in.ExpiresAt.After(time.Now()) {
+		errs.Add("expires_at", "must be in the future")
+	}
+	cidrs := checkNetworks(&errs, in.AllowedCIDRs)
+	if err := errs.Err(); err != nil {
+		return "", err
+	}
+	// A key issued by an expiring partner key expires with it, and may not outlive it.
+	expires, err := boundExpiry(p, in.ExpiresAt)
+	if err != nil {
+		return "", err
+	}
 	var value string
-	err := s.Write(ctx, func(tx *tenants.Tx) error {
+	err = s.Write(ctx, func(tx *tenants.Tx) error {
 		u, err := tenants.FindUser(ctx, tx, p, orgID, userID)
 		if err != nil {
+			return err
+		}
+		if expires, err = applyKeyPolicy(ctx, tx, orgID, expires, cidrs, s.now()); err != nil {
 			return err
 		}
 		// Concurrent mints for one user take turns, so a forced one always sees (and revokes)
@@ -456,7 +496,7 @@ func (s *Service) MintUserKey(ctx context.Context, p *tenants.Principal, orgID, 
 		if err := tenants.LockUser(ctx, tx, u.ID); err != nil {
 			return err
 		}
-		if force {
+		if in.Force {
 			var old []string
 			if err := sqlx.SelectContext(ctx, tx, &old, tx.Rebind(`SELECT id FROM api_keys
 				WHERE user_id = ? AND partner_issued AND revoked_at IS NULL`), u.ID); err != nil {
@@ -476,7 +516,7 @@ func (s *Service) MintUserKey(ctx context.Context, p *tenants.Principal, orgID, 
 		suffix := tenants.NewID()
 		rec, v, err := insertKey(ctx, tx, newKey{Kind: tenants.KindUser, Name: "partner-issued-" + suffix[len(suffix)-8:],
 			PartnerID: p.PartnerID, OrgID: orgID, UserID: u.ID, PartnerIssued: true, CreatedBy: p.KeyID,
-			ExpiresAt: p.ExpiresAt}) // a key issued by an expiring partner key expires with it
+			ExpiresAt: expires, AllowedCIDRs: cidrs})
 		if tenants.IsUniqueViolation(err) {
 			return tenants.Errorf(tenants.ErrConflict, "user_key_exists",
 				"User %q already has an active key; pass force=true to revoke it and issue a new one.", u.ID)

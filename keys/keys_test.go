@@ -112,7 +112,7 @@ func userKey(t testing.TB, svc *keys.Service) (*tenants.Principal, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	value, err := svc.MintUserKey(ctx, partner, org.ID, u.ID, false)
+	value, err := svc.MintUserKey(ctx, partner, org.ID, u.ID, keys.MintInput{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestPartnerOperationsAuthorize(t *testing.T) {
 			"RevokePartnerKey":      func() error { _, err := svc.RevokePartnerKey(ctx, p, id); return err },
 			"ListOrganizationKeys":  func() error { _, err := svc.ListOrganizationKeys(ctx, p, id, tenants.PageQuery{Limit: 10}); return err },
 			"RevokeOrganizationKey": func() error { _, err := svc.RevokeOrganizationKey(ctx, p, id, id); return err },
-			"MintUserKey":           func() error { _, err := svc.MintUserKey(ctx, p, id, id, false); return err },
+			"MintUserKey":           func() error { _, err := svc.MintUserKey(ctx, p, id, id, keys.MintInput{}); return err },
 			"Provision": func() error {
 				_, err := svc.Provision(ctx, store, p, keys.ProvisionInput{}, nil)
 				return err

@@ -71,7 +71,7 @@ func (s *Service) Provision(ctx context.Context, store *tenants.Store, p *tenant
 		if err := step("user"); err != nil {
 			return err
 		}
-		if out.Key.Value, err = s.MintUserKey(ctx, p, out.Organization.ID, out.User.ID, false); err != nil {
+		if out.Key.Value, err = s.MintUserKey(ctx, p, out.Organization.ID, out.User.ID, MintInput{}); err != nil {
 			return err
 		}
 		return step("key")

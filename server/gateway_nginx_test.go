@@ -387,6 +387,19 @@ func TestNginxGateway(t *testing.T) {
 		before := svc.requests.Load()
 		svc.refused(t, ng.through(t, "GET", "/orders/7", temp, ""), before, 401)
 	})
+	t.Run("allowed networks apply to the client nginx names, not to one a client makes up", func(t *testing.T) {
+		_, fenced := key(map[string]any{"name": "fenced", "user_id": o.memberID, "allowed_cidrs": []string{"10.0.0.0/8"}})
+		before := svc.requests.Load()
+		svc.refused(t, ng.through(t, "GET", "/orders/7", fenced, "", "X-Forwarded-For", "10.0.0.1"), before, 403)
+		homeID, home := key(map[string]any{"name": "home", "user_id": o.memberID, "allowed_cidrs": []string{"127.0.0.1"}})
+		wantSeen(t, ng.through(t, "GET", "/orders/7", home, ""), o.id, o.memberID, homeID, "user", memberActions)
+		// The organization's policy, changed, is met on the next request.
+		expect(t, e.partner.Do("PUT", "/api/organizations/"+o.id+"/key_policy", map[string]any{"allowed_cidrs": []string{"10.0.0.0/8"}}), 200, "")
+		before = svc.requests.Load()
+		svc.refused(t, ng.through(t, "GET", "/orders/7", home, ""), before, 403)
+		expect(t, e.partner.Do("PUT", "/api/organizations/"+o.id+"/key_policy", map[string]any{}), 200, "")
+		wantSeen(t, ng.through(t, "GET", "/orders/7", home, ""), o.id, o.memberID, homeID, "user", memberActions)
+	})
 	t.Run("a partner key does not pass", func(t *testing.T) {
 		before := svc.requests.Load()
 		svc.refused(t, ng.through(t, "GET", "/orders/7", e.partner.Key, ""), before, 403)

@@ -18,6 +18,8 @@ type keyRequest struct {
 	Role      string                 `json:"role"`
 	Scopes    []string               `json:"scopes"`
 	ExpiresAt *string                `json:"expires_at"`
+	// AllowedCIDRs narrows the networks the key may be used from (Tenantry's own).
+	AllowedCIDRs []string `json:"allowed_cidrs"`
 }
 
 // parseTime reads an optional RFC 3339 time field.
@@ -51,7 +53,7 @@ func (s *Server) createKey(c *gin.Context, p *tenants.Principal) error {
 		return err
 	}
 	k, err := s.keysOf(c).CreateKey(c.Request.Context(), p, keys.KeyInput{Name: req.Name, Kind: req.Kind, UserID: req.UserID,
-		Role: req.Role, Scopes: req.Scopes, ExpiresAt: exp})
+		Role: req.Role, Scopes: req.Scopes, ExpiresAt: exp, AllowedCIDRs: req.AllowedCIDRs})
 	if err != nil {
 		return err
 	}

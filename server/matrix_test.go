@@ -213,6 +213,14 @@ func matrixRoutes() map[string]matrixRoute {
 			func(*world) any { return map[string]any{"name": "A1"} }, partnerOnlyOnA, ""},
 		"DELETE /api/organizations/:org_id": {func(w *world) string { return "/api/organizations/" + w.disposableOrg() }, nil, partnerOnlyOnA, ""},
 		"GET /api/organization":             {fixed("/api/organization"), nil, expectations{200, 200, 200, 200, 403, 200, 200, 200, 200}, ""},
+		// Key policies: the partner's for its organizations, the admins' for their own (a member,
+		// an asker and a token are refused). The body sets no networks, which would lock cells out.
+		"GET /api/organizations/:org_id/key_policy": {func(w *world) string { return "/api/organizations/" + w.orgA + "/key_policy" }, nil, partnerOnlyOnA, ""},
+		"PUT /api/organizations/:org_id/key_policy": {func(w *world) string { return "/api/organizations/" + w.orgA + "/key_policy" },
+			func(*world) any { return map[string]any{"max_lifetime_seconds": 0} }, partnerOnlyOnA, ""},
+		"GET /api/organization/key_policy": {fixed("/api/organization/key_policy"), nil, expectations{200, 200, 200, 403, 403, 200, 403, 200, 403}, ""},
+		"PUT /api/organization/key_policy": {fixed("/api/organization/key_policy"), func(*world) any { return map[string]any{"require_expiry": false} },
+			expectations{200, 200, 200, 403, 403, 200, 403, 200, 403}, ""},
 
 		"GET /api/organizations/:org_id/users":     {orgUsers, nil, partnerOnlyOnA, ""},
 		"POST /api/organizations/:org_id/users":    {orgUsers, func(w *world) any { return map[string]any{"email": "n" + w.next() + "@a1.test"} }, partnerOnlyOnA, ""},

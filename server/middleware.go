@@ -117,7 +117,11 @@ func (s *Server) accessLog(c *gin.Context) {
 // the route takes them: presentedCredential), into a Principal. It refuses nothing
 // on its own (requireCredential answers 401, each route's policy 403), except by rate: a
 // credential over its limit, and any credential from a client address with too many failed
-// authentications, get 429. Public routes need no credential and skip it (GET /metrics's
+// authentications, get 429; and by network: a credential used from a client address its
+// organization's key policy or its key's allowed_cidrs leave out gets 403 address_not_allowed,
+// here, so that no route (the gateway check included) can skip it, and before the rate limit, so
+// that a leaked key used from elsewhere does not spend its owner's. The client address is
+// c.ClientIP(): the TCP peer, or what X-Forwarded-For says when the peer is a trusted proxy. Public routes need no credential and skip it (GET /metrics's
 // Authorization header carries the metrics token), as does a request that matches no route
 // (its 404 or 405 costs no lookup).
 func (s *Server) authenticate(c *gin.Context) {
@@ -127,7 +131,8 @@ func (s *Server) authenticate(c *gin.Context) {
 		return
 	}
 	now := time.Now()
-	ip := clientKey(c.ClientIP())
+	client := c.ClientIP()
+	ip := clientKey(client)
 	header := c.GetHeader("Authorization")
 	if header != "" && s.authFailures != nil && s.authFailures.exhausted(ip, now) {
 		s.metrics.rateLimited.WithLabelValues("auth_failures").Inc()
@@ -162,6 +167,11 @@ func (s *Server) authenticate(c *gin.Context) {
 			err = errInvalidClient // one answer for every refusal of client credentials
 		}
 		c.Set(ctxAuthError, err)
+	case p.RestrictsAddresses() && p.AllowsAddress(client) != nil:
+		s.metrics.auth.WithLabelValues("address_not_allowed").Inc()
+		c.Set(ctxPrincipal, p) // the 403 is served at the credential's version
+		s.writeError(c, p.AllowsAddress(client))
+		return
 	default:
 		s.metrics.authOK.Inc()
 		if s.perKey != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tenantry/tenantry/keys"
 	"github.com/tenantry/tenantry/migrations/migrationstest"
+	"github.com/tenantry/tenantry/tenants"
 )
 
 // BenchmarkMiddleware is the cost of each middleware of the request path, added one at a
@@ -28,6 +29,7 @@ func BenchmarkMiddleware(b *testing.B) {
 		b.Fatal(err)
 	}
 	s.perKey = newLimiters("credential", 1e9, 1e9) // the limiter runs, refusing nothing
+	var runAs func(b *testing.B, h http.Handler, key string)
 	fixed := func(c *gin.Context) {
 		c.JSON(http.StatusOK, gin.H{"data": gin.H{"id": "01a2358f-2493-7df3-b7cb-626468e9d9d7", "kind": "partner"}})
 	}
@@ -39,7 +41,8 @@ func BenchmarkMiddleware(b *testing.B) {
 		{"body limit", limitBody}, {"authenticate and rate limit", s.authenticate}, {"require credential", s.requireCredential},
 		{"version", s.negotiateVersion}, {"idempotency", s.idempotency},
 	}
-	run := func(b *testing.B, h http.Handler) {
+	run := func(b *testing.B, h http.Handler) { runAs(b, h, key) }
+	runAs = func(b *testing.B, h http.Handler, key string) {
 		req := httptest.NewRequest("GET", "/api/me", nil)
 		req.Header.Set("Authorization", "Bearer "+key)
 		b.ReportAllocs()
@@ -66,4 +69,31 @@ func BenchmarkMiddleware(b *testing.B) {
 		})
 	}
 	b.Run("GET /api/me, the whole server", func(b *testing.B) { run(b, s) })
+	// A user key of an organization whose key policy allows some networks, the key narrowing
+	// them too: the address check on a cached principal (httptest's client is 192.0.2.1).
+	b.Run("GET /api/me, user key under allowed_cidrs", func(b *testing.B) {
+		ctx := context.Background()
+		store, svc := tenants.NewStore(db), keys.NewService(db)
+		partner, err := svc.Authenticate(ctx, key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		org, err := store.CreateOrganization(ctx, partner, tenants.OrganizationInput{Name: "Fenced"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		u, err := store.CreateUser(ctx, partner, org.ID, tenants.UserInput{Email: "admin@fenced.test", Role: "admin"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := store.SetKeyPolicy(ctx, partner, org.ID, tenants.KeyPolicyInput{
+			AllowedCIDRs: []string{"10.0.0.0/8", "2001:db8::/32", "198.51.100.0/24", "192.0.2.0/24"}}); err != nil {
+			b.Fatal(err)
+		}
+		userKey, err := svc.MintUserKey(ctx, partner, org.ID, u.ID, keys.MintInput{AllowedCIDRs: []string{"192.0.2.0/28"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		runAs(b, s, userKey)
+	})
 }

@@ -293,6 +293,12 @@ func (s *Server) routes() []route {
 		{"PATCH", "/api/organizations/:org_id", noCommand, forPartners, s.patchOrganization},
 		{"DELETE", "/api/organizations/:org_id", cmd("delete_organization"), forPartners, s.deleteOrganization},
 		{"GET", "/api/organization", cmd("get_current_organization"), forOrgs, s.getCurrentOrganization},
+		// Key policies: the partner's, for each of its organizations, and an organization admin's
+		// for its own (the domain decides who is an admin: tenants.RequireOrganizationAdmin).
+		{"GET", "/api/organizations/:org_id/key_policy", cmd("get_key_policy"), forPartners, s.getKeyPolicy(orgFromPath)},
+		{"PUT", "/api/organizations/:org_id/key_policy", cmd("set_key_policy"), forPartners, s.putKeyPolicy(orgFromPath)},
+		{"GET", "/api/organization/key_policy", noCommand, forOrgs, s.getKeyPolicy(orgOfCaller)},
+		{"PUT", "/api/organization/key_policy", noCommand, forOrgs, s.putKeyPolicy(orgOfCaller)},
 
 		{"GET", "/api/organizations/:org_id/users", cmd("list_users"), forPartners, s.listUsers(orgFromPath)},
 		{"POST", "/api/organizations/:org_id/users", cmd("create_user"), forPartners, s.createUser(orgFromPath)},

@@ -5,6 +5,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/tenantry/tenantry/keys"
 	"github.com/tenantry/tenantry/tenants"
 )
 
@@ -128,10 +129,20 @@ func (s *Server) mintUserKey(c *gin.Context, p *tenants.Principal) error {
 		}
 		force = v == "true"
 	}
-	if err := decodeOptionalJSON(c, &struct{}{}); err != nil {
+	// Polytomic's endpoint takes no body; Tenantry's optional one sets what a key policy may ask for.
+	var req struct {
+		ExpiresAt    *string  `json:"expires_at"`
+		AllowedCIDRs []string `json:"allowed_cidrs"`
+	}
+	if err := decodeOptionalJSON(c, &req); err != nil {
 		return err
 	}
-	value, err := s.keysOf(c).MintUserKey(c.Request.Context(), p, c.Param("org_id"), c.Param("id"), force)
+	exp, err := parseTime("expires_at", req.ExpiresAt)
+	if err != nil {
+		return err
+	}
+	value, err := s.keysOf(c).MintUserKey(c.Request.Context(), p, c.Param("org_id"), c.Param("id"),
+		keys.MintInput{Force: force, ExpiresAt: exp, AllowedCIDRs: req.AllowedCIDRs})
 	if err != nil {
 		return err
 	}

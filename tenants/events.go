@@ -19,6 +19,10 @@ const (
 	EventOrganizationCreated EventType = "organization.created"
 	EventOrganizationUpdated EventType = "organization.updated"
 	EventOrganizationDeleted EventType = "organization.deleted"
+	// KeyPolicyUpdated: an organization's key policy was replaced; the object is the policy.
+	// Like every change but a creation, it drops the organization's cached principals
+	// (Change.ChangesCredentials), here and on the other replicas.
+	EventKeyPolicyUpdated EventType = "key_policy.updated"
 
 	EventUserCreated EventType = "user.created"
 	EventUserUpdated EventType = "user.updated"
@@ -63,7 +67,7 @@ const (
 
 // EventTypes are all of them, as GET /api/events_types lists them.
 var EventTypes = []EventType{
-	EventOrganizationCreated, EventOrganizationUpdated, EventOrganizationDeleted,
+	EventOrganizationCreated, EventOrganizationUpdated, EventOrganizationDeleted, EventKeyPolicyUpdated,
 	EventUserCreated, EventUserUpdated, EventUserDeleted,
 	EventAPIKeyCreated, EventAPIKeyRotated, EventAPIKeyRevoked, EventAPIKeyTokensRevoked, EventAPIKeyExpiring,
 	EventPartnerKeyCreated, EventPartnerKeyRevoked, EventPartnerKeyExpiring,

@@ -2,6 +2,7 @@ package tenants
 
 import (
 	"fmt"
+	"net/netip"
 	"time"
 )
 
@@ -50,6 +51,9 @@ type Principal struct {
 	SecretID    string         // which value of the key it presented (a hash; tokens: their parent's)
 	Narrowed    bool           // scopes or a role restrict it below its owner's permissions
 	InGrace     bool           // a rotated-out value, working only until its grace period ends
+	// The networks it may be used from (AllowsAddress), read by the query that authenticated
+	// it: its organization's key policy's (none for a partner key) and its key's own. Empty: any.
+	OrgCIDRs, KeyCIDRs []netip.Prefix
 
 	// What GET /api/me shows, read by the same query that authenticated the request.
 	OrgName    string // its organization's name

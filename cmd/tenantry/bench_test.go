@@ -701,7 +701,7 @@ func seedSmall(t *testing.T, path, keyFile string) (sample []string) {
 					if err != nil {
 						return err
 					}
-					v, err := svc.MintUserKey(ctx, partner, org.ID, u.ID, false)
+					v, err := svc.MintUserKey(ctx, partner, org.ID, u.ID, keys.MintInput{})
 					if err != nil {
 						return err
 					}
@@ -838,7 +838,7 @@ func seedBig(t *testing.T, path, keyFile string, orgs int) (sample []string, row
 			}
 			svc := svc.In(u)
 			for _, m := range mints {
-				v, err := svc.MintUserKey(ctx, partner, m.org, m.user, false)
+				v, err := svc.MintUserKey(ctx, partner, m.org, m.user, keys.MintInput{})
 				if err != nil {
 					return fmt.Errorf("mint a sample key: %w", err)
 				}

@@ -109,8 +109,11 @@ func TestCurlSamples(t *testing.T) {
 			"  -H \"Authorization: Bearer $TENANTRY_KEY\""},
 		{"DELETE", "/api/organizations/{org_id}/users/{id}", "curl -X DELETE \"$TENANTRY_URL/api/organizations/$ORG_ID/users/$ID\" \\\n" +
 			"  -H \"Authorization: Bearer $TENANTRY_KEY\""},
+		// Polytomic's takes no body; Tenantry's optional one is the sample's (a key policy may need it).
 		{"POST", "/api/organizations/{org_id}/users/{id}/keys", "curl -X POST \"$TENANTRY_URL/api/organizations/$ORG_ID/users/$ID/keys\" \\\n" +
-			"  -H \"Authorization: Bearer $TENANTRY_KEY\""},
+			"  -H \"Authorization: Bearer $TENANTRY_KEY\" \\\n" +
+			"  -H 'Content-Type: application/json' \\\n" +
+			"  -d '{\n    \"expires_at\": \"2035-01-01T00:00:00Z\",\n    \"allowed_cidrs\": [\n      \"10.1.0.0/16\",\n      \"127.0.0.1\"\n    ]\n  }'"},
 		{"GET", "/healthz", `curl "$TENANTRY_URL/healthz"`},
 		// A form body (RFC 7662's) is sent as a form, a parameter a line.
 		{"POST", "/oauth/introspect", "curl -X POST \"$TENANTRY_URL/oauth/introspect\" \\\n" +
