@@ -231,6 +231,9 @@ func keyPolicyOrganization(ctx context.Context, q sqlx.ExtContext, p *Principal,
 // OrganizationKeyPolicy reads orgID's key policy, for the code that applies it (no caller to
 // authorize: the caller's rights were decided by the operation it is part of).
 func OrganizationKeyPolicy(ctx context.Context, q sqlx.ExtContext, orgID string) (KeyPolicy, error) {
+	if tx, ok := q.(*Tx); ok && tx.known.noPolicy[orgID] {
+		return KeyPolicy{}, nil // created by tx, and no policy set since (provisioning's key)
+	}
 	var row struct {
 		KeyPolicy
 		CIDRs string `db:"key_allowed_cidrs"`
@@ -302,6 +305,7 @@ func (s *Store) SetKeyPolicy(ctx context.Context, p *Principal, orgID string, in
 		if err := keyPolicyOrganization(ctx, tx, p, orgID); err != nil {
 			return err
 		}
+		tx.known.forgetKeyPolicy(orgID)
 		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE organizations SET key_max_lifetime_seconds = ?, key_require_expiry = ?,
 			key_allowed_cidrs = ? WHERE id = ?`), pol.MaxLifetimeSeconds, pol.RequireExpiry, FormatCIDRs(cidrs), orgID)
 		if err != nil {

@@ -8,6 +8,7 @@ type known struct {
 	partnerOf  map[string]string             // organizations created here → their partner
 	roles      map[string]map[string]roleRow // their roles, by id
 	noWebhooks map[string]bool               // those of them no webhook was created in yet
+	noPolicy   map[string]bool               // those of them whose key policy was not set yet
 	users      map[string]User               // users created here
 }
 
@@ -15,8 +16,9 @@ type known struct {
 func (k *known) createdOrganization(id, partnerID string, roles map[string]roleRow) {
 	if k.partnerOf == nil {
 		k.partnerOf, k.roles, k.noWebhooks, k.users = map[string]string{}, map[string]map[string]roleRow{}, map[string]bool{}, map[string]User{}
+		k.noPolicy = map[string]bool{}
 	}
-	k.partnerOf[id], k.roles[id], k.noWebhooks[id] = partnerID, roles, true
+	k.partnerOf[id], k.roles[id], k.noWebhooks[id], k.noPolicy[id] = partnerID, roles, true, true
 }
 
 // ownedBy reports whether orgID is an organization this transaction created for partnerID.
@@ -52,6 +54,9 @@ func (k *known) forgetRoles(orgID string) { delete(k.roles, orgID) }
 // forgetWebhooks drops that orgID has no webhook (one was written).
 func (k *known) forgetWebhooks(orgID string) { delete(k.noWebhooks, orgID) }
 
+// forgetKeyPolicy drops that orgID has no key policy (one was set).
+func (k *known) forgetKeyPolicy(orgID string) { delete(k.noPolicy, orgID) }
+
 // forgetUser drops a user (deleted).
 func (k *known) forgetUser(id string) { delete(k.users, id) }
 
@@ -60,6 +65,7 @@ func (k *known) forgetOrganization(orgID string) {
 	delete(k.partnerOf, orgID)
 	delete(k.roles, orgID)
 	delete(k.noWebhooks, orgID)
+	delete(k.noPolicy, orgID)
 	for id, u := range k.users {
 		if u.OrganizationID == orgID {
 			delete(k.users, id)
