@@ -92,16 +92,29 @@ func init() {
 	os.Exit(1)
 }
 
-// getScript rotates through the credentials in the file args[1] (one per line) as bearers of
-// GET args[2] (default /api/me), with the requests formatted once in init so that wrk spends
-// as little CPU as it can; done prints the figures as one JSON line.
-const getScript = `
+// rotation is what the scripts that rotate through prepared requests share: init fills reqs
+// (n of them) and calls start; each thread begins at a different place in the list.
+const rotation = `
 local reqs, n, i = {}, 0, 0
 local threads = 0
 function setup(thread)
   thread:set("tid", threads)
   threads = threads + 1
 end
+local function start(file)
+  assert(n > 0, "no credentials in " .. file)
+  i = (tid or 0) * math.floor(n / 2)
+end
+function request()
+  i = i % n + 1
+  return reqs[i]
+end
+`
+
+// getScript rotates through the credentials in the file args[1] (one per line) as bearers of
+// GET args[2] (default /api/me), with the requests formatted once in init so that wrk spends
+// as little CPU as it can; done prints the figures as one JSON line.
+const getScript = rotation + `
 function init(args)
   local path = args[2] or "/api/me"
   for line in io.lines(args[1]) do
@@ -110,24 +123,13 @@ function init(args)
       reqs[n] = wrk.format("GET", path, {["Authorization"] = "Bearer " .. line})
     end
   end
-  assert(n > 0, "no credentials in " .. args[1])
-  i = (tid or 0) * math.floor(n / 2)
-end
-function request()
-  i = i % n + 1
-  return reqs[i]
+  start(args[1])
 end
 ` + doneScript
 
 // verifyScript asks POST /api/keys/verify about each credential in the file args[2] in turn,
 // as the partner whose key is in the file args[1].
-const verifyScript = `
-local reqs, n, i = {}, 0, 0
-local threads = 0
-function setup(thread)
-  thread:set("tid", threads)
-  threads = threads + 1
-end
+const verifyScript = rotation + `
 function init(args)
   local f = assert(io.open(args[1]))
   local headers = {["Authorization"] = "Bearer " .. f:read("*l"), ["Content-Type"] = "application/json"}
@@ -138,12 +140,7 @@ function init(args)
       reqs[n] = wrk.format("POST", "/api/keys/verify", headers, '{"key":"' .. line .. '"}')
     end
   end
-  assert(n > 0, "no credentials in " .. args[2])
-  i = (tid or 0) * math.floor(n / 2)
-end
-function request()
-  i = i % n + 1
-  return reqs[i]
+  start(args[2])
 end
 ` + doneScript
 
