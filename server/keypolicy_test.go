@@ -1,19 +1,11 @@
 package server_test
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jmoiron/sqlx"
-
-	"github.com/tenantry/tenantry/migrations"
-	"github.com/tenantry/tenantry/migrations/migrationstest"
 	"github.com/tenantry/tenantry/server"
 	"github.com/tenantry/tenantry/server/servertest"
 )
@@ -301,22 +293,9 @@ func TestAllowedNetworksIgnoreUntrustedForwarding(t *testing.T) {
 // epoch, and on PostgreSQL its notice).
 func TestKeyPolicyReachesAnotherReplica(t *testing.T) {
 	t.Parallel()
-	dsn := migrationstest.DSN(t)
-	open := func() *sqlx.DB {
-		db, err := migrations.OpenAndMigrate(context.Background(), dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db
-	}
-	a := newEnvWith(t, func(c *server.Config) { c.DB = open() })
-	b := server.New(server.Config{DB: open(), Log: slog.New(slog.NewJSONHandler(io.Discard, nil)), RatePerSecond: -1,
-		AuthFailuresPerSecond: -1, Sealer: a.sealer})
-	bServer := httptest.NewServer(b)
-	t.Cleanup(func() { bServer.Close(); b.Close() })
+	a, b := twoServers(t)
 	o := a.newOrg("Replicated")
-	onB := servertest.New(t, bServer.URL).As(o.member.Key)
+	onB := b.anon.As(o.member.Key)
 	expect(t, onB.Do("GET", "/api/me", nil), 200, "") // cached on B
 	setPolicy(t, a.partner, o.id, map[string]any{"allowed_cidrs": []string{"192.0.2.0/24"}})
 	servertest.Eventually(t, time.Second, "B refuses the key from outside the new networks", func() bool {
