@@ -90,6 +90,12 @@ func (s *Server) writeError(c *gin.Context, err error) {
 		}
 	case errors.As(err, &dom):
 		body = refusalBody(dom)
+	case migrations.Unavailable(err):
+		s.log.WarnContext(c.Request.Context(), "database unavailable", "request_id", requestID(c), "error", err.Error())
+		c.Header("Retry-After", "1")
+		body.Status, body.Key = http.StatusServiceUnavailable, "database_unavailable"
+		body.Message = "The database cannot be reached right now; retry the request in a second. " +
+			"Send an Idempotency-Key with writes, so that a retry never applies a change twice."
 	case errors.Is(err, migrations.ErrBusy):
 		// Nothing was written: the transaction never began, or rolled back.
 		c.Header("Retry-After", "1")

@@ -3,15 +3,20 @@ package server_test
 import (
 	"context"
 	"database/sql"
+	"log/slog"
+	"net/http/httptest"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/tenantry/tenantry/migrations"
 	"github.com/tenantry/tenantry/migrations/migrationstest"
 	"github.com/tenantry/tenantry/server"
+	"github.com/tenantry/tenantry/server/servertest"
 )
 
 func TestHealthAndReadiness(t *testing.T) {
@@ -169,5 +174,37 @@ func TestConfigDefaults(t *testing.T) {
 	off := server.Config{RatePerSecond: -1, AuthFailuresPerSecond: -1, CachedKeys: -1, RateBurst: 7}.WithDefaults()
 	if off.RatePerSecond != -1 || off.AuthFailuresPerSecond != -1 || off.CachedKeys != -1 || off.RateBurst != 7 {
 		t.Fatalf("a negative setting must stay (it disables), a set one must stay: %+v", off)
+	}
+}
+
+// A database that cannot be reached (here a PostgreSQL address nothing listens on) makes every
+// request that needs it a 503 database_unavailable the client may retry, never a 500 with the
+// driver's words; the server stays alive (/healthz) and says it is not ready (/readyz).
+func TestUnreachableDatabaseIsRetryable(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t) // for a well-formed key: the server must look it up to refuse it
+	db, err := sqlx.Open("pgx", "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	logs := &servertest.LogBuffer{}
+	srv := server.New(server.Config{DB: db, Log: slog.New(slog.NewJSONHandler(logs, nil)), RatePerSecond: -1, AuthFailuresPerSecond: -1})
+	ts := httptest.NewServer(srv)
+	t.Cleanup(func() { ts.Close(); srv.Close() })
+	c := servertest.New(t, ts.URL).As(e.partner.Key)
+	for _, r := range []*servertest.Response{
+		c.Do("GET", "/api/me", nil),
+		c.Do("POST", "/api/organizations", map[string]any{"name": "Unreachable"}, "Idempotency-Key", "unreachable-1"),
+	} {
+		expect(t, r, 503, "database_unavailable")
+		if r.Header.Get("Retry-After") != "1" || strings.Contains(string(r.Body), "127.0.0.1") || strings.Contains(string(r.Body), "dial") {
+			t.Fatalf("an unreachable database's answer: Retry-After %q, %s", r.Header.Get("Retry-After"), r.Body)
+		}
+	}
+	expect(t, c.Do("GET", "/readyz", nil), 503, "not_ready")
+	expect(t, c.Do("GET", "/healthz", nil), 200, "")
+	if !strings.Contains(logs.String(), "database unavailable") || strings.Contains(logs.String(), e.partner.Key) {
+		t.Fatalf("the operator's log must say why, and never hold the key: %s", logs.String())
 	}
 }
