@@ -148,6 +148,10 @@ func (s *Server) authenticate(c *gin.Context) {
 	if err == nil && basic && clientID != p.KeyID {
 		p, err = nil, errClientIDMismatch
 	}
+	var denied error // the credential's networks leave out the client's address
+	if err == nil {
+		denied = p.AllowsAddress(client)
+	}
 	switch {
 	case errors.Is(err, keys.ErrMissingToken):
 		s.metrics.auth.WithLabelValues("missing").Inc()
@@ -167,10 +171,10 @@ func (s *Server) authenticate(c *gin.Context) {
 			err = errInvalidClient // one answer for every refusal of client credentials
 		}
 		c.Set(ctxAuthError, err)
-	case p.RestrictsAddresses() && p.AllowsAddress(client) != nil:
+	case denied != nil:
 		s.metrics.auth.WithLabelValues("address_not_allowed").Inc()
 		c.Set(ctxPrincipal, p) // the 403 is served at the credential's version
-		s.writeError(c, p.AllowsAddress(client))
+		s.writeError(c, denied)
 		return
 	default:
 		s.metrics.authOK.Inc()

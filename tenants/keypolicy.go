@@ -160,17 +160,13 @@ func containsAddr(list []netip.Prefix, addr netip.Addr) bool {
 	return false
 }
 
-// RestrictsAddresses reports whether p may be used only from some networks: the quick test the
-// request path makes before it reads the client address at all.
-func (p *Principal) RestrictsAddresses() bool { return len(p.OrgCIDRs) > 0 || len(p.KeyCIDRs) > 0 }
-
 // AllowsAddress refuses (403 address_not_allowed) a request with p from a client address outside
 // its organization's allowed networks or its key's own, naming which policy refused it (in
 // metadata.policy: "organization" or "key"). An address that does not parse is outside every
 // network. The cost is a few prefix comparisons, on the principal the cache holds.
 func (p *Principal) AllowsAddress(client string) error {
-	if !p.RestrictsAddresses() {
-		return nil
+	if len(p.OrgCIDRs) == 0 && len(p.KeyCIDRs) == 0 {
+		return nil // the common case: one test, nothing parsed
 	}
 	addr, err := netip.ParseAddr(client)
 	addr = addr.Unmap()
