@@ -1,6 +1,7 @@
 package tenants
 
 import (
+	"math/bits"
 	"sort"
 	"strings"
 	"sync"
@@ -95,7 +96,7 @@ func (p Permissions) Covers(q Permissions) bool { return p&q == q }
 
 // Actions lists p's actions in catalogue order (never nil, so it encodes as []).
 func (p Permissions) Actions() []Action {
-	out := []Action{}
+	out := make([]Action, 0, bits.OnesCount32(uint32(p)))
 	for i, c := range Catalogue {
 		if p&(1<<i) != 0 {
 			out = append(out, c.Action)
