@@ -242,16 +242,16 @@ const (
 )
 
 // releaseIdempotencyKey drops record's in-flight record, so that a retry runs the request again.
-// When the database cannot be reached, the usual reason the request failed, it is tried again
-// in the background until the database is back: otherwise every retry would get 409
-// idempotency_key_in_use until the record went stale. A change that did commit (a connection
+// When the database cannot be reached or its disk is full, the usual reasons the request
+// failed, it is tried again in the background until the database takes it: otherwise every
+// retry would get 409 idempotency_key_in_use until the record went stale. A change that did commit (a connection
 // lost in COMMIT) left its record done, which a release never drops.
 func (s *Server) releaseIdempotencyKey(ctx context.Context, record tenants.IdempotencyKey, requestID string) {
 	err := s.store.ReleaseIdempotencyKey(ctx, record)
 	if err == nil {
 		return
 	}
-	if !migrations.Unavailable(err) {
+	if !releasable(err) {
 		s.log.ErrorContext(ctx, "releasing an idempotency key failed", "request_id", requestID, "error", err.Error())
 		return
 	}
@@ -267,7 +267,7 @@ func (s *Server) releaseIdempotencyKey(ctx context.Context, record tenants.Idemp
 			case <-tick.C:
 			}
 			err := s.store.ReleaseIdempotencyKey(ctx, record)
-			if err != nil && migrations.Unavailable(err) && time.Now().Before(deadline) {
+			if err != nil && releasable(err) && time.Now().Before(deadline) {
 				continue
 			}
 			if err != nil {
@@ -278,6 +278,9 @@ func (s *Server) releaseIdempotencyKey(ctx context.Context, record tenants.Idemp
 		}
 	}()
 }
+
+// releasable reports whether a release that failed with err may succeed later by itself.
+func releasable(err error) bool { return migrations.Unavailable(err) || migrations.StorageFull(err) }
 
 // replay sends a stored response again, its body opened.
 func replay(c *gin.Context, rec tenants.IdempotencyRecord, body []byte) {
