@@ -166,7 +166,8 @@ const authJoins = `JOIN organizations o ON o.id = k.org_id LEFT JOIN users u ON 
 // is recorded asynchronously, at most once a minute per key.
 //
 // Each success counts as one request of its key (a token's: of the key that minted it) in the
-// key's usage (usage.go), in memory.
+// key's usage (usage.go), in memory. The principal is read-only: a key's is shared with the
+// other requests made with it (the principal cache), so that a request copies nothing.
 func (s *Service) Authenticate(ctx context.Context, value string) (*tenants.Principal, error) {
 	p, err := s.authenticate(ctx, value)
 	if err == nil {
@@ -195,7 +196,8 @@ func (s *Service) authenticate(ctx context.Context, value string) (*tenants.Prin
 // lookUp returns the principal of a key value, and until when the key's tokens are revoked
 // (zero: none are): from the cache when it is there and fresh, else by query (and then
 // cached). query also names the value (the base64 of its hash): only a miss needs it, a cached
-// principal has it.
+// principal has it. A cached principal is shared by every request with its value: read-only,
+// as every principal Authenticate returns is.
 func (s *Service) lookUp(ctx context.Context, cacheKey string, query func(byHash, byIDAndValue *sqlx.Stmt, rows *[]keyRow) (secretID string, err error)) (*tenants.Principal, time.Time, error) {
 	now := s.now()
 	if s.cache != nil {
@@ -203,8 +205,7 @@ func (s *Service) lookUp(ctx context.Context, cacheKey string, query func(byHash
 			if err := e.expiry(now); err != nil {
 				return nil, time.Time{}, err
 			}
-			p := e.p
-			return &p, e.tokensRevokedUntil, nil
+			return &e.p, e.tokensRevokedUntil, nil
 		}
 	}
 	var seq uint64
@@ -227,7 +228,7 @@ func (s *Service) lookUp(ctx context.Context, cacheKey string, query func(byHash
 	p.SecretID = secretID
 	tokensUntil := rows[0].TokensRevokedUntil.Time
 	if s.cache != nil {
-		e := &cachedKey{p: *p, seq: seq, tokensRevokedUntil: tokensUntil}
+		e := &cachedKey{p: *p, seq: seq, tokensRevokedUntil: tokensUntil} // a copy: p is the caller's
 		e.keyExpires, e.secretExpires = rows[0].ExpiresAt.Time, rows[0].SecretExpires.Time
 		s.cache.putKey(cacheKey, e)
 	}

@@ -6,8 +6,10 @@ import (
 	"io"
 	"net"
 	"strings"
+	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/mattn/go-sqlite3"
 )
 
 // Unavailable reports whether err means the database could not be reached or went away: a
@@ -32,4 +34,29 @@ func Unavailable(err error) bool {
 		return true
 	}
 	return false
+}
+
+// StorageFull reports whether err means the database's storage is full: SQLite's SQLITE_FULL,
+// a write the operating system refused for want of space (ENOSPC), of quota (EDQUOT) or past
+// the process's file-size limit (EFBIG, which SQLite reports as an I/O error), or PostgreSQL's
+// disk_full (53100). The statement failed and its transaction rolls back, so nothing was
+// changed; reads go on, and writes work again once space is freed.
+func StorageFull(err error) bool {
+	var lite sqlite3.Error
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+		return false
+	case errors.As(err, &lite):
+		// SystemErrno is the connection's last one: it says why only for an I/O error.
+		return lite.Code == sqlite3.ErrFull || lite.Code == sqlite3.ErrIoErr && outOfSpace(lite.SystemErrno)
+	case errors.As(err, &pgErr):
+		return pgErr.Code == "53100"
+	}
+	var errno syscall.Errno
+	return errors.As(err, &errno) && outOfSpace(errno)
+}
+
+func outOfSpace(errno syscall.Errno) bool {
+	return errno == syscall.ENOSPC || errno == syscall.EDQUOT || errno == syscall.EFBIG
 }

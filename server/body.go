@@ -16,6 +16,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 
 	"github.com/tenantry/tenantry/tenants"
 )
@@ -135,10 +138,51 @@ func decodeForm(c *gin.Context) (url.Values, error) {
 	return form, nil
 }
 
+// strictJSON decodes as encoding/json does (v1 semantics: null leaves a field as it was, a
+// PATCH body merges into the resource), except that a key must be exactly a field's name, once,
+// and known: the refusals unmarshalStrict makes, checked in the one pass of
+// github.com/go-json-experiment/json (the basis of Go's encoding/json/v2), which took a tenth
+// of the time of decoding, then walking the body's keys (the cost of a small body's decode was
+// a tenth of POST /api/keys/verify's).
+var strictJSON = jsonv2.JoinOptions(jsonv1.DefaultOptionsV1(),
+	jsonv2.RejectUnknownMembers(true), jsonv2.MatchCaseInsensitiveNames(false),
+	jsontext.AllowDuplicateNames(false), jsontext.AllowInvalidUTF8(false))
+
+// crossCheckStrict, set by this package's tests, has every body the fast path accepts decoded
+// by the explaining path too, which must accept it and decode the same value.
+var crossCheckStrict bool
+
+// unmarshalStrict decodes body, a JSON object, into dst, or says precisely what is wrong
+// with it: 400 malformed_json, unknown_field (naming every one), duplicate_field, or a field
+// error for a value of the wrong type.
 func unmarshalStrict(body []byte, dst any) error {
 	if body = bytes.TrimSpace(body); body[0] != '{' {
 		return newAPIError(http.StatusBadRequest, "malformed_json", "The request body must be a JSON object.")
 	}
+	var before reflect.Value
+	if crossCheckStrict {
+		before = reflect.New(reflect.TypeOf(dst).Elem())
+		before.Elem().Set(reflect.ValueOf(dst).Elem())
+	}
+	if err := jsonv2.Unmarshal(body, dst, strictJSON); err == nil {
+		if crossCheckStrict {
+			if err := explainRefusal(body, before.Interface()); err != nil || !reflect.DeepEqual(before.Interface(), dst) {
+				panic(fmt.Sprintf("strict decoding disagrees on %s into %T: explained %v; %+v, %+v", body, dst, err, before.Elem(), reflect.ValueOf(dst).Elem()))
+			}
+		}
+		return nil
+	}
+	// What the fast path refuses, the slower one decides: it names what is wrong the way people
+	// read it, and accepts what the fast path is stricter about than the rules above (a key
+	// repeated inside a free-form value, such as a connection's configuration, where the last
+	// one counts; a lone UTF-16 surrogate escape, read as U+FFFD). It decodes into dst afresh,
+	// overwriting what the fast path set before it stopped with the same values.
+	return explainRefusal(body, dst)
+}
+
+// explainRefusal decodes body into dst with encoding/json and checks its keys: the refusal
+// unmarshalStrict answers, or nil for a body it accepts.
+func explainRefusal(body []byte, dst any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(dst)
@@ -154,8 +198,6 @@ func unmarshalStrict(body []byte, dst any) error {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
-	case err == nil:
-		return nil
 	case errors.As(err, &syntax):
 		return newAPIError(http.StatusBadRequest, "malformed_json",
 			"The request body is not valid JSON (at byte %d): %s.", syntax.Offset, syntax.Error())

@@ -101,6 +101,16 @@ func (s *Server) writeError(c *gin.Context, err error) {
 		c.Header("Retry-After", "1")
 		body.Status, body.Key = http.StatusServiceUnavailable, "database_busy"
 		body.Message = "The database is busy with other changes; nothing was changed. Retry the request in a second."
+	case migrations.StorageFull(err):
+		// Nothing was written (the transaction rolled back), and only the operator can free
+		// space: no Retry-After, which would have every client retry into the same wall.
+		id := requestID(c)
+		s.log.ErrorContext(c.Request.Context(), "database storage full: free space on the database's disk", "request_id", id, "error", err.Error())
+		body.Status, body.Key = http.StatusInsufficientStorage, "storage_full"
+		body.Message = "Nothing was changed: the server's database has run out of disk space. Reads still work; " +
+			"writes will work again, without a restart, once the operator frees space on the database's disk. " +
+			"Retry the write then; if it persists, tell the operator, quoting request id " + id + "."
+		body.Metadata = map[string]any{"request_id": id}
 	}
 	if body.Status == 0 {
 		id := requestID(c)

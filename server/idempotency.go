@@ -20,6 +20,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/tenantry/tenantry/migrations"
 	"github.com/tenantry/tenantry/tenants"
 )
 
@@ -177,11 +178,7 @@ func credentialOf(p *tenants.Principal) string {
 func (s *Server) runIdempotent(c *gin.Context, record tenants.IdempotencyKey, box responseBox, fingerprint []byte) {
 	ctx := c.Request.Context()
 	bg := context.WithoutCancel(ctx) // what must happen even if the client has gone
-	release := func() {
-		if err := s.store.ReleaseIdempotencyKey(bg, record); err != nil {
-			s.log.ErrorContext(ctx, "releasing an idempotency key failed", "request_id", requestID(c), "error", err.Error())
-		}
-	}
+	release := func() { s.releaseIdempotencyKey(bg, record, requestID(c)) }
 	real := c.Writer
 	buf := &bufferedWriter{ResponseWriter: real, status: http.StatusOK}
 	unit := tenants.NewUnit(s.db)
@@ -234,6 +231,52 @@ func (s *Server) runIdempotent(c *gin.Context, record tenants.IdempotencyKey, bo
 	}
 	real.WriteHeader(status)
 	real.Write(buf.body.Bytes())
+}
+
+// releaseRetry is how often a release the database could not take is tried again, for at
+// most releaseRetryFor: less than idempotencyStale, after which a retry of the request takes the
+// record over anyway, and no other request can hold the record before that.
+const (
+	releaseRetry    = 250 * time.Millisecond
+	releaseRetryFor = time.Minute
+)
+
+// releaseIdempotencyKey drops record's in-flight record, so that a retry runs the request again.
+// When the database cannot be reached, the usual reason the request failed, it is tried again
+// in the background until the database is back: otherwise every retry would get 409
+// idempotency_key_in_use until the record went stale. A change that did commit (a connection
+// lost in COMMIT) left its record done, which a release never drops.
+func (s *Server) releaseIdempotencyKey(ctx context.Context, record tenants.IdempotencyKey, requestID string) {
+	err := s.store.ReleaseIdempotencyKey(ctx, record)
+	if err == nil {
+		return
+	}
+	if !migrations.Unavailable(err) {
+		s.log.ErrorContext(ctx, "releasing an idempotency key failed", "request_id", requestID, "error", err.Error())
+		return
+	}
+	s.releasing.Add(1)
+	go func() {
+		defer s.releasing.Done()
+		tick := time.NewTicker(releaseRetry)
+		defer tick.Stop()
+		for deadline := time.Now().Add(releaseRetryFor); ; {
+			select {
+			case <-s.closing:
+				return // the record goes stale, and a retry takes it over
+			case <-tick.C:
+			}
+			err := s.store.ReleaseIdempotencyKey(ctx, record)
+			if err != nil && migrations.Unavailable(err) && time.Now().Before(deadline) {
+				continue
+			}
+			if err != nil {
+				s.log.ErrorContext(ctx, "releasing an idempotency key failed; a retry may take it over once it is stale",
+					"request_id", requestID, "error", err.Error())
+			}
+			return
+		}
+	}()
 }
 
 // replay sends a stored response again, its body opened.

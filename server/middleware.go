@@ -94,7 +94,8 @@ func (s *Server) accessLog(c *gin.Context) {
 	start := time.Now()
 	c.Next()
 	s.metrics.observe(c, time.Since(start))
-	attrs := []slog.Attr{
+	var held [9]slog.Attr // on the stack: the line's attributes are copied by LogAttrs
+	attrs := append(held[:0],
 		slog.String("request_id", requestID(c)),
 		slog.String("method", c.Request.Method),
 		slog.String("route", c.FullPath()),
@@ -102,7 +103,7 @@ func (s *Server) accessLog(c *gin.Context) {
 		slog.Int("status", c.Writer.Status()),
 		slog.Float64("latency_ms", float64(time.Since(start).Microseconds())/1000),
 		slog.String("version", c.GetString(ctxVersion)),
-	}
+	)
 	if name := c.GetString(ctxCommand); name != "" {
 		attrs = append(attrs, slog.String("command", name))
 	}

@@ -1,8 +1,11 @@
 package tenants
 
 import (
+	"math/bits"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // Action is one thing a credential may do in an organization, named resource:verb.
@@ -93,7 +96,7 @@ func (p Permissions) Covers(q Permissions) bool { return p&q == q }
 
 // Actions lists p's actions in catalogue order (never nil, so it encodes as []).
 func (p Permissions) Actions() []Action {
-	out := []Action{}
+	out := make([]Action, 0, bits.OnesCount32(uint32(p)))
 	for i, c := range Catalogue {
 		if p&(1<<i) != 0 {
 			out = append(out, c.Action)
@@ -107,13 +110,30 @@ func (p Permissions) list() string { return strings.ReplaceAll(p.String(), " ", 
 
 // String is the stored form: actions separated by spaces, in catalogue order.
 func (p Permissions) String() string {
+	if s, ok := permissionStrings.Load(p); ok {
+		return s.(string)
+	}
 	acts := p.Actions()
 	s := make([]string, len(acts))
 	for i, a := range acts {
 		s[i] = string(a)
 	}
-	return strings.Join(s, " ")
+	joined := strings.Join(s, " ")
+	if permissionStringsHeld.Add(1) <= maxPermissionStrings {
+		permissionStrings.Store(p, joined)
+	}
+	return joined
 }
+
+// The gateway check sends a credential's permissions in a header on every request, and the
+// sets in use are few (roles', scopes'): each is written once and then looked up. Bounded, as a
+// partner could mint tokens with many different scopes.
+var (
+	permissionStrings     sync.Map // Permissions -> string
+	permissionStringsHeld atomic.Int64
+)
+
+const maxPermissionStrings = 4096
 
 // ParsePermissions reads the stored form; unknown words (from a newer binary) are dropped, so
 // an old replica never grants more than it understands.

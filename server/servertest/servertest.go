@@ -63,8 +63,17 @@ type Client struct {
 	Key     string            // sent as "Authorization: Bearer <Key>" when not empty
 	Header  map[string]string // extra headers on every request
 	// Seen, when set, is called with every response (tests that audit all responses use it).
-	Seen   func(method, path string, r *Response)
+	Seen func(method, path string, r *Response)
+	// HTTP sends the requests (nil: http.DefaultClient); give one a Timeout to bound each.
+	HTTP   *http.Client
 	router routers.Router
+}
+
+func (c *Client) httpClient() *http.Client {
+	if c.HTTP != nil {
+		return c.HTTP
+	}
+	return http.DefaultClient
 }
 
 // New returns a client of the server at baseURL.
@@ -174,7 +183,7 @@ func (c *Client) TryDo(method, path string, body any, headers ...string) (*Respo
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.httpClient().Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +204,7 @@ func (c *Client) TryDo(method, path string, body any, headers ...string) (*Respo
 // response as Do does.
 func (c *Client) Send(req *http.Request) *Response {
 	c.t.Helper()
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.httpClient().Do(req)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
