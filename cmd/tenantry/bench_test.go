@@ -1,4 +1,6 @@
-//go:build bench
+//go:build bench || soak
+
+// soak_test.go (build tag soak) starts and seeds its server with the helpers here.
 
 // The load benchmark of `make bench` (issues 6 and 10, "Performance"), in one run on loopback:
 // wrk against a bare Gin handler and instances of the real server (built without -race): one
@@ -65,6 +67,7 @@ const (
 	smallOrgs      = 1000 // 10,000 users and keys, through the domain functions
 	coldCache      = 100  // the principal cache of the cold scenarios' servers: a tenth of the sample
 	bareEnv        = "TENANTRY_BENCH_BARE_SERVER"
+	localPostgres  = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable" // the machine's, by default
 )
 
 // The bare handler: when the benchmark re-runs its own test binary with bareEnv set, the
@@ -242,8 +245,9 @@ func (s *scenario) sum(f func(wrkResult) float64) float64 {
 	return t
 }
 
-// bench holds what one run of the benchmark shares.
+// bench holds what one run of the benchmark (or of the soak) shares.
 type bench struct {
+	name   string // what its log lines start with: "bench" when empty
 	t      *testing.T
 	start  time.Time
 	dir    string
@@ -252,7 +256,7 @@ type bench struct {
 }
 
 func (b *bench) logf(format string, args ...any) {
-	fmt.Printf("bench %6.1fs  %s\n", time.Since(b.start).Seconds(), fmt.Sprintf(format, args...))
+	fmt.Printf("%s %6.1fs  %s\n", cmp.Or(b.name, "bench"), time.Since(b.start).Seconds(), fmt.Sprintf(format, args...))
 }
 
 // wrk runs wrk once against url for d and returns what its script reports.
@@ -851,16 +855,15 @@ func seedBig(t *testing.T, path, keyFile string, orgs int) (sample []string, row
 	return sample, rows
 }
 
-// postgres returns the URL of a new, empty schema in the PostgreSQL database of
-// TENANTRY_BENCH_POSTGRES_URL (default: the local one), dropped when the benchmark ends.
-func (b *bench) postgres() string {
+// postgres returns the URL of a new, empty schema in the PostgreSQL database base, dropped
+// when the test ends.
+func (b *bench) postgres(base string) string {
 	b.t.Helper()
-	base := cmp.Or(os.Getenv("TENANTRY_BENCH_POSTGRES_URL"), "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
 	admin, err := migrations.Open(base)
 	if err != nil {
-		b.t.Fatalf("PostgreSQL at %s (TENANTRY_BENCH_POSTGRES_URL): %v", redactDSN(base), err)
+		b.t.Fatalf("PostgreSQL at %s: %v", redactDSN(base), err)
 	}
-	schema := fmt.Sprintf("bench_%d", time.Now().UnixNano())
+	schema := fmt.Sprintf("%s_%d", cmp.Or(b.name, "bench"), time.Now().UnixNano())
 	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
 		b.t.Fatalf("create schema: %v", err)
 	}
@@ -1092,7 +1095,8 @@ func TestBench(t *testing.T) {
 		bigSize = fi.Size()
 	}
 	b.logf("seeded %d rows in %.1f s (%.0f MB database)", bigRows, bigSeed.Seconds(), float64(bigSize)/1e6)
-	pgDSN, pgKeyFile := b.postgres(), filepath.Join(b.dir, "pg-bootstrap-partner-key")
+	pgDSN := b.postgres(cmp.Or(os.Getenv("TENANTRY_BENCH_POSTGRES_URL"), localPostgres))
+	pgKeyFile := filepath.Join(b.dir, "pg-bootstrap-partner-key")
 	b.logf("seeding PostgreSQL (%s) the same way as the 10,000-key SQLite file", redactDSN(pgDSN))
 	seedStart = time.Now()
 	pgSample := seedSmall(t, pgDSN, pgKeyFile)
