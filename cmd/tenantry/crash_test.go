@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/tenantry/tenantry/migrations"
 	"github.com/tenantry/tenantry/migrations/migrationstest"
 	"github.com/tenantry/tenantry/server/servertest"
@@ -93,9 +95,15 @@ func TestCrashLosesNoAcknowledgedWrite(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer db.Close()
-		var result string
-		if err := db.Get(&result, `PRAGMA integrity_check`); err != nil || result != "ok" {
-			t.Fatalf("integrity_check: %q, %v", result, err)
-		}
+		checkIntegrity(t, db)
+	}
+}
+
+// checkIntegrity runs SQLite's integrity check on db: "ok", or the test fails.
+func checkIntegrity(t *testing.T, db *sqlx.DB) {
+	t.Helper()
+	var result string
+	if err := db.Get(&result, `PRAGMA integrity_check`); err != nil || result != "ok" {
+		t.Fatalf("integrity_check: %q, %v", result, err)
 	}
 }
