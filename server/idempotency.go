@@ -113,6 +113,7 @@ func (s *Server) idempotency(c *gin.Context) {
 		replay(c, rec, body)
 		return
 	}
+	record.ClaimedAt = rec.UpdatedAt // this claim's: its record's finish and release are its own
 	s.runIdempotent(c, record, box, fingerprint)
 }
 

@@ -24,8 +24,13 @@ const (
 )
 
 // IdempotencyKey names a record: the exact credential that sent the request, and the
-// Idempotency-Key it sent.
-type IdempotencyKey struct{ Credential, Key string }
+// Idempotency-Key it sent. ClaimedAt, once a claim owns the record, is when it did (the
+// record's updated_at then): Finish and Release act only on the record of that claim, never on
+// one a retry made or took over since.
+type IdempotencyKey struct {
+	Credential, Key string
+	ClaimedAt       time.Time
+}
 
 // IdempotencyRecord is one request's record.
 type IdempotencyRecord struct {
@@ -39,7 +44,8 @@ type IdempotencyRecord struct {
 
 // ClaimIdempotencyKey records k's request as in flight, or returns the record already there.
 // owned is true when this request is to run: k is new, or the record has been in flight for
-// longer than stale with the same fingerprint (its holder died, nothing of it committed).
+// longer than stale with the same fingerprint (its holder died, nothing of it committed); the
+// record's UpdatedAt is then the claim's time, for k.ClaimedAt.
 // It runs on the database, outside any unit of work: other requests must see the claim at once.
 func (s *Store) ClaimIdempotencyKey(ctx context.Context, k IdempotencyKey, fingerprint []byte, stale time.Duration) (bool, IdempotencyRecord, error) {
 	db, now := s.DB, Now()
@@ -49,7 +55,7 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, k IdempotencyKey, finge
 		return false, IdempotencyRecord{}, fmt.Errorf("claim idempotency key: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 1 {
-		return true, IdempotencyRecord{}, nil
+		return true, IdempotencyRecord{State: IdempotencyInFlight, Fingerprint: fingerprint, UpdatedAt: now}, nil
 	}
 	var rec IdempotencyRecord
 	if err := sqlx.GetContext(ctx, db, &rec, db.Rebind(`SELECT fingerprint, state, status, headers, body, updated_at
@@ -63,6 +69,7 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, k IdempotencyKey, finge
 			return false, rec, fmt.Errorf("take over idempotency key: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 1 {
+			rec.UpdatedAt = now
 			return true, rec, nil
 		}
 	}
@@ -74,8 +81,8 @@ func (s *Store) ClaimIdempotencyKey(ctx context.Context, k IdempotencyKey, finge
 func (s *Store) FinishIdempotencyKey(ctx context.Context, k IdempotencyKey, status int, headers string, body []byte) error {
 	return s.Write(ctx, func(tx *Tx) error {
 		res, err := tx.ExecContext(ctx, tx.Rebind(`UPDATE idempotency_keys SET state = ?, status = ?, headers = ?, body = ?,
-			updated_at = ? WHERE credential_id = ? AND idem_key = ? AND state = ?`),
-			IdempotencyDone, status, headers, body, Now(), k.Credential, k.Key, IdempotencyInFlight)
+			updated_at = ? WHERE credential_id = ? AND idem_key = ? AND state = ? AND updated_at = ?`),
+			IdempotencyDone, status, headers, body, Now(), k.Credential, k.Key, IdempotencyInFlight, k.ClaimedAt)
 		if err != nil {
 			return fmt.Errorf("store idempotent response: %w", err)
 		}
@@ -86,9 +93,11 @@ func (s *Store) FinishIdempotencyKey(ctx context.Context, k IdempotencyKey, stat
 	})
 }
 
-// ReleaseIdempotencyKey drops k's in-flight record, so that a retry runs the request again.
+// ReleaseIdempotencyKey drops k's in-flight record, so that a retry runs the request again:
+// the record of k's claim only, so that a release tried again after an outage (or after its
+// own commit's answer was lost) never drops the record of a retry that claimed the key since.
 func (s *Store) ReleaseIdempotencyKey(ctx context.Context, k IdempotencyKey) error {
 	_, err := s.DB.ExecContext(ctx, s.DB.Rebind(`DELETE FROM idempotency_keys
-		WHERE credential_id = ? AND idem_key = ? AND state = ?`), k.Credential, k.Key, IdempotencyInFlight)
+		WHERE credential_id = ? AND idem_key = ? AND state = ? AND updated_at = ?`), k.Credential, k.Key, IdempotencyInFlight, k.ClaimedAt)
 	return err
 }
