@@ -44,7 +44,8 @@ type Connection struct {
 // JSON object; nil or null means {}. On update, a secret field the new configuration leaves
 // out keeps its stored value (callers never see secrets, so they cannot send them back); a
 // secret field given as null is removed. Policies nil keeps the connection's policies (none
-// on a create); an empty list removes them.
+// on a create); an empty list removes them. Type blank on update keeps the connection's type
+// (Polytomic's clients leave it out).
 type ConnectionInput struct {
 	Name          string
 	Type          string
@@ -543,9 +544,9 @@ func (s *Store) CreateConnection(ctx context.Context, p *Principal, in Connectio
 	return c, err
 }
 
-// UpdateConnection replaces a connection's name, type and configuration, and its policies when
-// given (changing them needs policies:write); secret fields the new configuration leaves out
-// keep their stored values. A share is read-only (ErrForbidden).
+// UpdateConnection replaces a connection's name, type (when given) and configuration, and its
+// policies when given (changing them needs policies:write); secret fields the new configuration
+// leaves out keep their stored values. A share is read-only (ErrForbidden).
 func (s *Store) UpdateConnection(ctx context.Context, p *Principal, id string, in ConnectionInput) (Connection, error) {
 	r, err := changeRow(ctx, s, p.Require(ConnectionsWrite), p.OrgID, id, writableConnection(p), func(tx *Tx, r *connectionRow) (err error) {
 		if r.ParentID.Valid {
@@ -557,6 +558,9 @@ func (s *Store) UpdateConnection(ctx context.Context, p *Principal, id string, i
 		_, prev, err := r.split(s.Sealer)
 		if err != nil {
 			return err
+		}
+		if strings.TrimSpace(in.Type) == "" {
+			in.Type = r.Type
 		}
 		cfg, secrets, err := in.normalize(prev)
 		if err != nil {

@@ -65,12 +65,26 @@ check(policies.data?.length === 1 && policies.data[0]?.id === policyId, "list po
 const replaced = await admin.permissions.policies.update(policyId, { name: "SDK policy v2", policy_actions: [{ action: "datasets:read" }] });
 check(replaced.data?.name === "SDK policy v2" && replaced.data.policy_actions?.length === 1 && replaced.data.policy_actions[0]?.role_ids?.length === 0,
   "update policy (a full replacement)", replaced);
-const governed = await admin.connections.create({ name: "SDK warehouse", type: "postgresql", configuration: { host: "db.sdk.test" }, policies: [policyId] });
+const governed = await admin.connections.create({ name: "SDK warehouse", type: "postgresql", configuration: { host: "db.sdk.test" },
+  policies: [policyId], organization_id: orgId, validate: false });
 const governedId = governed.data?.id;
 check(governedId !== undefined && governed.data?.policies?.[0] === policyId, "create a connection with policies", governed);
 const fetchedConn = await admin.connections.get(governedId);
 check(fetchedConn.data?.policies?.length === 1 && fetchedConn.data.policies[0] === policyId, "get the connection's policies", fetchedConn);
-await admin.connections.remove(governedId);
+// Polytomic's update sends no type: the connection keeps its own. (The SDK types a connection's
+// type as an object; Tenantry's, as its contract says, is the type's name.)
+const reconfigured = await admin.connections.update(governedId, { name: "SDK warehouse v2", configuration: { host: "db2.sdk.test" }, organization_id: orgId });
+check(reconfigured.data?.name === "SDK warehouse v2" && (reconfigured.data.type as unknown) === "postgresql" && reconfigured.data.configuration?.host === "db2.sdk.test",
+  "update a connection without its type", reconfigured);
+// An upstream test Tenantry does not run is refused, named, not ignored.
+try {
+  await admin.connections.create({ name: "SDK tested", type: "postgresql", configuration: {}, validate: true }, { maxRetries: 0 });
+  check(false, "validate: true was accepted");
+} catch (err) {
+  check(err instanceof polytomic.Polytomic.BadRequestError && (err.body as polytomic.Polytomic.ApiError).metadata?.validate !== undefined,
+    "validate: true, a 400 naming it", String(err));
+}
+await admin.connections.remove(governedId, { force: true });
 await admin.permissions.policies.remove(policyId);
 try {
   await admin.permissions.policies.get(policyId, { maxRetries: 0 });
