@@ -9,6 +9,8 @@ const { PolytomicClient } = polytomic;
 // No version: the SDK then sends no X-Polytomic-Version, and each organization's pinned one applies.
 const client = (token: string) => new PolytomicClient({ environment: baseUrl, token });
 const partner = client(partnerKey);
+// Polytomic's events filters are times; the organization below is made after this one.
+const started = new Date(Date.now() - 1000).toISOString();
 
 const me = await partner.identity.get();
 check(me.data?.is_partner === true, "partner identity", me);
@@ -92,6 +94,12 @@ try {
 } catch (err) {
   check(err instanceof polytomic.Polytomic.NotFoundError && err.statusCode === 404, "the removed policy: a 404", String(err));
 }
+
+// The organization's events, as Polytomic's clients filter them: by creation time.
+const recent = await admin.events.list({ starting_after: started, limit: 100 });
+check(recent.data?.some((e) => e.type === "connection.created" && e.organization_id === orgId) === true, "events after a time", recent);
+const older = await admin.events.list({ ending_before: started });
+check(older.data?.length === 0, "events before a time (none: the organization is newer)", older);
 
 const updated = await partner.users.update(userId, orgId, { email: "admin@sdk.test", role: "user" });
 check(updated.data?.email === "admin@sdk.test" && updated.data.role === "user", "update user", updated);
