@@ -2,6 +2,8 @@
 // Tenantry: environment is the server's base URL (the SDK adds /api/...), token the key it
 // sends as Authorization: Bearer. Compatibility is the product's first promise: a shape the
 // SDK expects and the server does not give fails here.
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import polytomic from "polytomic";
 import { baseUrl, check, partnerKey } from "./check.js";
 
@@ -94,6 +96,26 @@ try {
 } catch (err) {
   check(err instanceof polytomic.Polytomic.NotFoundError && err.statusCode === 404, "the removed policy: a 404", String(err));
 }
+
+// A webhook, as Polytomic's clients make one (a plain secret, the organization), delivering to a
+// receiver on loopback; disabled and enabled, which the SDK reads as its disabled field.
+const receiver = http.createServer((req, res) => { req.resume(); req.on("end", () => res.end()); });
+await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+const hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+const hook = await admin.webhooks.create({ endpoint: hookUrl, secret: "an-sdk-shared-secret", organization_id: orgId });
+const hookId = hook.data?.id;
+check(hookId !== undefined && hook.data?.endpoint === hookUrl && hook.data.organization_id === orgId && hook.data.disabled === false,
+  "create webhook", hook);
+const hookOff = await admin.webhooks.disable(hookId);
+check(hookOff.data?.disabled === true, "disable webhook", hookOff);
+check((await admin.webhooks.get(hookId)).data?.disabled === true, "get the disabled webhook", hookId);
+const hookOn = await admin.webhooks.enable(hookId);
+check(hookOn.data?.disabled === false, "enable webhook", hookOn);
+const moved = await admin.webhooks.update(hookId, { endpoint: hookUrl + "/v2", secret: "another-sdk-shared-secret", organization_id: orgId });
+check(moved.data?.endpoint === hookUrl + "/v2" && moved.data.disabled === false, "update webhook", moved);
+check((await admin.webhooks.list()).data?.some((w) => w.id === hookId) === true, "list webhooks", hookId);
+await admin.webhooks.remove(hookId);
+receiver.close();
 
 // The organization's events, as Polytomic's clients filter them: by creation time.
 const recent = await admin.events.list({ starting_after: started, limit: 100 });
