@@ -103,7 +103,7 @@ func TestConnectionLifecycle(t *testing.T) {
 	noSecrets(t, created, secrets...)
 	c := created.Data()
 	id := c["id"].(string)
-	if c["name"] != "Warehouse" || c["type"] != "postgresql" || c["organization_id"] != org || c["parent_id"] != nil ||
+	if c["name"] != "Warehouse" || c["type"] != "postgresql" || c["organization_id"] != org || c["parent_id"] != nil || c["parent_connection_id"] != nil ||
 		c["configuration"].(map[string]any)["port"] != float64(5432) {
 		t.Fatalf("created: %s", created.Body)
 	}
@@ -463,7 +463,7 @@ func TestConnectionShares(t *testing.T) {
 	noSecrets(t, share, "shared-pw-1")
 	s := share.Data()
 	shareID := s["id"].(string)
-	if s["parent_id"] != parentID || s["organization_id"] != acme || s["name"] != "Warehouse" || s["type"] != "snowflake" ||
+	if s["parent_id"] != parentID || s["parent_connection_id"] != parentID || s["organization_id"] != acme || s["name"] != "Warehouse" || s["type"] != "snowflake" ||
 		s["configuration"].(map[string]any)["account"] != "xy123" || !reflect.DeepEqual(secretFields(s), []string{"password"}) {
 		t.Fatalf("share: %s", share.Body)
 	}

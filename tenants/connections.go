@@ -35,9 +35,11 @@ type Connection struct {
 	SecretFields   []string       `json:"secret_fields"`
 	OrganizationID string         `json:"organization_id"`
 	ParentID       *string        `json:"parent_id"`
-	Policies       []string       `json:"policies"`
-	CreatedAt      time.Time      `json:"created_at"`
-	UpdatedAt      time.Time      `json:"updated_at"`
+	// ParentConnectionID is ParentID under Polytomic's name, which its clients read.
+	ParentConnectionID *string   `json:"parent_connection_id"`
+	Policies           []string  `json:"policies"`
+	CreatedAt          time.Time `json:"created_at"`
+	UpdatedAt          time.Time `json:"updated_at"`
 }
 
 // ConnectionInput is the body of a create or a full-replacement update. Configuration is a
@@ -228,7 +230,7 @@ func (r connectionRow) connection(sealer *Sealer) (Connection, error) {
 	c := Connection{ID: r.ID, Name: r.Name, Type: r.Type, Configuration: cfg, SecretFields: names,
 		OrganizationID: r.OrgID, Policies: nonNil(r.Policies), CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
 	if r.ParentID.Valid {
-		c.ParentID = &r.ParentID.String
+		c.ParentID, c.ParentConnectionID = &r.ParentID.String, &r.ParentID.String
 		if r.ParentUpdatedAt.Valid && r.ParentUpdatedAt.Time.After(r.UpdatedAt) {
 			c.UpdatedAt = r.ParentUpdatedAt.Time.UTC()
 		}
