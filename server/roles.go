@@ -8,14 +8,20 @@ import (
 	"github.com/tenantry/tenantry/tenants"
 )
 
-// roleRequest is the body of POST and PUT /api/permissions/roles[/{id}].
+// roleRequest is the body of POST and PUT /api/permissions/roles[/{id}]: as Polytomic's
+// clients send it (a name, and maybe organization_id), with Tenantry's actions.
 type roleRequest struct {
 	Name    string   `json:"name"`
 	Actions []string `json:"actions"`
+	// OrganizationID may only name the caller's own organization, where the role is anyway.
+	OrganizationID string `json:"organization_id"`
 }
 
-func (r roleRequest) input() tenants.RoleInput {
-	return tenants.RoleInput{Name: r.Name, Actions: r.Actions}
+func (r roleRequest) input(p *tenants.Principal) (tenants.RoleInput, error) {
+	if err := ownOrganization(p, r.OrganizationID, "Roles"); err != nil {
+		return tenants.RoleInput{}, err
+	}
+	return tenants.RoleInput{Name: r.Name, Actions: r.Actions}, nil
 }
 
 func (s *Server) listRoles(c *gin.Context, p *tenants.Principal) error {
@@ -31,7 +37,11 @@ func (s *Server) createRole(c *gin.Context, p *tenants.Principal) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	r, err := s.storeOf(c).CreateRole(c.Request.Context(), p, req.input())
+	in, err := req.input(p)
+	if err != nil {
+		return err
+	}
+	r, err := s.storeOf(c).CreateRole(c.Request.Context(), p, in)
 	if err != nil {
 		return err
 	}
@@ -51,7 +61,11 @@ func (s *Server) updateRole(c *gin.Context, p *tenants.Principal) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	r, err := s.storeOf(c).UpdateRole(c.Request.Context(), p, c.Param("id"), req.input())
+	in, err := req.input(p)
+	if err != nil {
+		return err
+	}
+	r, err := s.storeOf(c).UpdateRole(c.Request.Context(), p, c.Param("id"), in)
 	if err != nil {
 		return err
 	}
@@ -76,7 +90,11 @@ func (s *Server) patchRole(c *gin.Context, p *tenants.Principal) error {
 		if _, err := decodePatch(c, &req); err != nil {
 			return err
 		}
-		r, err = st.UpdateRole(c.Request.Context(), p, r.ID, req.input())
+		in, err := req.input(p)
+		if err != nil {
+			return err
+		}
+		r, err = st.UpdateRole(c.Request.Context(), p, r.ID, in)
 		return err
 	})
 	if err != nil {

@@ -49,7 +49,6 @@ func TestRoles(t *testing.T) {
 		{"duplicate ignoring case", map[string]any{"name": "SUPPORT", "actions": []string{}}, 409, "role_name_taken"},
 		{"clashes with a built-in", map[string]any{"name": "admin", "actions": []string{}}, 409, "role_name_taken"},
 		{"unknown action", map[string]any{"name": "Bad", "actions": []string{"users:delete"}}, 400, "validation_failed"},
-		{"no actions field", map[string]any{"name": "Bad"}, 400, "validation_failed"},
 		{"blank name", map[string]any{"name": " ", "actions": []string{}}, 400, "validation_failed"},
 	} {
 		r := admin.Do("POST", "/api/permissions/roles", tc.body)
@@ -105,4 +104,37 @@ func toStrings(v any) []string {
 		out = append(out, x.(string))
 	}
 	return out
+}
+
+// Polytomic's clients create and rename a role with a name only, and may send the organization
+// it is in: a role made so allows nothing until given actions, a rename keeps its actions, and
+// another organization's id is 404 as anywhere else.
+func TestRolesAsPolytomicSendsThem(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	org := e.createOrg(e.partner, "Acme")
+	other := e.createOrg(e.partner, "Globex")
+	admin := e.anon.As(e.mintKey(e.partner, org, e.createUser(e.partner, org, "ada@acme.test", "admin")))
+
+	created := admin.Do("POST", "/api/permissions/roles", map[string]any{"name": "Custom", "organization_id": org})
+	expect(t, created, 200, "")
+	id := created.Data()["id"].(string)
+	if acts := toStrings(created.Data()["actions"]); len(acts) != 0 {
+		t.Fatalf("a role created with a name only allows %v, want nothing", acts)
+	}
+	expect(t, admin.Do("PUT", "/api/permissions/roles/"+id, map[string]any{"name": "Custom", "actions": []string{"users:read"}}), 200, "")
+	renamed := admin.Do("PUT", "/api/permissions/roles/"+id, map[string]any{"name": "Custom v2", "organization_id": org})
+	expect(t, renamed, 200, "")
+	if renamed.Data()["name"] != "Custom v2" || strings.Join(toStrings(renamed.Data()["actions"]), " ") != "users:read" {
+		t.Fatalf("a PUT without actions renames and keeps the actions: %s", renamed.Body)
+	}
+	cleared := admin.Do("PUT", "/api/permissions/roles/"+id, map[string]any{"name": "Custom v2", "actions": []string{}})
+	if expect(t, cleared, 200, ""); len(toStrings(cleared.Data()["actions"])) != 0 {
+		t.Fatalf("a PUT with actions [] clears them: %s", cleared.Body)
+	}
+	expect(t, admin.Do("POST", "/api/permissions/roles", map[string]any{"name": "Elsewhere", "organization_id": other}), 404, "organization_not_found")
+	expect(t, admin.Do("PUT", "/api/permissions/roles/"+id, map[string]any{"name": "Elsewhere", "organization_id": other}), 404, "organization_not_found")
+	if got := admin.Do("GET", "/api/permissions/roles/"+id, nil); got.Data()["name"] != "Custom v2" {
+		t.Fatalf("a refused PUT changed the role: %s", got.Body)
+	}
 }

@@ -36,7 +36,9 @@ type Role struct {
 
 // RoleInput is the body of a create or a full-replacement update.
 type RoleInput struct {
-	Name    string
+	Name string
+	// Actions nil (not given, as Polytomic's clients send a role: a name only): none for a new
+	// role, the role's own on an update (a rename).
 	Actions []string
 }
 
@@ -141,9 +143,6 @@ func (in *RoleInput) normalize() (Permissions, error) {
 	in.Name = strings.TrimSpace(in.Name)
 	var errs FieldErrors
 	errs.Add("name", checkName(in.Name, 255))
-	if in.Actions == nil {
-		errs.Add("actions", "is required: list the actions the role allows (it may be empty)")
-	}
 	perms, msg := CheckActions(in.Actions)
 	if msg != "" {
 		errs.Add("actions", msg)
@@ -236,6 +235,9 @@ func (s *Store) UpdateRole(ctx context.Context, p *Principal, id string, in Role
 		perms, err := in.normalize()
 		if err != nil {
 			return err
+		}
+		if in.Actions == nil {
+			perms = r.permissions()
 		}
 		// Neither the actions granted nor those taken away may exceed the caller's.
 		if missing := (perms | r.permissions()) &^ p.Permissions; missing != 0 {

@@ -39,6 +39,15 @@ const admin = client(userKey);
 const roles = await admin.permissions.roles.list();
 const memberRole = roles.data?.find((r) => r.name === "Member" && r.system === true)?.id;
 check(memberRole !== undefined, "list roles", roles);
+// Custom roles as Polytomic's clients make them: a name (and the organization), no actions.
+const custom = await admin.permissions.roles.create({ name: "SDK role", organization_id: orgId });
+const customId = custom.data?.id;
+check(customId !== undefined && custom.data?.name === "SDK role" && custom.data.organization_id === orgId && custom.data.system === false,
+  "create role", custom);
+const renamedRole = await admin.permissions.roles.update(customId, { name: "SDK role v2", organization_id: orgId });
+check(renamedRole.data?.name === "SDK role v2", "update role", renamedRole);
+check((await admin.permissions.roles.get(customId)).data?.name === "SDK role v2", "get role", customId);
+await admin.permissions.roles.remove(customId);
 const policy = await admin.permissions.policies.create({
   name: "SDK policy",
   organization_id: orgId,
