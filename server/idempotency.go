@@ -215,7 +215,10 @@ func (s *Server) runIdempotent(c *gin.Context, record tenants.IdempotencyKey, bo
 		// A refusal changed nothing: drop whatever the handler wrote, keep the answer.
 		unit.Rollback()
 		if err := s.store.FinishIdempotencyKey(bg, record, status, string(encoded), sealed); err != nil {
+			// Not stored (the database went away meanwhile, say): free the key, so that its
+			// retry is refused again rather than told for 2 minutes that it is in use.
 			s.log.ErrorContext(ctx, "storing an idempotent response failed", "request_id", requestID(c), "error", err.Error())
+			release()
 		}
 	default:
 		err := s.store.In(unit).FinishIdempotencyKey(bg, record, status, string(encoded), sealed)
