@@ -267,6 +267,18 @@ func (w *fieldWalk) walk(raw []byte, t reflect.Type, prefix string) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	if (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) && len(raw) > 0 && raw[0] == '[' {
+		// The items of an array are checked as strictly as a field's object: a batch's items,
+		// a policy's actions. Named as validation names them: items[1].organization.name.
+		var items []json.RawMessage
+		if json.Unmarshal(raw, &items) != nil {
+			return
+		}
+		for i, item := range items {
+			w.walk(bytes.TrimSpace(item), t.Elem(), fmt.Sprintf("%s[%d].", strings.TrimSuffix(prefix, "."), i))
+		}
+		return
+	}
 	if t.Kind() != reflect.Struct || len(raw) == 0 || raw[0] != '{' {
 		return
 	}

@@ -33,15 +33,18 @@ func cmd(name string, query ...string) command { return command{name, query} }
 // noCommand marks a route the command endpoint does not run.
 var noCommand command
 
+// commandRequest is the command endpoint's envelope.
+type commandRequest struct {
+	Command string          `json:"command"`
+	Params  json.RawMessage `json:"params"`
+}
+
 // runCommand is POST /api. The envelope is decoded as strictly as any body; params are not
 // decoded here beyond taking out the route's path and query parameters: the rest goes to the
 // route as written, in order and repeats included, so the route's own decoder refuses or
 // accepts it exactly as the same body sent to the REST route.
 func (s *Server) runCommand(c *gin.Context, p *tenants.Principal) error {
-	var req struct {
-		Command string          `json:"command"`
-		Params  json.RawMessage `json:"params"`
-	}
+	var req commandRequest
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -214,7 +215,10 @@ func (s *Server) runIdempotent(c *gin.Context, record tenants.IdempotencyKey, bo
 		// A refusal changed nothing: drop whatever the handler wrote, keep the answer.
 		unit.Rollback()
 		if err := s.store.FinishIdempotencyKey(bg, record, status, string(encoded), sealed); err != nil {
+			// Not stored (the database went away meanwhile, say): free the key, so that its
+			// retry is refused again rather than told for 2 minutes that it is in use.
 			s.log.ErrorContext(ctx, "storing an idempotent response failed", "request_id", requestID(c), "error", err.Error())
+			release()
 		}
 	default:
 		err := s.store.In(unit).FinishIdempotencyKey(bg, record, status, string(encoded), sealed)
@@ -236,10 +240,12 @@ func (s *Server) runIdempotent(c *gin.Context, record tenants.IdempotencyKey, bo
 
 // releaseRetry is how often a release the database could not take is tried again, for at
 // most releaseRetryFor: less than idempotencyStale, after which a retry of the request takes the
-// record over anyway, and no other request can hold the record before that.
+// record over anyway, and no other request can hold the record before that. At most
+// maxPendingReleases wait to be tried again; a record past them goes stale the same way.
 const (
-	releaseRetry    = 250 * time.Millisecond
-	releaseRetryFor = time.Minute
+	releaseRetry       = 250 * time.Millisecond
+	releaseRetryFor    = time.Minute
+	maxPendingReleases = 10_000
 )
 
 // releaseIdempotencyKey drops record's in-flight record, so that a retry runs the request again.
@@ -249,35 +255,113 @@ const (
 // lost in COMMIT) left its record done, which a release never drops.
 func (s *Server) releaseIdempotencyKey(ctx context.Context, record tenants.IdempotencyKey, requestID string) {
 	err := s.store.ReleaseIdempotencyKey(ctx, record)
-	if err == nil {
-		return
-	}
-	if !releasable(err) {
+	switch {
+	case err == nil:
+	case !releasable(err):
 		s.log.ErrorContext(ctx, "releasing an idempotency key failed", "request_id", requestID, "error", err.Error())
-		return
+	case !s.releases.add(pendingRelease{record, requestID, time.Now().Add(releaseRetryFor)}):
+		s.log.ErrorContext(ctx, "releasing an idempotency key failed, and too many wait to be tried again; a retry may take it over once it is stale",
+			"request_id", requestID, "error", err.Error())
 	}
-	s.releasing.Add(1)
-	go func() {
-		defer s.releasing.Done()
-		tick := time.NewTicker(releaseRetry)
-		defer tick.Stop()
-		for deadline := time.Now().Add(releaseRetryFor); ; {
-			select {
-			case <-s.closing:
-				return // the record goes stale, and a retry takes it over
-			case <-tick.C:
-			}
-			err := s.store.ReleaseIdempotencyKey(ctx, record)
-			if err != nil && releasable(err) && time.Now().Before(deadline) {
-				continue
-			}
-			if err != nil {
-				s.log.ErrorContext(ctx, "releasing an idempotency key failed; a retry may take it over once it is stale",
-					"request_id", requestID, "error", err.Error())
-			}
+}
+
+// releases are the releases waiting for the database to be back. One goroutine tries them
+// (retryReleases), in order, one per releaseRetry while the database is away, then all, so
+// that an outage that failed thousands of requests costs the database no more tries than one.
+type releases struct {
+	mu      sync.Mutex
+	pending []pendingRelease
+	wake    chan struct{} // a release is waiting
+	ctx     context.Context
+	stop    context.CancelFunc // ends the tries, one in progress included
+	done    chan struct{}
+}
+
+var errReleaseGivenUp = fmt.Errorf("the database did not take it within %s", releaseRetryFor)
+
+type pendingRelease struct {
+	record    tenants.IdempotencyKey
+	requestID string
+	until     time.Time // then it is given up, and goes stale
+}
+
+// startReleases starts the goroutine that tries releases again; stopReleases ends it.
+func (s *Server) startReleases() {
+	ctx, stop := context.WithCancel(context.Background())
+	s.releases = &releases{wake: make(chan struct{}, 1), ctx: ctx, stop: stop, done: make(chan struct{})}
+	go s.retryReleases()
+}
+
+// stopReleases ends the tries: the records still waiting go stale, and a retry takes them over.
+func (s *Server) stopReleases() {
+	s.releases.stop()
+	<-s.releases.done
+}
+
+// add queues p, unless too many wait or the server is closing.
+func (r *releases) add(p pendingRelease) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.pending) >= maxPendingReleases || r.ctx.Err() != nil {
+		return false
+	}
+	r.pending = append(r.pending, p)
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+func (s *Server) retryReleases() {
+	r := s.releases
+	defer close(r.done)
+	for {
+		select {
+		case <-r.ctx.Done():
 			return
+		case <-r.wake:
 		}
-	}()
+		for more := true; more; more = s.tryReleases() {
+			select {
+			case <-r.ctx.Done():
+				return
+			case <-time.After(releaseRetry):
+			}
+		}
+	}
+}
+
+// tryReleases tries the waiting releases in order until one finds the database still away,
+// and reports whether some are left.
+func (s *Server) tryReleases() bool {
+	r := s.releases
+	for {
+		r.mu.Lock()
+		if len(r.pending) == 0 {
+			r.pending = nil // its array, grown in an outage, goes
+			r.mu.Unlock()
+			return false
+		}
+		p := r.pending[0]
+		r.mu.Unlock()
+		err := errReleaseGivenUp
+		if time.Now().Before(p.until) {
+			err = s.store.ReleaseIdempotencyKey(r.ctx, p.record)
+		}
+		switch {
+		case r.ctx.Err() != nil:
+			return false // closing: p and the others go stale
+		case err != nil && releasable(err):
+			return true // the database is still away: the others wait with p
+		case err != nil:
+			s.log.Error("releasing an idempotency key failed; a retry may take it over once it is stale",
+				"request_id", p.requestID, "error", err.Error())
+		}
+		r.mu.Lock()
+		r.pending = r.pending[1:] // only this goroutine takes from the front
+		r.mu.Unlock()
+	}
 }
 
 // releasable reports whether a release that failed with err may succeed later by itself.

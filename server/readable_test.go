@@ -58,6 +58,9 @@ func TestUnknownFieldsAreAllNamed(t *testing.T) {
 		{"nested", "/api/provision", `{"organization": {"nam": "X"}, "user": {"email": "a@b.test", "rolee": "admin"}, "extra": 1}`,
 			[]string{"organization.nam", "user.rolee", "extra"}, map[string]any{"organization.nam": "name", "user.rolee": "role"},
 			`The request body has fields this endpoint does not accept: "organization.nam" (did you mean "name"?), "user.rolee" (did you mean "role"?), "extra".`},
+		{"in an array's item", "/api/provision/batch", `{"items": [{"organization": {"name": "X"}}, {"organization": {"NAME": "Y"}}]}`,
+			[]string{"items[1].organization.NAME"}, map[string]any{"items[1].organization.NAME": "name"},
+			`The request body has a field this endpoint does not accept: "items[1].organization.NAME" (did you mean "name"?). Field names are case-sensitive.`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -82,6 +85,13 @@ func TestUnknownFieldsAreAllNamed(t *testing.T) {
 	}
 	// A repeated field is still refused as such.
 	expect(t, e.partner.Do("POST", "/api/organizations", `{"name": "A", "name": "B"}`), 400, "duplicate_field")
+	r := e.partner.Do("POST", "/api/provision/batch", `{"items": [{"organization": {"name": "A", "Name": "B"}}]}`)
+	expect(t, r, 400, "unknown_field")
+	r = e.partner.Do("POST", "/api/provision/batch", `{"items": [{"organization": {"name": "A", "name": "B"}}]}`)
+	expect(t, r, 400, "duplicate_field")
+	if f := r.JSON()["metadata"].(map[string]any)["field"]; f != "items[0].organization.name" {
+		t.Errorf("metadata.field %v, want items[0].organization.name", f)
+	}
 }
 
 // Every response to a valid credential says where it stands, in the fields of the IETF draft

@@ -53,10 +53,9 @@ type Server struct {
 	stopWaking func()
 	// stopFollowing ends the following of other replicas' credential changes.
 	stopFollowing func()
-	// releasing counts the idempotency records being released once the database is back
-	// (releaseIdempotencyKey); closing, closed by Close, ends those tries.
-	releasing sync.WaitGroup
-	closing   chan struct{}
+	// releases are the idempotency records to release once the database is back
+	// (releaseIdempotencyKey), tried until Close.
+	releases *releases
 	// provisionFault, set by tests only (export_test.go), is called after each step of
 	// POST /api/provision; its error aborts the provisioning.
 	provisionFault func(step string) error
@@ -142,8 +141,8 @@ func setDefault[T int | time.Duration](v *T, def T) {
 // New builds the HTTP API. Close it to stop its background work.
 func New(cfg Config) *Server {
 	cfg = cfg.WithDefaults()
-	s := &Server{cfg: cfg, db: cfg.DB, store: tenants.NewStore(cfg.DB), keys: keys.NewService(cfg.DB), log: cfg.Log,
-		closing: make(chan struct{})}
+	s := &Server{cfg: cfg, db: cfg.DB, store: tenants.NewStore(cfg.DB), keys: keys.NewService(cfg.DB), log: cfg.Log}
+	s.startReleases()
 	s.store.Sealer, s.keys.Sealer, cfg.Webhooks.Sealer = cfg.Sealer, cfg.Sealer, cfg.Sealer
 	s.keys.Clock = cfg.Clock
 	if err := s.keys.EnsureSigningKey(context.Background()); err != nil {
@@ -217,8 +216,7 @@ func (s *Server) Close() {
 	s.stopWaking()
 	s.webhooks.Stop() // lets the webhook attempts in flight finish first
 	s.stopSweeper()
-	close(s.closing)
-	s.releasing.Wait()
+	s.stopReleases()
 	s.keys.Close()
 }
 

@@ -119,8 +119,10 @@ func (p Permissions) String() string {
 		s[i] = string(a)
 	}
 	joined := strings.Join(s, " ")
-	if permissionStringsHeld.Add(1) <= maxPermissionStrings {
-		permissionStrings.Store(p, joined)
+	if permissionStringsHeld.Load() < maxPermissionStrings {
+		if _, held := permissionStrings.LoadOrStore(p, joined); !held {
+			permissionStringsHeld.Add(1) // entries, not misses (racing requests may pass the bound by a few)
+		}
 	}
 	return joined
 }

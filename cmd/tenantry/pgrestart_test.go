@@ -26,32 +26,35 @@ import (
 )
 
 // ownPostgres is a PostgreSQL of the test's own: initdb'd in the test's temporary directory,
-// listening on a free port of 127.0.0.1 (TCP only), stopped at once when the test ends. A
-// test may stop and start it; the machine's shared PostgreSQL is never touched.
+// listening on a free port of 127.0.0.1 (TCP only), stopped at once when the test ends, and
+// killed with the test process if that ends first. A test may stop and start it; the
+// machine's shared PostgreSQL is never touched.
 type ownPostgres struct {
-	t    *testing.T
-	bin  string // the directory of initdb, pg_ctl and postgres
-	dir  string // holds data/ and postgres.log
-	port int
-	as   *syscall.Credential // the postgres user's, when the test runs as root (PostgreSQL refuses root)
+	t      *testing.T
+	bin    string // the directory of initdb and postgres
+	dir    string // holds data/ and postgres.log
+	port   int
+	as     *syscall.Credential // the postgres user's, when the test runs as root (PostgreSQL refuses root)
+	server *exec.Cmd           // the postmaster, while it runs
+	exited chan struct{}       // closed when it has exited
 }
 
 // postgresBinDir is the directory of PostgreSQL's server programs: Debian's newest
-// /usr/lib/postgresql/N/bin, else where pg_ctl on PATH leads. Without them the test is
+// /usr/lib/postgresql/N/bin, else where postgres on PATH leads. Without them the test is
 // skipped, except in CI, where it fails.
 func postgresBinDir(t *testing.T) string {
 	t.Helper()
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
 	version := func(dir string) int { n, _ := strconv.Atoi(filepath.Base(filepath.Dir(dir))); return n }
 	slices.SortFunc(dirs, func(a, b string) int { return version(b) - version(a) })
-	if p, err := exec.LookPath("pg_ctl"); err == nil {
+	if p, err := exec.LookPath("postgres"); err == nil {
 		if real, err := filepath.EvalSymlinks(p); err == nil {
 			dirs = append(dirs, filepath.Dir(real))
 		}
 	}
 	for _, dir := range dirs {
 		found := true
-		for _, prog := range []string{"initdb", "pg_ctl", "postgres"} {
+		for _, prog := range []string{"initdb", "postgres"} {
 			if _, err := os.Stat(filepath.Join(dir, prog)); err != nil {
 				found = false
 			}
@@ -61,14 +64,14 @@ func postgresBinDir(t *testing.T) string {
 		}
 	}
 	if os.Getenv("CI") != "" {
-		t.Fatal("PostgreSQL's server programs (initdb, pg_ctl, postgres) are not installed: .ci/run must install them (Debian package postgresql)")
+		t.Fatal("PostgreSQL's server programs (initdb, postgres) are not installed: .ci/run must install them (Debian package postgresql)")
 	}
-	t.Skip("PostgreSQL's server programs (initdb, pg_ctl, postgres) are not installed (apt-get install postgresql)")
+	t.Skip("PostgreSQL's server programs (initdb, postgres) are not installed (apt-get install postgresql)")
 	return ""
 }
 
-// startOwnPostgres initdb's a PostgreSQL and starts it; it is stopped (-m immediate) when the
-// test ends, whatever happened.
+// startOwnPostgres initdb's a PostgreSQL and starts it; it is stopped (immediate shutdown)
+// when the test ends, whatever happened.
 func startOwnPostgres(t *testing.T) *ownPostgres {
 	t.Helper()
 	pg := &ownPostgres{t: t, bin: postgresBinDir(t), dir: t.TempDir()}
@@ -107,7 +110,12 @@ func startOwnPostgres(t *testing.T) *ownPostgres {
 	if err := conf.Close(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { pg.run("pg_ctl", "stop", "-D", pg.data(), "-m", "immediate") })
+	t.Cleanup(func() {
+		if pg.server != nil {
+			pg.server.Process.Signal(syscall.SIGQUIT) // immediate shutdown
+			<-pg.exited
+		}
+	})
 	pg.Start()
 	if _, err := pg.WaitAccepting(30 * time.Second); err != nil {
 		t.Fatal(err)
@@ -138,20 +146,38 @@ func (pg *ownPostgres) run(prog string, args ...string) error {
 	return nil
 }
 
-// Start starts the server without waiting for it (WaitAccepting does).
+// Start starts the server without waiting for it (WaitAccepting does): the postmaster itself,
+// not through pg_ctl, so that it is the test process's child and dies with it (Pdeathsig), as
+// when go test kills a test on its -timeout, which runs no cleanup.
 func (pg *ownPostgres) Start() {
 	pg.t.Helper()
-	if err := pg.run("pg_ctl", "start", "-D", pg.data(), "-l", filepath.Join(pg.dir, "postgres.log"), "-W"); err != nil {
+	log, err := os.OpenFile(filepath.Join(pg.dir, "postgres.log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
 		pg.t.Fatal(err)
 	}
+	defer log.Close() // the postmaster has its own
+	cmd := exec.Command(filepath.Join(pg.bin, "postgres"), "-D", pg.data())
+	cmd.Dir, cmd.Stdout, cmd.Stderr = pg.dir, log, log
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: pg.as, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		pg.t.Fatalf("start postgres: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	pg.server, pg.exited = cmd, exited
 }
 
-// Stop stops the server as an operator restarting it would (-m fast: sessions are ended,
-// transactions in progress rolled back) and waits until it has stopped.
+// Stop stops the server as an operator restarting it would (fast shutdown, pg_ctl stop -m fast:
+// sessions are ended, transactions in progress rolled back) and waits until it has stopped.
 func (pg *ownPostgres) Stop() {
 	pg.t.Helper()
-	if err := pg.run("pg_ctl", "stop", "-D", pg.data(), "-m", "fast", "-w"); err != nil {
-		pg.t.Fatal(err)
+	pg.server.Process.Signal(syscall.SIGINT)
+	select {
+	case <-pg.exited:
+		pg.server = nil
+	case <-time.After(time.Minute):
+		pg.t.Fatal("PostgreSQL did not stop within a minute of its fast shutdown")
 	}
 }
 
@@ -227,8 +253,8 @@ type exchange struct {
 // What a database error's text would show; a client must never see it.
 var driverWords = []string{"pgconn", "pgx", "SQLSTATE", "FATAL", "dial tcp", "connection refused", "127.0.0.1", "terminating connection", "postgres"}
 
-// PostgreSQL restarted under a steady mix of reads and writes (its own PostgreSQL, stopped with
-// pg_ctl -m fast for 3 s): meanwhile every request is answered at once with 503
+// PostgreSQL restarted under a steady mix of reads and writes (its own PostgreSQL, given a fast
+// shutdown, as pg_ctl stop -m fast does, for 3 s): meanwhile every request is answered at once with 503
 // database_unavailable and Retry-After (no hang, no 500, no driver text) and /readyz says 503;
 // within 2 s of PostgreSQL accepting connections again the same server answers normally.
 // Retrying each write that got no 2xx with its Idempotency-Key ends in exactly one object
@@ -505,7 +531,7 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 	if strings.Contains(logs.String(), `"internal error"`) {
 		t.Errorf("the server logged an internal error:\n%s", logs)
 	}
-	t.Logf("PostgreSQL stopped (pg_ctl stop -m fast) for %s under %d workers: %d requests, %d answered 503 database_unavailable "+
+	t.Logf("PostgreSQL stopped (fast shutdown) for %s under %d workers: %d requests, %d answered 503 database_unavailable "+
 		"(%d of them sent while it was down), slowest answer %s; /readyz 503 meanwhile; "+
 		"once PostgreSQL accepted connections again, the first requests answered normally were sent after %s (answered after %s), "+
 		"the last one that failed was sent at %s relative to it; "+
