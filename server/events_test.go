@@ -1,8 +1,10 @@
 package server_test
 
 import (
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestEvents(t *testing.T) {
@@ -88,5 +90,88 @@ func TestEvents(t *testing.T) {
 	expect(t, types2, 200, "")
 	if !strings.Contains(string(types2.Body), `"webhook.disabled"`) {
 		t.Fatalf("event types: %s", types2.Body)
+	}
+}
+
+// Polytomic's clients send starting_after and ending_before as times, not event ids: the events
+// created strictly after, or before, that time, still newest first and paged by page_token.
+func TestEventsByTimeAsPolytomicSendsThem(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	o := e.newOrg("Acme")
+	for _, name := range []string{"A", "B", "C", "D"} {
+		expect(t, o.admin.Do("POST", "/api/connections", map[string]any{"name": name, "type": "pg"}), 200, "")
+	}
+	all := o.admin.Do("GET", "/api/events?limit=100", nil).List()
+	if len(all) < 6 {
+		t.Fatalf("want at least 6 events, have %d", len(all))
+	}
+	createdAt := func(ev map[string]any) time.Time {
+		at, err := time.Parse(time.RFC3339, ev["created_at"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return at
+	}
+	ids := func(list []map[string]any) string {
+		var out []string
+		for _, ev := range list {
+			out = append(out, ev["id"].(string))
+		}
+		return strings.Join(out, " ")
+	}
+	// want is the full list's events that keep, in its order (newest first).
+	want := func(keep func(time.Time) bool) string {
+		var out []map[string]any
+		for _, ev := range all {
+			if keep(createdAt(ev)) {
+				out = append(out, ev)
+			}
+		}
+		return ids(out)
+	}
+	mid := createdAt(all[len(all)/2])
+	q := func(name string, at time.Time) string {
+		return name + "=" + url.QueryEscape(at.Format(time.RFC3339Nano))
+	}
+	cases := []struct {
+		name, query, want string
+	}{
+		{"starting_after a time: newer events", q("starting_after", mid), want(func(at time.Time) bool { return at.After(mid) })},
+		{"ending_before a time: older events", q("ending_before", mid), want(func(at time.Time) bool { return at.Before(mid) })},
+		{"both: the window", q("starting_after", createdAt(all[len(all)-1])) + "&" + q("ending_before", createdAt(all[0])),
+			want(func(at time.Time) bool { return at.After(createdAt(all[len(all)-1])) && at.Before(createdAt(all[0])) })},
+		{"milliseconds, as the SDK sends a Date", "starting_after=2000-01-01T00:00:00.000Z", ids(all)},
+		{"a time after every event", q("starting_after", time.Now().Add(time.Hour)), ""},
+	}
+	for _, tc := range cases {
+		r := o.admin.Do("GET", "/api/events?limit=100&"+tc.query, nil)
+		expect(t, r, 200, "")
+		if got := ids(r.List()); got != tc.want {
+			t.Fatalf("%s (%s):\n got %s\nwant %s", tc.name, tc.query, got, tc.want)
+		}
+	}
+	if want(func(at time.Time) bool { return at.After(mid) }) == "" || want(func(at time.Time) bool { return at.Before(mid) }) == "" {
+		t.Fatal("the middle event must have events on both sides")
+	}
+	// Paged by page_token within a time window: every event after the time, once each.
+	oldest := createdAt(all[len(all)-1])
+	var paged []map[string]any
+	next := ""
+	for range 20 {
+		r := o.admin.Do("GET", "/api/events?limit=2&"+q("starting_after", oldest)+"&page_token="+next, nil)
+		expect(t, r, 200, "")
+		paged = append(paged, r.List()...)
+		if next = r.JSON()["pagination"].(map[string]any)["next_page_token"].(string); next == "" {
+			break
+		}
+	}
+	if got, want := ids(paged), want(func(at time.Time) bool { return at.After(oldest) }); got != want || len(paged) < 5 {
+		t.Fatalf("paged through a time window:\n got %s\nwant %s", got, want)
+	}
+	for _, bad := range []string{"starting_after=yesterday", "ending_before=2026-12-01"} {
+		r := o.admin.Do("GET", "/api/events?"+bad, nil)
+		expect(t, r, 400, "validation_failed")
+		hasField(t, r, strings.Split(bad, "=")[0])
 	}
 }

@@ -19,7 +19,7 @@ func (s *Server) resourceRoutes() []route {
 		{"POST", "/api/connections", cmd("create_connection"), resources, s.createConnection},
 		{"GET", "/api/connections/:id", cmd("get_connection"), readers, s.getConnection},
 		{"PUT", "/api/connections/:id", cmd("update_connection"), resources, s.updateConnection},
-		{"DELETE", "/api/connections/:id", cmd("delete_connection"), resources, s.deleteConnection},
+		{"DELETE", "/api/connections/:id", cmd("delete_connection", "force"), resources, s.deleteConnection},
 		{"GET", "/api/organizations/:org_id/connections/:connection_id/shared", noCommand, forPartners, s.listConnectionShares},
 		{"POST", "/api/organizations/:org_id/connections/:connection_id/shared", noCommand, forPartners, s.shareConnection},
 
@@ -31,16 +31,42 @@ func (s *Server) resourceRoutes() []route {
 	}
 }
 
-// connectionRequest is the body of POST and PUT on connections.
+// connectionRequest is the body of POST and PUT on connections, with the rest of what
+// Polytomic's clients may send.
 type connectionRequest struct {
 	Name          string          `json:"name"`
-	Type          string          `json:"type"`
+	Type          string          `json:"type"` // on PUT, "" or left out: kept as it is
 	Configuration json.RawMessage `json:"configuration"`
 	Policies      *[]string       `json:"policies"` // null or left out: kept as they are
+	// OrganizationID may only name the caller's own organization, where the connection is anyway.
+	OrganizationID string `json:"organization_id"`
+	// Polytomic's switches for what it does with a connection and Tenantry, which only stores
+	// it, does not: each is accepted where it asks for nothing, and refused, named, where it
+	// asks for what would not happen, rather than ignored.
+	Validate            *bool  `json:"validate"`
+	Reconnect           *bool  `json:"reconnect"`
+	HealthcheckInterval string `json:"healthcheck_interval"`
+	RedirectURL         string `json:"redirect_url"`
 }
 
-func (r connectionRequest) input() tenants.ConnectionInput {
-	return tenants.ConnectionInput{Name: r.Name, Type: r.Type, Configuration: r.Configuration, Policies: r.Policies}
+func (r connectionRequest) input(p *tenants.Principal) (tenants.ConnectionInput, error) {
+	if err := ownOrganization(p, r.OrganizationID, "Connections"); err != nil {
+		return tenants.ConnectionInput{}, err
+	}
+	var errs tenants.FieldErrors
+	if r.Validate != nil && *r.Validate {
+		errs.Add("validate", "is not supported: Tenantry stores a connection's configuration and never tests it against the service; leave it out or send false")
+	}
+	if r.Reconnect != nil && *r.Reconnect {
+		errs.Add("reconnect", "is not supported: Tenantry runs no OAuth flow, so there is nothing to reconnect; leave it out or send false")
+	}
+	if r.HealthcheckInterval != "" {
+		errs.Add("healthcheck_interval", "is not supported: Tenantry does not check connections' health; leave it out")
+	}
+	if r.RedirectURL != "" {
+		errs.Add("redirect_url", "is not supported: Tenantry runs no OAuth flow to redirect from; leave it out")
+	}
+	return tenants.ConnectionInput{Name: r.Name, Type: r.Type, Configuration: r.Configuration, Policies: r.Policies}, errs.Err()
 }
 
 func (s *Server) listConnections(c *gin.Context, p *tenants.Principal) error {
@@ -60,7 +86,11 @@ func (s *Server) createConnection(c *gin.Context, p *tenants.Principal) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	conn, err := s.storeOf(c).CreateConnection(c.Request.Context(), p, req.input())
+	in, err := req.input(p)
+	if err != nil {
+		return err
+	}
+	conn, err := s.storeOf(c).CreateConnection(c.Request.Context(), p, in)
 	if err != nil {
 		return err
 	}
@@ -80,7 +110,11 @@ func (s *Server) updateConnection(c *gin.Context, p *tenants.Principal) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	conn, err := s.storeOf(c).UpdateConnection(c.Request.Context(), p, c.Param("id"), req.input())
+	in, err := req.input(p)
+	if err != nil {
+		return err
+	}
+	conn, err := s.storeOf(c).UpdateConnection(c.Request.Context(), p, c.Param("id"), in)
 	if err != nil {
 		return err
 	}
@@ -88,6 +122,11 @@ func (s *Server) updateConnection(c *gin.Context, p *tenants.Principal) error {
 }
 
 func (s *Server) deleteConnection(c *gin.Context, p *tenants.Principal) error {
+	// Polytomic's force=true also deletes the syncs and models using the connection; Tenantry has
+	// none, and leaves datasets without a connection either way, so both values mean the same.
+	if _, err := forceOf(c); err != nil {
+		return err
+	}
 	conn, err := s.storeOf(c).DeleteConnection(c.Request.Context(), p, c.Param("id"))
 	if err != nil {
 		return err

@@ -103,7 +103,7 @@ func TestConnectionLifecycle(t *testing.T) {
 	noSecrets(t, created, secrets...)
 	c := created.Data()
 	id := c["id"].(string)
-	if c["name"] != "Warehouse" || c["type"] != "postgresql" || c["organization_id"] != org || c["parent_id"] != nil ||
+	if c["name"] != "Warehouse" || c["type"] != "postgresql" || c["organization_id"] != org || c["parent_id"] != nil || c["parent_connection_id"] != nil ||
 		c["configuration"].(map[string]any)["port"] != float64(5432) {
 		t.Fatalf("created: %s", created.Body)
 	}
@@ -200,7 +200,6 @@ func TestConnectionValidation(t *testing.T) {
 		{"name too long", map[string]any{"name": strings.Repeat("n", 256), "type": "postgresql"}, 400, "validation_failed", "name"},
 		{"control character in name", map[string]any{"name": "a\x07b", "type": "postgresql"}, 400, "validation_failed", "name"},
 		{"name not a string", map[string]any{"name": 5, "type": "postgresql"}, 400, "validation_failed", "name"},
-		{"missing type", map[string]any{"name": "A"}, 400, "validation_failed", "type"},
 		{"upper-case type", map[string]any{"name": "A", "type": "PostgreSQL"}, 400, "validation_failed", "type"},
 		{"type with a space", map[string]any{"name": "A", "type": "post gres"}, 400, "validation_failed", "type"},
 		{"type too long", map[string]any{"name": "A", "type": strings.Repeat("t", 65)}, 400, "validation_failed", "type"},
@@ -243,6 +242,57 @@ func TestConnectionValidation(t *testing.T) {
 	expect(t, admin.Do("GET", "/api/connections/not-a-uuid", nil), 404, "connection_not_found")
 	expect(t, admin.Do("GET", "/api/connections/00000000-0000-0000-0000-000000000000", nil), 404, "connection_not_found")
 	expect(t, admin.Do("DELETE", "/api/connections/"+strings.ToUpper(existing), nil), 404, "connection_not_found")
+}
+
+// Polytomic's clients send a connection with more than Tenantry stores: organization_id (the
+// caller's own, else 404 as anywhere), a PUT without type (it keeps the connection's), switches
+// for what Polytomic does and Tenantry does not (accepted only when they ask for nothing,
+// else 400 naming each), and DELETE ?force (nothing depends on a connection here).
+func TestConnectionsAsPolytomicSendsThem(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	org := e.createOrg(e.partner, "Acme")
+	other := e.createOrg(e.partner, "Globex")
+	admin := e.resourceKey(org, "ada@acme.test", "admin")
+
+	created := admin.Do("POST", "/api/connections", map[string]any{"name": "Warehouse", "type": "postgresql",
+		"configuration": map[string]any{"hostname": "db.acme.test", "password": "pw-1"}, "organization_id": org, "validate": false})
+	expect(t, created, 200, "")
+	id := created.Data()["id"].(string)
+	expect(t, admin.Do("POST", "/api/connections", map[string]any{"name": "No type"}), 400, "validation_failed")
+
+	renamed := admin.Do("PUT", "/api/connections/"+id, map[string]any{"name": "Warehouse v2",
+		"configuration": map[string]any{"hostname": "db2.acme.test"}, "organization_id": org, "reconnect": false, "validate": false})
+	expect(t, renamed, 200, "")
+	if d := renamed.Data(); d["name"] != "Warehouse v2" || d["type"] != "postgresql" || d["configuration"].(map[string]any)["hostname"] != "db2.acme.test" ||
+		strings.Join(secretFields(d), " ") != "password" {
+		t.Fatalf("a PUT without type keeps the type (and the stored secret): %s", renamed.Body)
+	}
+	expect(t, admin.Do("PUT", "/api/connections/"+id, map[string]any{"name": "Warehouse v2", "type": "mysql"}), 200, "")
+
+	for _, tc := range []struct {
+		field string
+		value any
+	}{{"validate", true}, {"reconnect", true}, {"healthcheck_interval", "5m"}, {"redirect_url", "https://app.acme.test/done"}} {
+		body := map[string]any{"name": "Refused", "type": "postgresql", tc.field: tc.value}
+		for _, req := range []struct{ method, path string }{{"POST", "/api/connections"}, {"PUT", "/api/connections/" + id}} {
+			r := admin.Do(req.method, req.path, body)
+			expect(t, r, 400, "validation_failed")
+			hasField(t, r, tc.field)
+			if msg := r.JSON()["metadata"].(map[string]any)[tc.field].(string); !strings.Contains(msg, "not supported") {
+				t.Fatalf("%s %s: the refusal says why: %q", req.method, tc.field, msg)
+			}
+		}
+	}
+	expect(t, admin.Do("POST", "/api/connections", map[string]any{"name": "Elsewhere", "type": "pg", "organization_id": other}), 404, "organization_not_found")
+	expect(t, admin.Do("PUT", "/api/connections/"+id, map[string]any{"name": "Elsewhere", "organization_id": other}), 404, "organization_not_found")
+	if got := admin.Do("GET", "/api/connections/"+id, nil).Data(); got["name"] != "Warehouse v2" || got["type"] != "mysql" {
+		t.Fatalf("a refused PUT changed the connection: %v", got)
+	}
+
+	expect(t, admin.Do("DELETE", "/api/connections/"+id+"?force=maybe", nil), 400, "validation_failed")
+	expect(t, admin.Do("DELETE", "/api/connections/"+id+"?force=true", nil), 200, "")
+	expect(t, admin.Do("GET", "/api/connections/"+id, nil), 404, "connection_not_found")
 }
 
 // Secret fields are stripped from every response at any depth, whatever the spelling of their
@@ -413,7 +463,7 @@ func TestConnectionShares(t *testing.T) {
 	noSecrets(t, share, "shared-pw-1")
 	s := share.Data()
 	shareID := s["id"].(string)
-	if s["parent_id"] != parentID || s["organization_id"] != acme || s["name"] != "Warehouse" || s["type"] != "snowflake" ||
+	if s["parent_id"] != parentID || s["parent_connection_id"] != parentID || s["organization_id"] != acme || s["name"] != "Warehouse" || s["type"] != "snowflake" ||
 		s["configuration"].(map[string]any)["account"] != "xy123" || !reflect.DeepEqual(secretFields(s), []string{"password"}) {
 		t.Fatalf("share: %s", share.Body)
 	}

@@ -459,6 +459,15 @@ func pageOf(c *gin.Context) (tenants.PageQuery, error) {
 	return tenants.ParsePage(c.Query("limit"), c.Query("page_token"))
 }
 
+// forceOf reads Polytomic's optional force query parameter: true or false (else 400).
+func forceOf(c *gin.Context) (bool, error) {
+	v, ok := c.GetQuery("force")
+	if ok && v != "true" && v != "false" {
+		return false, tenants.FieldError("force", "must be true or false")
+	}
+	return v == "true", nil
+}
+
 // writeList writes one page of a list, as the version serving c shapes its items.
 func writeList[T any](c *gin.Context, page tenants.Page[T]) error {
 	items, err := transform(servedRoute(c), version(c), any(page.Items))

@@ -122,12 +122,9 @@ type apiKeyValue struct {
 }
 
 func (s *Server) mintUserKey(c *gin.Context, p *tenants.Principal) error {
-	force := false
-	if v, ok := c.GetQuery("force"); ok {
-		if v != "true" && v != "false" {
-			return tenants.FieldError("force", "must be true or false")
-		}
-		force = v == "true"
+	force, err := forceOf(c)
+	if err != nil {
+		return err
 	}
 	// Polytomic's endpoint takes no body; Tenantry's optional one sets what a key policy may ask for.
 	var req struct {

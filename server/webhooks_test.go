@@ -647,6 +647,20 @@ func TestWebhookPolytomicShape(t *testing.T) {
 	ok := o.admin.Do("POST", "/api/webhooks", map[string]any{"endpoint": "https://93.184.215.14/hook",
 		"secret": "a-plain-shared-secret", "organization_id": o.id})
 	expect(t, ok, 200, "")
+	// Polytomic's clients read disabled, not enabled.
+	id := ok.Data()["id"].(string)
+	for _, step := range []struct {
+		method, path string
+		disabled     bool
+	}{{"GET", "", false}, {"POST", "/disable", true}, {"GET", "", true}, {"POST", "/enable", false}} {
+		r := o.admin.Do(step.method, "/api/webhooks/"+id+step.path, nil)
+		if expect(t, r, 200, ""); r.Data()["disabled"] != step.disabled || r.Data()["enabled"] != !step.disabled {
+			t.Fatalf("%s %s: want disabled %v (and enabled the opposite): %s", step.method, step.path, step.disabled, r.Body)
+		}
+	}
+	if ok.Data()["disabled"] != false {
+		t.Fatalf("a new webhook is not disabled: %s", ok.Body)
+	}
 	expect(t, o.admin.Do("POST", "/api/webhooks", map[string]any{"endpoint": "https://93.184.215.14/hook",
 		"organization_id": e.ownerID}), 404, "organization_not_found")
 	expect(t, o.admin.Do("POST", "/api/webhooks", map[string]any{"endpoint": "https://93.184.215.14/hook",

@@ -35,16 +35,19 @@ type Connection struct {
 	SecretFields   []string       `json:"secret_fields"`
 	OrganizationID string         `json:"organization_id"`
 	ParentID       *string        `json:"parent_id"`
-	Policies       []string       `json:"policies"`
-	CreatedAt      time.Time      `json:"created_at"`
-	UpdatedAt      time.Time      `json:"updated_at"`
+	// ParentConnectionID is ParentID under Polytomic's name, which its clients read.
+	ParentConnectionID *string   `json:"parent_connection_id"`
+	Policies           []string  `json:"policies"`
+	CreatedAt          time.Time `json:"created_at"`
+	UpdatedAt          time.Time `json:"updated_at"`
 }
 
 // ConnectionInput is the body of a create or a full-replacement update. Configuration is a
 // JSON object; nil or null means {}. On update, a secret field the new configuration leaves
 // out keeps its stored value (callers never see secrets, so they cannot send them back); a
 // secret field given as null is removed. Policies nil keeps the connection's policies (none
-// on a create); an empty list removes them.
+// on a create); an empty list removes them. Type blank on update keeps the connection's type
+// (Polytomic's clients leave it out).
 type ConnectionInput struct {
 	Name          string
 	Type          string
@@ -227,7 +230,7 @@ func (r connectionRow) connection(sealer *Sealer) (Connection, error) {
 	c := Connection{ID: r.ID, Name: r.Name, Type: r.Type, Configuration: cfg, SecretFields: names,
 		OrganizationID: r.OrgID, Policies: nonNil(r.Policies), CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
 	if r.ParentID.Valid {
-		c.ParentID = &r.ParentID.String
+		c.ParentID, c.ParentConnectionID = &r.ParentID.String, &r.ParentID.String
 		if r.ParentUpdatedAt.Valid && r.ParentUpdatedAt.Time.After(r.UpdatedAt) {
 			c.UpdatedAt = r.ParentUpdatedAt.Time.UTC()
 		}
@@ -543,9 +546,9 @@ func (s *Store) CreateConnection(ctx context.Context, p *Principal, in Connectio
 	return c, err
 }
 
-// UpdateConnection replaces a connection's name, type and configuration, and its policies when
-// given (changing them needs policies:write); secret fields the new configuration leaves out
-// keep their stored values. A share is read-only (ErrForbidden).
+// UpdateConnection replaces a connection's name, type (when given) and configuration, and its
+// policies when given (changing them needs policies:write); secret fields the new configuration
+// leaves out keep their stored values. A share is read-only (ErrForbidden).
 func (s *Store) UpdateConnection(ctx context.Context, p *Principal, id string, in ConnectionInput) (Connection, error) {
 	r, err := changeRow(ctx, s, p.Require(ConnectionsWrite), p.OrgID, id, writableConnection(p), func(tx *Tx, r *connectionRow) (err error) {
 		if r.ParentID.Valid {
@@ -557,6 +560,9 @@ func (s *Store) UpdateConnection(ctx context.Context, p *Principal, id string, i
 		_, prev, err := r.split(s.Sealer)
 		if err != nil {
 			return err
+		}
+		if strings.TrimSpace(in.Type) == "" {
+			in.Type = r.Type
 		}
 		cfg, secrets, err := in.normalize(prev)
 		if err != nil {

@@ -229,13 +229,17 @@ type eventRow struct {
 }
 
 // EventFilter selects events: by type and organization, and a window of ids (events are
-// ordered by id, which is time-ordered).
+// ordered by id, which is time-ordered) or of creation times.
 type EventFilter struct {
 	Type           EventType // "": every type
 	OrganizationID string
 	StartingAfter  string // the page after this event: older ones
 	EndingBefore   string // the page before this event: newer ones
-	Limit          int
+	// CreatedAfter and CreatedBefore (zero: unbounded) narrow to the events created strictly
+	// after and before them: Polytomic's starting_after and ending_before, which are times.
+	CreatedAfter  time.Time
+	CreatedBefore time.Time
+	Limit         int
 }
 
 // ListEvents returns a page of events, newest first: those of an organization credential's
@@ -261,6 +265,12 @@ func (s *Store) ListEvents(ctx context.Context, p *Principal, f EventFilter) (Pa
 	}
 	if f.Type != "" {
 		where, args = append(where, "type = ?"), append(args, string(f.Type))
+	}
+	if !f.CreatedAfter.IsZero() {
+		where, args = append(where, "created_at > ?"), append(args, f.CreatedAfter.UTC())
+	}
+	if !f.CreatedBefore.IsZero() {
+		where, args = append(where, "created_at < ?"), append(args, f.CreatedBefore.UTC())
 	}
 	order := "DESC"
 	if f.StartingAfter != "" {

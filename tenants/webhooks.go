@@ -23,6 +23,7 @@ type Webhook struct {
 	Endpoint       string    `json:"endpoint"`
 	EventTypes     []string  `json:"event_types"` // empty: every type
 	Enabled        bool      `json:"enabled"`
+	Disabled       bool      `json:"disabled"` // !Enabled, under Polytomic's name, which its clients read
 	CreatedAt      time.Time `json:"created_at"`
 	UpdatedAt      time.Time `json:"updated_at"`
 }
@@ -95,7 +96,7 @@ func (r webhookRow) webhook() Webhook {
 		types = []string{}
 	}
 	return Webhook{ID: r.ID, OrganizationID: r.OrgID, Endpoint: r.Endpoint, EventTypes: types, Enabled: r.Enabled,
-		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
+		Disabled: !r.Enabled, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC()}
 }
 
 func errWebhookNotFound(id string) error {

@@ -65,7 +65,9 @@ func runTypeScript(t *testing.T, program string) string {
 	t.Helper()
 	buildTypeScript(t)
 	keyFile := filepath.Join(t.TempDir(), "bootstrap-partner-key")
-	p := startProcess(t, map[string]string{"TENANTRY_DATABASE": migrationstest.DSN(t), "TENANTRY_BOOTSTRAP_KEY_FILE": keyFile})
+	// Private webhook targets: the programs' webhooks deliver to a receiver of theirs on loopback.
+	p := startProcess(t, map[string]string{"TENANTRY_DATABASE": migrationstest.DSN(t), "TENANTRY_BOOTSTRAP_KEY_FILE": keyFile,
+		"TENANTRY_WEBHOOK_ALLOW_PRIVATE": "true"})
 	key, err := os.ReadFile(keyFile)
 	if err != nil {
 		t.Fatal(err)
@@ -92,9 +94,10 @@ func TestTypeScriptClient(t *testing.T) {
 }
 
 // Polytomic's official TypeScript SDK (npm polytomic, pinned) drives the partner workflow:
-// an organization, its root user, the user's key and /api/me with it, a policy created, listed,
-// replaced, put on a connection and removed, the user updated and removed (its key then 401),
-// the organization removed.
+// an organization, its root user, the user's key and /api/me with it, a custom role, a policy
+// created, listed, replaced, put on a connection and removed, the connection updated as the
+// SDK sends it, a webhook through its life, events filtered by time, the user updated and
+// removed (its key then 401), the organization removed.
 func TestPolytomicTypeScriptSDK(t *testing.T) {
 	t.Parallel()
 	if out := runTypeScript(t, "dist/polytomic-sdk.js"); !strings.Contains(out, "polytomic SDK: partner workflow passed") {

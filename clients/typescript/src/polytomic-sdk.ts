@@ -2,6 +2,8 @@
 // Tenantry: environment is the server's base URL (the SDK adds /api/...), token the key it
 // sends as Authorization: Bearer. Compatibility is the product's first promise: a shape the
 // SDK expects and the server does not give fails here.
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import polytomic from "polytomic";
 import { baseUrl, check, partnerKey } from "./check.js";
 
@@ -9,6 +11,8 @@ const { PolytomicClient } = polytomic;
 // No version: the SDK then sends no X-Polytomic-Version, and each organization's pinned one applies.
 const client = (token: string) => new PolytomicClient({ environment: baseUrl, token });
 const partner = client(partnerKey);
+// Polytomic's events filters are times; the organization below is made after this one.
+const started = new Date(Date.now() - 1000).toISOString();
 
 const me = await partner.identity.get();
 check(me.data?.is_partner === true, "partner identity", me);
@@ -65,12 +69,26 @@ check(policies.data?.length === 1 && policies.data[0]?.id === policyId, "list po
 const replaced = await admin.permissions.policies.update(policyId, { name: "SDK policy v2", policy_actions: [{ action: "datasets:read" }] });
 check(replaced.data?.name === "SDK policy v2" && replaced.data.policy_actions?.length === 1 && replaced.data.policy_actions[0]?.role_ids?.length === 0,
   "update policy (a full replacement)", replaced);
-const governed = await admin.connections.create({ name: "SDK warehouse", type: "postgresql", configuration: { host: "db.sdk.test" }, policies: [policyId] });
+const governed = await admin.connections.create({ name: "SDK warehouse", type: "postgresql", configuration: { host: "db.sdk.test" },
+  policies: [policyId], organization_id: orgId, validate: false });
 const governedId = governed.data?.id;
 check(governedId !== undefined && governed.data?.policies?.[0] === policyId, "create a connection with policies", governed);
 const fetchedConn = await admin.connections.get(governedId);
 check(fetchedConn.data?.policies?.length === 1 && fetchedConn.data.policies[0] === policyId, "get the connection's policies", fetchedConn);
-await admin.connections.remove(governedId);
+// Polytomic's update sends no type: the connection keeps its own. (The SDK types a connection's
+// type as an object; Tenantry's, as its contract says, is the type's name.)
+const reconfigured = await admin.connections.update(governedId, { name: "SDK warehouse v2", configuration: { host: "db2.sdk.test" }, organization_id: orgId });
+check(reconfigured.data?.name === "SDK warehouse v2" && (reconfigured.data.type as unknown) === "postgresql" && reconfigured.data.configuration?.host === "db2.sdk.test",
+  "update a connection without its type", reconfigured);
+// An upstream test Tenantry does not run is refused, named, not ignored.
+try {
+  await admin.connections.create({ name: "SDK tested", type: "postgresql", configuration: {}, validate: true }, { maxRetries: 0 });
+  check(false, "validate: true was accepted");
+} catch (err) {
+  check(err instanceof polytomic.Polytomic.BadRequestError && (err.body as polytomic.Polytomic.ApiError).metadata?.validate !== undefined,
+    "validate: true, a 400 naming it", String(err));
+}
+await admin.connections.remove(governedId, { force: true });
 await admin.permissions.policies.remove(policyId);
 try {
   await admin.permissions.policies.get(policyId, { maxRetries: 0 });
@@ -78,6 +96,32 @@ try {
 } catch (err) {
   check(err instanceof polytomic.Polytomic.NotFoundError && err.statusCode === 404, "the removed policy: a 404", String(err));
 }
+
+// A webhook, as Polytomic's clients make one (a plain secret, the organization), delivering to a
+// receiver on loopback; disabled and enabled, which the SDK reads as its disabled field.
+const receiver = http.createServer((req, res) => { req.resume(); req.on("end", () => res.end()); });
+await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+const hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+const hook = await admin.webhooks.create({ endpoint: hookUrl, secret: "an-sdk-shared-secret", organization_id: orgId });
+const hookId = hook.data?.id;
+check(hookId !== undefined && hook.data?.endpoint === hookUrl && hook.data.organization_id === orgId && hook.data.disabled === false,
+  "create webhook", hook);
+const hookOff = await admin.webhooks.disable(hookId);
+check(hookOff.data?.disabled === true, "disable webhook", hookOff);
+check((await admin.webhooks.get(hookId)).data?.disabled === true, "get the disabled webhook", hookId);
+const hookOn = await admin.webhooks.enable(hookId);
+check(hookOn.data?.disabled === false, "enable webhook", hookOn);
+const moved = await admin.webhooks.update(hookId, { endpoint: hookUrl + "/v2", secret: "another-sdk-shared-secret", organization_id: orgId });
+check(moved.data?.endpoint === hookUrl + "/v2" && moved.data.disabled === false, "update webhook", moved);
+check((await admin.webhooks.list()).data?.some((w) => w.id === hookId) === true, "list webhooks", hookId);
+await admin.webhooks.remove(hookId);
+receiver.close();
+
+// The organization's events, as Polytomic's clients filter them: by creation time.
+const recent = await admin.events.list({ starting_after: started, limit: 100 });
+check(recent.data?.some((e) => e.type === "connection.created" && e.organization_id === orgId) === true, "events after a time", recent);
+const older = await admin.events.list({ ending_before: started });
+check(older.data?.length === 0, "events before a time (none: the organization is newer)", older);
 
 const updated = await partner.users.update(userId, orgId, { email: "admin@sdk.test", role: "user" });
 check(updated.data?.email === "admin@sdk.test" && updated.data.role === "user", "update user", updated);
