@@ -318,6 +318,9 @@ func matrixRoutes() map[string]matrixRoute {
 		"POST /api/organizations/:org_id/connections/:connection_id/shared": {func(w *world) string {
 			return "/api/organizations/" + w.ownerA + "/connections/" + w.ownConn + "/shared"
 		}, func(w *world) any { return map[string]any{"child_organization_id": w.disposableOrg()} }, partnerOnlyOnA, ""},
+		"GET /api/connections/:id/shared": {func(w *world) string { return "/api/connections/" + w.ownConn + "/shared" }, nil, partnerOnlyOnA, ""},
+		"POST /api/connections/:id/share": {func(w *world) string { return "/api/connections/" + w.ownConn + "/share" },
+			func(w *world) any { return map[string]any{"child_organization_id": w.disposableOrg()} }, partnerOnlyOnA, ""},
 
 		"GET /api/datasets": {fixed("/api/datasets"), nil, expectations{403, 403, 200, 200, 200, 200, 200, 200, 200}, ""},
 		"POST /api/datasets": {fixed("/api/datasets"), func(w *world) any { n := w.next(); return map[string]any{"name": "d" + n, "slug": "d" + n} },

@@ -22,6 +22,9 @@ func (s *Server) resourceRoutes() []route {
 		{"DELETE", "/api/connections/:id", cmd("delete_connection", "force"), resources, s.deleteConnection},
 		{"GET", "/api/organizations/:org_id/connections/:connection_id/shared", noCommand, forPartners, s.listConnectionShares},
 		{"POST", "/api/organizations/:org_id/connections/:connection_id/shared", noCommand, forPartners, s.shareConnection},
+		// The same at the paths Polytomic's clients call, for the partner's owner organization.
+		{"GET", "/api/connections/:id/shared", noCommand, forPartners, s.listConnectionShares},
+		{"POST", "/api/connections/:id/share", noCommand, forPartners, s.shareConnection},
 
 		{"GET", "/api/datasets", cmd("list_datasets", "limit", "page_token"), readers, s.listDatasets},
 		{"POST", "/api/datasets", cmd("create_dataset"), resources, s.createDataset},
@@ -140,12 +143,23 @@ type shareRequest struct {
 	Name                *string `json:"name"`
 }
 
+// shareSource is the connection a share route names: by its organization and id, or, at
+// Polytomic's paths (/api/connections/{id}/share and /shared), by id in the organization the
+// caller acts in, which for a partner key is its owner organization.
+func shareSource(c *gin.Context, p *tenants.Principal) (orgID, connectionID string) {
+	if id := c.Param("id"); id != "" {
+		return p.OrgID, id
+	}
+	return c.Param("org_id"), c.Param("connection_id")
+}
+
 func (s *Server) shareConnection(c *gin.Context, p *tenants.Principal) error {
 	var req shareRequest
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	conn, err := s.storeOf(c).ShareConnection(c.Request.Context(), p, c.Param("org_id"), c.Param("connection_id"),
+	orgID, connectionID := shareSource(c, p)
+	conn, err := s.storeOf(c).ShareConnection(c.Request.Context(), p, orgID, connectionID,
 		tenants.ShareInput{ChildOrganizationID: req.ChildOrganizationID, Name: req.Name})
 	if err != nil {
 		return err
@@ -158,7 +172,8 @@ func (s *Server) listConnectionShares(c *gin.Context, p *tenants.Principal) erro
 	if err != nil {
 		return err
 	}
-	list, err := s.storeOf(c).ListConnectionShares(c.Request.Context(), p, c.Param("org_id"), c.Param("connection_id"), page)
+	orgID, connectionID := shareSource(c, p)
+	list, err := s.storeOf(c).ListConnectionShares(c.Request.Context(), p, orgID, connectionID, page)
 	if err != nil {
 		return err
 	}

@@ -123,6 +123,25 @@ check(recent.data?.some((e) => e.type === "connection.created" && e.organization
 const older = await admin.events.list({ ending_before: started });
 check(older.data?.length === 0, "events before a time (none: the organization is newer)", older);
 
+// A connection of the partner's owner organization shared into the customer's, at the SDK's paths.
+const ownerOrgId = me.data?.organization_id;
+check(ownerOrgId !== undefined, "the partner's owner organization", me);
+const ops = await partner.users.create(ownerOrgId, { email: "ops@owner.sdk.test", role: "admin" });
+const opsId = ops.data?.id;
+check(opsId !== undefined, "create a user of the owner organization", ops);
+const opsKey = (await partner.users.createApiKey(ownerOrgId, opsId, { force: true })).data?.value;
+check(opsKey !== undefined, "mint the owner organization user's key", opsKey);
+const ownConn = await client(opsKey).connections.create({ name: "SDK shared warehouse", type: "postgresql", configuration: { host: "db.owner.sdk.test" } });
+const ownConnId = ownConn.data?.id;
+check(ownConnId !== undefined, "create the owner organization's connection", ownConn);
+const share = await partner.connections.createSharedConnection(ownConnId, { child_organization_id: orgId, name: "SDK shared" });
+const shareId = share.data?.id;
+check(shareId !== undefined && shareId !== ownConnId, "share a connection", share);
+const shares = await partner.connections.listSharedConnections(ownConnId);
+check(shares.data?.length === 1 && shares.data[0]?.id === shareId, "list a connection's shares", shares);
+const seen = await admin.connections.get(shareId);
+check(seen.data?.name === "SDK shared" && seen.data.parent_connection_id === ownConnId, "the share, as the customer sees it", seen);
+
 const updated = await partner.users.update(userId, orgId, { email: "admin@sdk.test", role: "user" });
 check(updated.data?.email === "admin@sdk.test" && updated.data.role === "user", "update user", updated);
 const fetched = await partner.users.get(userId, orgId);
