@@ -251,8 +251,8 @@ const (
 // releaseIdempotencyKey drops record's in-flight record, so that a retry runs the request again.
 // When the database cannot be reached or its disk is full, the usual reasons the request
 // failed, it is tried again in the background until the database takes it: otherwise every
-// retry would get 409 idempotency_key_in_use until the record went stale. A change that did commit (a connection
-// lost in COMMIT) left its record done, which a release never drops.
+// retry would get 409 idempotency_key_in_use until the record went stale. A change that did
+// commit (a connection lost in COMMIT) left its record done, which a release never drops.
 func (s *Server) releaseIdempotencyKey(ctx context.Context, record tenants.IdempotencyKey, requestID string) {
 	err := s.store.ReleaseIdempotencyKey(ctx, record)
 	switch {

@@ -94,7 +94,7 @@ func (s *Server) accessLog(c *gin.Context) {
 	start := time.Now()
 	c.Next()
 	s.metrics.observe(c, time.Since(start))
-	var held [9]slog.Attr // on the stack: the line's attributes are copied by LogAttrs
+	var held [10]slog.Attr // on the stack (all ten with a command and a credential); LogAttrs copies them
 	attrs := append(held[:0],
 		slog.String("request_id", requestID(c)),
 		slog.String("method", c.Request.Method),
